@@ -1,0 +1,11 @@
+from django.urls import re_path
+
+from accounts.api import tokens, users
+
+urlpatterns = [
+    re_path(r"^users/?$", users.UserCreateView.as_view(), name="user-create"),
+    re_path(r"^users/me/?$", users.CurrentUserView.as_view(), name="user-me"),
+    re_path(r"^token/?$", tokens.TokenObtainView.as_view(), name="token"),
+    re_path(r"^token/refresh/?$", tokens.TokenRefreshView.as_view(), name="token-refresh"),
+    re_path(r"^token/revoke/?$", tokens.TokenRevokeView.as_view(), name="token-revoke"),
+]

@@ -1,0 +1,39 @@
+"""Provider failures, translated from vendor errors into our DomainError family."""
+
+from django.utils.translation import gettext as _
+
+from config.errors import DomainError
+
+
+class ProviderError(DomainError):
+    """The model provider failed; 502 unless a subclass says otherwise."""
+
+    status_code = 502
+    code = "provider_error"
+
+    def default_message(self) -> str:
+        return _("The model provider failed.")
+
+
+class UnknownProvider(DomainError):
+    status_code = 400
+    code = "unknown_provider"
+
+
+class ProviderNotConfigured(ProviderError):
+    status_code = 503
+    code = "provider_not_configured"
+
+
+class ProviderUnavailable(ProviderError):
+    status_code = 503
+    code = "provider_unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    status_code = 504
+    code = "provider_timeout"
+
+
+class StreamInterrupted(ProviderError):
+    code = "stream_interrupted"

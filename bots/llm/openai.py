@@ -1,0 +1,199 @@
+"""Every remote provider: the official openai SDK against an OpenAI-compatible base URL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from django.utils.translation import gettext as _
+
+from bots.llm.errors import (
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
+from bots.llm.types import (
+    CompletionRequest,
+    StreamEnd,
+    StreamItem,
+    TextDelta,
+    Usage,
+    estimate_tokens,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    base_url: str
+    api_key: str
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+    max_retries: int
+    transport: str  # "aiohttp" or "httpx"
+
+
+# aiohttp sessions belong to one event loop, so clients are kept per loop.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client_for(config: ClientSettings) -> openai.AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.setdefault(loop, {})
+    key = (config.base_url, config.api_key, config.transport, config.max_retries)
+    client = per_loop.get(key)
+    if client is None:
+        timeout = openai.Timeout(
+            config.read_timeout, connect=config.connect_timeout, read=config.read_timeout, pool=config.connect_timeout
+        )
+        http_client = (
+            openai.DefaultAioHttpClient(timeout=timeout)
+            if config.transport == "aiohttp"
+            else openai.DefaultAsyncHttpxClient(timeout=timeout)
+        )
+        client = openai.AsyncOpenAI(
+            # Servers such as Ollama or vLLM need no key; the SDK insists on one.
+            api_key=config.api_key or "no-key",
+            base_url=config.base_url,
+            timeout=timeout,
+            max_retries=config.max_retries,
+            http_client=http_client,
+        )
+        per_loop[key] = client
+    return client
+
+
+class OpenAICompatibleProvider:
+    def __init__(self, *, name: str, config: ClientSettings) -> None:
+        self.name = name
+        self.config = config
+
+    def _request_kwargs(self, request: CompletionRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            # OpenAI's newer models only take max_completion_tokens; compatible servers know max_tokens.
+            key = "max_completion_tokens" if self.name == "openai" else "max_tokens"
+            kwargs[key] = request.max_tokens
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        return kwargs
+
+    def _translate(self, exc: Exception, *, model: str) -> ProviderError:
+        provider = self.name
+        if isinstance(exc, openai.APITimeoutError | TimeoutError):
+            return ProviderTimeout(_("The model provider %(provider)s timed out.") % {"provider": provider})
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderUnavailable(_("Could not reach the model provider %(provider)s.") % {"provider": provider})
+        if isinstance(exc, openai.RateLimitError):
+            retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
+            headers = {"Retry-After": retry_after} if retry_after and retry_after.isdigit() else {}
+            return ProviderUnavailable(
+                _("The model provider %(provider)s is rate limiting requests; try again later.")
+                % {"provider": provider},
+                code="provider_rate_limited",
+                headers=headers,
+            )
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return ProviderError(
+                _("The model provider %(provider)s rejected the configured credentials.") % {"provider": provider},
+                code="provider_auth_failed",
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return ProviderError(
+                _("The model provider %(provider)s does not offer the model %(model)s.")
+                % {"provider": provider, "model": model},
+                code="provider_model_not_found",
+            )
+        if isinstance(exc, openai.APIStatusError):
+            if exc.status_code >= 500:
+                return ProviderError(
+                    _("The model provider %(provider)s failed (HTTP %(status)s).")
+                    % {"provider": provider, "status": exc.status_code}
+                )
+            return ProviderError(
+                _("The model provider %(provider)s refused the request (HTTP %(status)s).")
+                % {"provider": provider, "status": exc.status_code},
+                code="provider_refused",
+            )
+        return StreamInterrupted(
+            _("The connection to the model provider %(provider)s was lost.") % {"provider": provider}
+        )
+
+    async def astream(self, request: CompletionRequest) -> AsyncIterator[StreamItem]:
+        client = _client_for(self.config)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.total_timeout
+        finish_reason: str | None = None
+        model = request.model
+        usage: Usage | None = None
+        completion_chars: list[str] = []
+        started = False
+        stream = None
+        try:
+            async with asyncio.timeout_at(deadline):
+                stream = await client.chat.completions.create(**self._request_kwargs(request))
+            iterator = stream.__aiter__()
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = Usage(
+                        prompt_tokens=chunk.usage.prompt_tokens or 0,
+                        completion_tokens=chunk.usage.completion_tokens or 0,
+                    )
+                for choice in chunk.choices[:1]:
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        started = True
+                        completion_chars.append(text)
+                        yield TextDelta(text)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        except Exception as exc:  # vendor, transport and parsing errors alike become ours
+            error = self._translate(exc, model=request.model)
+            logger.warning(
+                "provider %s failed for model %s after %s: %s",
+                self.name,
+                request.model,
+                "first token" if started else "no token",
+                type(exc).__name__,
+            )
+            raise error from exc
+        finally:
+            if stream is not None:
+                # Closing the response stops the upstream generation (client gone, error, or done).
+                await stream.close()
+        if finish_reason is None:
+            logger.warning("provider %s stream for %s ended without finish_reason", self.name, request.model)
+            raise StreamInterrupted(
+                _("The model provider %(provider)s ended the answer before finishing it.") % {"provider": self.name}
+            )
+        if usage is None:
+            text = "".join(completion_chars)
+            usage = Usage(
+                prompt_tokens=sum(estimate_tokens(m.content) for m in request.messages),
+                completion_tokens=estimate_tokens(text),
+                estimated=True,
+            )
+        yield StreamEnd(model=model, finish_reason=finish_reason, usage=usage)

@@ -1,0 +1,74 @@
+"""Typed values that cross the provider boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """Which provider and model answer; `source` says why (bot config or platform default)."""
+
+    provider: str
+    model: str
+    source: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    model: str
+    messages: tuple[ChatMessage, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The last item of every successful stream: what answered, why it stopped, what it cost."""
+
+    model: str
+    finish_reason: str
+    usage: Usage
+
+
+StreamItem = TextDelta | StreamEnd
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    model: str
+    finish_reason: str
+    usage: Usage
+    deltas: list[str] = field(default_factory=list)
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, the usual rule of thumb for English text."""
+    return max(1, (len(text) + 3) // 4) if text else 0

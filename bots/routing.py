@@ -1,0 +1,50 @@
+"""Picks the bot's model config for a query: an explicit task type wins, else a keyword rule.
+
+The rule, in order: a code fence or programming words -> `code`; a request to summarise ->
+`summarize`; a long query (over 600 characters), several questions, or words asking for
+reasoning (why, explain, compare, analyse, step by step; and their Spanish forms) -> `complex`;
+anything else -> `general`. If the bot has no config for that task type it falls back to
+`general`, then to its oldest config, then to the platform default model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from bots.llm import default_model_spec
+from bots.llm.types import ModelSpec
+from bots.models import ModelConfig, TaskType
+
+LONG_QUERY_CHARS = 600
+_CODE = re.compile(
+    r"```|\b(def|class|function|python|javascript|typescript|sql|regex|stack ?trace|traceback|"
+    r"compile|bug|código|codigo|programa|función|funcion)\b",
+    re.IGNORECASE,
+)
+_SUMMARY = re.compile(r"\b(summari[sz]e|summary|tl;?dr|resume|resumen|resúmen|sintetiza)\b", re.IGNORECASE)
+_REASONING = re.compile(
+    r"\b(why|explain|compare|analy[sz]e|step by step|prove|derive|evaluate|trade-?offs?|"
+    r"por qué|porqué|explica|compara|analiza|paso a paso|demuestra|evalúa|evalua)\b",
+    re.IGNORECASE,
+)
+
+
+def classify_task(query: str) -> str:
+    if _CODE.search(query):
+        return TaskType.CODE
+    if _SUMMARY.search(query):
+        return TaskType.SUMMARIZE
+    if len(query) > LONG_QUERY_CHARS or query.count("?") >= 2 or _REASONING.search(query):
+        return TaskType.COMPLEX
+    return TaskType.GENERAL
+
+
+def route_model(*, configs: Sequence[ModelConfig], query: str, task_type: str | None = None) -> tuple[ModelSpec, str]:
+    """The model to answer `query` with, and the task type it was routed as."""
+    wanted = task_type or classify_task(query)
+    by_type = {config.task_type: config for config in configs}
+    config = by_type.get(wanted) or by_type.get(TaskType.GENERAL) or (configs[0] if configs else None)
+    if config is None:
+        return default_model_spec(), wanted
+    return ModelSpec(provider=config.provider, model=config.model_id, source=f"bot:{config.task_type}"), wanted

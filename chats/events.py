@@ -1,0 +1,52 @@
+"""Stream events and their encoders for each transport; transports never build payloads by hand."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal["chunk", "done", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    type: EventType
+    content: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    status_code: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def chunk(cls, text: str) -> StreamEvent:
+        return cls("chunk", text)
+
+    @classmethod
+    def done(cls, text: str, **data: Any) -> StreamEvent:
+        return cls("done", text, data)
+
+    @classmethod
+    def error(cls, message: str, *, code: str, status_code: int, headers: dict[str, str] | None = None) -> StreamEvent:
+        return cls("error", message, {"code": code}, status_code, headers or {})
+
+    def payload(self) -> dict[str, Any]:
+        if self.type == "error":
+            return {"detail": self.content, **self.data}
+        return {"content": self.content, **self.data}
+
+    def to_sse(self) -> bytes:
+        body = json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":"))
+        return f"event: {self.type}\ndata: {body}\n\n".encode()
+
+    def to_text(self) -> bytes:
+        """Plain-text streams carry the answer itself; a failure ends them with one marked line."""
+        if self.type == "chunk":
+            return self.content.encode()
+        if self.type == "error":
+            return f"\n\n[error] {self.content}\n".encode()
+        return b""
+
+    def to_ws(self) -> dict[str, Any]:
+        if self.type == "error":
+            return {"type": "error", "content": self.content, **self.data}
+        return {"type": self.type, "content": self.content, **self.data}

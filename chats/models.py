@@ -1,0 +1,83 @@
+"""One chat model for every surface: a chat (conversation, session) owns a tree of messages."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Surface(models.TextChoices):
+    BYTCHAT = "bytchat", _("Bytchat bot chat (001)")
+    LEARNYOUROWN = "learnyourown", _("Learnyourown chat (000)")
+    CONVERSATIONS = "conversations", _("Conversations (002)")
+    SESSIONS = "sessions", _("Chat sessions (003)")
+    CHATS = "chats", _("Chats (004)")
+
+
+class Chat(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chats", verbose_name=_("owner")
+    )
+    # Deleting a bot deletes the chats held with it: their prompt and knowledge are gone.
+    bot = models.ForeignKey(
+        "bots.Bot", on_delete=models.CASCADE, null=True, blank=True, related_name="chats", verbose_name=_("bot")
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    # Business data (003 `context`) given to the model as data, never as instructions.
+    context = models.JSONField(_("context"), default=dict, blank=True)
+    surface = models.CharField(_("created through"), max_length=20, choices=Surface.choices)
+    current_node = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("current node")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("chat")
+        verbose_name_plural = _("chats")
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Role(models.TextChoices):
+    SYSTEM = "system", _("System")
+    USER = "user", _("User")
+    ASSISTANT = "assistant", _("Assistant")
+
+
+class MessageStatus(models.TextChoices):
+    COMPLETE = "complete", _("Complete")
+    ERROR = "error", _("Error")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages", verbose_name=_("chat"))
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children", verbose_name=_("parent")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    content = models.TextField(_("content"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
+    model = models.CharField(_("model"), max_length=200, blank=True)
+    finish_reason = models.CharField(_("finish reason"), max_length=32, blank=True)
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
+    citations = models.JSONField(_("citations"), default=list, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["chat", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"

@@ -1,0 +1,30 @@
+"""ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the access log."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+
+django_application = get_asgi_application()
+
+from config.access_log import AccessLogMiddleware  # noqa: E402
+from config.routing import websocket_urlpatterns  # noqa: E402
+
+http_application = django_application
+if settings.SERVE_STATIC:
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    http_application = ASGIStaticFilesHandler(django_application)
+
+application = AccessLogMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": http_application,
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        }
+    )
+)

@@ -1,0 +1,3 @@
+"""WebSocket routes; the chat sessions consumer (003) arrives with the chats issue."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,312 @@
+"""Bytchat settings: one file, every variable read from the environment with its default here."""
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# The embedded default keeps its database, media and generated secret key here.
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data")))
+
+# Development is the default so a fresh clone runs with no environment; production sets DEBUG=False.
+DEBUG = env.bool("DEBUG", default=True)
+
+# Values that must never reach production: Django's insecure prefix and the samples we ship.
+SAMPLE_SECRET_KEYS = {"change-me", "change-me-to-a-long-random-string", "secret", "django-insecure"}
+
+
+def _secret_key() -> str:
+    key = env.str("SECRET_KEY", default="")
+    if key:
+        weak = key.startswith("django-insecure") or key in SAMPLE_SECRET_KEYS or len(key) < 50 or len(set(key)) < 5
+        if weak and not DEBUG:
+            raise ImproperlyConfigured("SECRET_KEY is a sample or too weak: use at least 50 random characters.")
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(64))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+if "*" in ALLOWED_HOSTS and not DEBUG:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must list host names, not '*', when DEBUG is off.")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+VERSION = "0.1.0"
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "accounts",
+    "bots",
+    "chats",
+    "knowledge",
+    "exams",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "config.asgi.application"
+
+# Database: SQLite in DATA_DIR unless DATABASE_URL names another (postgres://... uses psycopg 3).
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # WAL lets the server and the worker read while one writes; IMMEDIATE avoids upgrade deadlocks.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 100, "expiry": 10, "group_expiry": 3600},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="bytchat"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("es", _("Spanish"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "static")))
+# Served by the ASGI app itself (embedded default); set to False when a proxy serves STATIC_ROOT.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+MEDIA_URL = "media/"
+
+# Request size limits (RELIABILITY C1, C3): JSON and form bodies; larger ones get a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
+
+# Security headers; production (DEBUG off) gets the strict values that `check --deploy` expects.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so unauthenticated requests get 401 with WWW-Authenticate, not 403.
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env.str("LOGIN_RATE", default="10/min"),
+        "register": env.str("REGISTER_RATE", default="20/hour"),
+    },
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=1)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "ALGORITHM": "HS256",
+    "LEEWAY": 0,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    # A password change invalidates every token issued before it.
+    "CHECK_REVOKE_TOKEN": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bytchat API",
+    "DESCRIPTION": "Self-hosted AI chat backend: users, bots, knowledge and chats.",
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_streaming_endpoints",
+    ],
+}
+
+# Model providers. Every remote provider is an OpenAI-compatible base URL reached with the openai SDK.
+LLM_PROVIDER = env.str("LLM_PROVIDER", default="local")
+LLM_DEFAULT_MODELS = {
+    "local": "bytchat-local",
+    "openai": "gpt-4o-mini",
+    "google": "gemini-1.5-flash-latest",
+    "anthropic": "claude-3-5-haiku-latest",
+    "openrouter": "openai/gpt-4o-mini",
+    "ollama": "llama3.2",
+}
+LLM_MODEL = env.str("LLM_MODEL", default=LLM_DEFAULT_MODELS.get(LLM_PROVIDER, ""))
+if not LLM_MODEL:
+    raise ImproperlyConfigured(f"LLM_MODEL must be set for LLM_PROVIDER={LLM_PROVIDER}.")
+LLM_PROVIDERS = {
+    "openai": {
+        "base_url": env.str("OPENAI_BASE_URL", default="https://api.openai.com/v1"),
+        "api_key": env.str("OPENAI_API_KEY", default=""),
+        "requires": "api_key",
+    },
+    "google": {
+        "base_url": env.str("GOOGLE_BASE_URL", default="https://generativelanguage.googleapis.com/v1beta/openai/"),
+        "api_key": env.str("GOOGLE_API_KEY", default=""),
+        "requires": "api_key",
+    },
+    "anthropic": {
+        "base_url": env.str("ANTHROPIC_BASE_URL", default="https://api.anthropic.com/v1/"),
+        "api_key": env.str("ANTHROPIC_API_KEY", default=""),
+        "requires": "api_key",
+    },
+    "openrouter": {
+        "base_url": env.str("OPENROUTER_BASE_URL", default="https://openrouter.ai/api/v1"),
+        "api_key": env.str("OPENROUTER_API_KEY", default=""),
+        "requires": "api_key",
+    },
+    "ollama": {
+        "base_url": env.str("OLLAMA_BASE_URL", default=""),
+        "api_key": env.str("OLLAMA_API_KEY", default=""),
+        "requires": "base_url",
+    },
+    "vllm": {
+        "base_url": env.str("VLLM_BASE_URL", default=""),
+        "api_key": env.str("VLLM_API_KEY", default=""),
+        "requires": "base_url",
+    },
+    "custom": {
+        "base_url": env.str("CUSTOM_LLM_BASE_URL", default=""),
+        "api_key": env.str("CUSTOM_LLM_API_KEY", default=""),
+        "requires": "base_url",
+    },
+}
+# The SDK's default timeout is 600 s; these bound connect, each read, and a whole answer.
+LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=5.0)
+LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=60.0)
+LLM_TOTAL_TIMEOUT = env.float("LLM_TOTAL_TIMEOUT", default=300.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
+# "aiohttp" (measured faster in bench/provider_transport.py) or "httpx".
+LLM_HTTP_TRANSPORT = env.str("LLM_HTTP_TRANSPORT", default="aiohttp")
+# Pause between words of the offline provider, so a fresh install shows streaming.
+LLM_LOCAL_WORD_DELAY = env.float("LLM_LOCAL_WORD_DELAY", default=0.02)
+
+# Limits on what users send to the model (RELIABILITY C2).
+CHAT_MAX_QUERY_CHARS = env.int("CHAT_MAX_QUERY_CHARS", default=16_000)
+CHAT_MAX_TOKENS_CAP = env.int("CHAT_MAX_TOKENS_CAP", default=4096)
+CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)
+BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
+MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"level": "ERROR"},
+        "daphne": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "openai": {"level": "WARNING"},
+    },
+}

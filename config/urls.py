@@ -1,0 +1,23 @@
+"""URL map: every seed surface keeps its documented paths; a trailing slash is optional."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from config import views
+
+handler400 = "config.views.bad_request"
+handler403 = "config.views.permission_denied"
+handler404 = "config.views.not_found"
+handler500 = "config.views.server_error"
+
+urlpatterns = [
+    re_path(r"^$", views.root, name="root"),
+    path("admin/", admin.site.urls),
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("", include("accounts.api.urls")),
+    path("", include("bots.api.urls")),
+    path("", include("chats.api.urls")),
+]
