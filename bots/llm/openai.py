@@ -73,6 +73,25 @@ def _client_for(config: ClientSettings) -> openai.AsyncOpenAI:
     return client
 
 
+def _refused(exc: BaseException) -> bool:
+    """A refused connection, which the SDK's aiohttp transport reports as a connect timeout."""
+    seen: BaseException | None = exc
+    for _depth in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def aclose_clients() -> None:
+    """Close the clients of the running loop (tests and shutdown; a server keeps them for its life)."""
+    per_loop = _clients.pop(asyncio.get_running_loop(), {})
+    for client in per_loop.values():
+        await client.close()
+
+
 class OpenAICompatibleProvider:
     def __init__(self, *, name: str, config: ClientSettings) -> None:
         self.name = name
@@ -95,11 +114,13 @@ class OpenAICompatibleProvider:
             kwargs["stop"] = list(request.stop)
         return kwargs
 
-    def _translate(self, exc: Exception, *, model: str) -> ProviderError:
+    def _translate(self, exc: Exception, *, model: str, started: bool) -> ProviderError:
         provider = self.name
+        if not started and _refused(exc):
+            return ProviderUnavailable(_("Could not reach the model provider %(provider)s.") % {"provider": provider})
         if isinstance(exc, openai.APITimeoutError | TimeoutError):
             return ProviderTimeout(_("The model provider %(provider)s timed out.") % {"provider": provider})
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, openai.APIConnectionError) and not started:
             return ProviderUnavailable(_("Could not reach the model provider %(provider)s.") % {"provider": provider})
         if isinstance(exc, openai.RateLimitError):
             retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
@@ -171,7 +192,7 @@ class OpenAICompatibleProvider:
                     if choice.finish_reason:
                         finish_reason = choice.finish_reason
         except Exception as exc:  # vendor, transport and parsing errors alike become ours
-            error = self._translate(exc, model=request.model)
+            error = self._translate(exc, model=request.model, started=started)
             logger.warning(
                 "provider %s failed for model %s after %s: %s",
                 self.name,

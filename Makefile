@@ -1,0 +1,52 @@
+# Bytchat: `make run` starts everything on the embedded default; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+
+.DEFAULT_GOAL := help
+.PHONY: help install run server migrate test lint fmt messages check-deploy
+
+help:
+	@echo "make run           set up if needed, migrate, start the server on http://$(HOST):$(PORT) (Ctrl-C stops)"
+	@echo "make test          lint, then the whole test suite on the embedded defaults"
+	@echo "make lint | fmt    ruff check | ruff format"
+	@echo "make migrate       apply database migrations"
+	@echo "make messages      compile translations (needs gettext's msgfmt)"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+# The server (HTTP and WebSocket); background workers join this target when issues add them.
+run: migrate
+	@echo "Bytchat on http://$(HOST):$(PORT)/  (API docs: /api/docs/, admin: /admin/)"
+	@trap 'kill 0' INT TERM; \
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --access-log /dev/null \
+		--websocket_timeout 3600 --ping-interval 20 --ping-timeout 30 \
+		--websocket-max-message-size 262144 --websocket-max-frame-size 262144 \
+		--application-close-timeout 10 config.asgi:application & \
+	wait
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(PY) manage.py makemigrations --check --dry-run > /dev/null
+	$(PY) -m pytest -q
+
+messages: install
+	$(PY) manage.py compilemessages --ignore=.venv

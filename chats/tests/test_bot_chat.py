@@ -1,0 +1,256 @@
+"""`POST /chat/{bot_id}` (001) through Django's ASGI handler: streaming, errors, persistence."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
+from django.test import AsyncClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from bots.models import Bot, ModelConfig
+from chats.models import Chat, Message, MessageStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def bearer(user) -> dict[str, str]:
+    return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+
+
+@pytest.fixture
+def bot(user):
+    return Bot.objects.create(
+        owner=user,
+        name="Pirate",
+        system_prompt="You are a pirate robot. Pirates bury their treasure on remote islands.",
+    )
+
+
+def with_model(bot, model_id, provider="custom", task_type="general"):
+    ModelConfig.objects.create(bot=bot, provider=provider, model_id=model_id, task_type=task_type)
+    return bot
+
+
+async def read_stream(response) -> bytes:
+    return b"".join([chunk async for chunk in response.streaming_content])
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
+    events = []
+    for block in raw.decode().strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+async def test_local_bot_streams_plain_text_from_its_prompt_and_stores_the_turn(user, bot):
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=Where+do+pirates+bury+treasure", headers=bearer(user))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert response["X-Bytchat-Model"] == "local/bytchat-local"
+    text = (await read_stream(response)).decode()
+    assert "Pirates bury their treasure on remote islands." in text
+    chat = await Chat.objects.aget(pk=response["X-Chat-Id"])
+    assert chat.bot_id == bot.id and chat.owner_id == user.id
+    messages = [m async for m in Message.objects.filter(chat=chat).order_by("created_at")]
+    assert [(m.role, m.status) for m in messages] == [("user", "complete"), ("assistant", "complete")]
+    assert messages[1].content == text
+    assert messages[1].parent_id == messages[0].id
+    assert messages[1].model == "bytchat-local"
+    assert messages[1].completion_tokens > 0
+
+
+async def test_sse_stream_sends_chunks_then_done_with_metadata(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-echo")
+    response = await AsyncClient().post(
+        f"/chat/{bot.id}",
+        data={"query": "hello there friend"},
+        content_type="application/json",
+        headers={**bearer(user), "Accept": "text/event-stream"},
+    )
+    assert response["Content-Type"].startswith("text/event-stream")
+    assert response["X-Accel-Buffering"] == "no"
+    events = parse_sse(await read_stream(response))
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"chunk"} and len(kinds) > 2
+    done = events[-1][1]
+    assert done["content"] == "".join(data["content"] for _, data in events[:-1]) == "Echo: hello there friend"
+    assert done["model"] == "fake-echo" and done["finish_reason"] == "stop"
+    assert done["usage"]["completion_tokens"] == len(events) - 1
+    sent = upstream.requests[-1].body["messages"]
+    assert sent[0] == {"role": "system", "content": bot.system_prompt}
+    assert sent[-1] == {"role": "user", "content": "hello there friend"}
+
+
+async def test_continuing_a_chat_sends_its_history(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-echo")
+    client = AsyncClient()
+    first = await client.post(f"/chat/{bot.id}?query=first+question", headers=bearer(user))
+    await read_stream(first)
+    second = await client.post(
+        f"/chat/{bot.id}", {"query": "second question", "chat_id": first["X-Chat-Id"]}, headers=bearer(user)
+    )
+    await read_stream(second)
+    assert second["X-Chat-Id"] == first["X-Chat-Id"]
+    roles_and_text = [(m["role"], m["content"]) for m in upstream.requests[-1].body["messages"][1:]]
+    assert roles_and_text == [
+        ("user", "first question"),
+        ("assistant", "Echo: first question"),
+        ("user", "second question"),
+    ]
+
+
+async def test_router_header_reports_the_model_for_the_task(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-echo")
+    await sync_to_async(with_model)(bot, "fake-length", task_type="complex")
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=Explain+why+ships+float", headers=bearer(user))
+    await read_stream(response)
+    assert response["X-Bytchat-Task-Type"] == "complex"
+    assert response["X-Bytchat-Model"] == "custom/fake-length"
+    response = await AsyncClient().post(
+        f"/chat/{bot.id}?query=Explain+why+ships+float&task_type=general", headers=bearer(user)
+    )
+    await read_stream(response)
+    assert response["X-Bytchat-Model"] == "custom/fake-echo"
+
+
+@pytest.mark.parametrize(
+    ("query_string", "field"),
+    [
+        ("", "query"),
+        ("?query=", "query"),
+        ("?query=%20%20", "query"),
+        ("?query=hi&temperature=99", "temperature"),
+        ("?query=hi&temperature=warm", "temperature"),
+        ("?query=hi&max_tokens=1000000000", "max_tokens"),
+        ("?query=hi&task_type=poetry", "task_type"),
+        ("?query=hi&chat_id=not-a-uuid", "chat_id"),
+    ],
+)
+async def test_bad_input_is_400_naming_the_field_and_calls_no_model(user, bot, upstream, query_string, field):
+    await sync_to_async(with_model)(bot, "fake-echo")
+    response = await AsyncClient().post(f"/chat/{bot.id}{query_string}", headers=bearer(user))
+    assert response.status_code == 400
+    assert field in response.json()["detail"]
+    assert upstream.requests == []
+
+
+async def test_oversized_query_and_body_are_refused(user, bot, settings):
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=" + "a" * 16_001, headers=bearer(user))
+    assert response.status_code == 400 and "query" in response.json()["detail"]
+    response = await AsyncClient().post(
+        f"/chat/{bot.id}",
+        data=json.dumps({"query": "x" * (2 * 1024 * 1024)}),
+        content_type="application/json",
+        headers=bearer(user),
+    )
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]
+
+
+async def test_invalid_json_body_is_400(user, bot):
+    for body in ("{not json", "[1, 2]"):
+        response = await AsyncClient().post(
+            f"/chat/{bot.id}", data=body, content_type="application/json", headers=bearer(user)
+        )
+        assert response.status_code == 400
+        assert "JSON" in response.json()["detail"]
+
+
+async def test_chat_needs_a_valid_bearer_token(bot):
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=hi")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers={"Authorization": "Bearer garbage"})
+    assert response.status_code == 401 and response.json()["detail"]
+
+
+async def test_other_users_bot_and_chat_are_404(user, other_user, bot):
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(other_user))
+    assert response.status_code == 404
+    assert response.json()["code"] == "bot_not_found"
+    first = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(user))
+    await read_stream(first)
+    their_bot = await Bot.objects.acreate(owner=other_user, name="theirs")
+    response = await AsyncClient().post(
+        f"/chat/{their_bot.id}?query=hi&chat_id={first['X-Chat-Id']}", headers=bearer(other_user)
+    )
+    assert response.status_code == 404
+    assert await Message.objects.filter(chat_id=first["X-Chat-Id"]).acount() == 2
+
+
+async def test_provider_without_key_is_503_naming_it_and_stores_nothing(user, bot, settings):
+    providers = {name: dict(config) for name, config in settings.LLM_PROVIDERS.items()}
+    providers["google"]["api_key"] = ""
+    settings.LLM_PROVIDERS = providers
+    await sync_to_async(with_model)(bot, "gemini-1.5-flash-latest", provider="google")
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(user))
+    assert response.status_code == 503
+    assert "google" in response.json()["detail"]
+    assert await Chat.objects.acount() == 0
+
+
+@pytest.mark.parametrize(("model", "status"), [("fake-status-401", 502), ("fake-status-429", 503), ("fake-stall", 504)])
+async def test_upstream_failure_before_first_token_is_a_json_error(user, bot, upstream, settings, model, status):
+    settings.LLM_READ_TIMEOUT = 0.5
+    await sync_to_async(with_model)(bot, model)
+    response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(user))
+    assert response.status_code == status
+    body = response.json()
+    assert "custom" in body["detail"] and "test-provider-key" not in json.dumps(body)
+    if status == 503:
+        assert response["Retry-After"] == "7"
+    # The question is kept; no empty assistant message is stored.
+    assert await Message.objects.filter(role="assistant").acount() == 0
+    assert await Message.objects.filter(role="user").acount() == 1
+
+
+async def test_stream_dropped_midway_saves_partial_as_error_and_tells_client(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-drop-3")
+    plain = await AsyncClient().post(f"/chat/{bot.id}?query=a+b+c+d+e", headers=bearer(user))
+    text = (await read_stream(plain)).decode()
+    assert text.startswith("Echo: a b ")
+    assert text.rstrip().endswith("was lost.") and "\n\n[error] " in text
+    sse = await AsyncClient().post(
+        f"/chat/{bot.id}?query=a+b+c+d+e", headers={**bearer(user), "Accept": "text/event-stream"}
+    )
+    events = parse_sse(await read_stream(sse))
+    assert [kind for kind, _ in events] == ["chunk", "chunk", "chunk", "error"]
+    assert events[-1][1]["code"] == "stream_interrupted"
+    stored = [m async for m in Message.objects.filter(role="assistant")]
+    assert [(m.status, m.content) for m in stored] == [("error", "Echo: a b ")] * 2
+
+
+async def test_client_disconnect_cancels_upstream_and_saves_partial(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-tokens-200-20")
+    token = str(AccessToken.for_user(user))
+    app = get_asgi_application()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/chat/{bot.id}",
+        "query_string": b"query=count",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(timeout=5)
+    assert start["status"] == 200
+    received = b""
+    while received.count(b" ") < 3:
+        message = await communicator.receive_output(timeout=5)
+        received += message.get("body", b"")
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=5)
+    assert upstream.wait_for(lambda: upstream.disconnects == 1)
+    assert upstream.completed == 0
+    stored = await Message.objects.aget(role="assistant")
+    assert stored.status == MessageStatus.CANCELLED
+    assert stored.content.startswith(received.decode()) and 0 < len(stored.content.split()) < 200

@@ -1,0 +1,89 @@
+"""Shared fixtures: users and authenticated clients, and the fake OpenAI-compatible upstream."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.fake_openai import FakeOpenAI
+
+# Tests that need PostgreSQL or Redis read these; unset, those tests skip.
+POSTGRES_CONFIGURED = os.environ.get("DATABASE_URL", "").startswith("postgres")
+REDIS_CONFIGURED = bool(os.environ.get("REDIS_URL"))
+PASSWORD = "una-clave-segura-123"
+_emails = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(settings):
+    settings.LLM_LOCAL_WORD_DELAY = 0
+    settings.LLM_MAX_RETRIES = 0
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server():
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(fake_openai_server, settings):
+    """The fake server, configured as the `custom` and `openai` providers (key: test-provider-key)."""
+    fake_openai_server.reset()
+    providers = {name: dict(config) for name, config in settings.LLM_PROVIDERS.items()}
+    for name in ("custom", "openai"):
+        providers[name].update(base_url=fake_openai_server.base_url, api_key="test-provider-key")
+    settings.LLM_PROVIDERS = providers
+    settings.LLM_READ_TIMEOUT = 5
+    return fake_openai_server
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    def make(email: str | None = None, **extra):
+        email = email or f"user{next(_emails)}@example.com"
+        return django_user_model.objects.create_user(email=email, password=PASSWORD, **extra)
+
+    return make
+
+
+def client_for(user) -> APIClient:
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    """An APIClient authenticated as `user`."""
+    return client_for(user)
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def other_api(other_user) -> APIClient:
+    return client_for(other_user)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()

@@ -1,0 +1,192 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 with scripted behaviours, chosen by model name.
+
+Model names:
+  fake-echo (any unknown name)  streams "Echo: <last user message>" word by word, with a usage chunk
+  fake-tokens-<n>-<ms>          n tokens, ms apart (benchmarks, slow streams)
+  fake-length                   stops with finish_reason "length"
+  fake-nousage                  no usage chunk (the client must estimate)
+  fake-nofinish                 ends with [DONE] but never sends a finish_reason
+  fake-drop-<n>                 sends n chunks, then drops the TCP connection
+  fake-stall                    sends headers, then nothing
+  fake-status-<code>            answers with that HTTP status and an OpenAI error body
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeOpenAI:
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    disconnects: int = 0
+    completed: int = 0
+
+    def __post_init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.disconnects = 0
+        self.completed = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> FakeOpenAI:
+        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake OpenAI server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._runner:
+            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            with contextlib.suppress(TimeoutError):
+                cleanup.result(3)  # stalled handlers are abandoned, not awaited
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, self.host, self.port)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+    # -- behaviour -----------------------------------------------------------------------------
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), body))
+        model = str(body.get("model", ""))
+        if match := re.fullmatch(r"fake-status-(\d{3})", model):
+            status = int(match.group(1))
+            headers = {"Retry-After": "7"} if status == 429 else {}
+            error = {"error": {"message": f"scripted {status}", "type": "fake", "param": None, "code": None}}
+            return web.json_response(error, status=status, headers=headers)
+        words = self._words(model, body)
+        if not body.get("stream"):
+            return self._whole(model, body, words)
+        return await self._stream(request, model, body, words)
+
+    @staticmethod
+    def _words(model: str, body: dict[str, Any]) -> list[str]:
+        if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
+            return [f"t{i} " for i in range(int(match.group(1)))]
+        last_user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+        return re.findall(r"\S+\s*", f"Echo: {last_user}")
+
+    @staticmethod
+    def _usage(body: dict[str, Any], words: list[str]) -> dict[str, int]:
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        return {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)}
+
+    def _whole(self, model: str, body: dict[str, Any], words: list[str]) -> web.Response:
+        self.completed += 1
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "".join(words)},
+                        "finish_reason": "length" if model == "fake-length" else "stop",
+                    }
+                ],
+                "usage": self._usage(body, words),
+            }
+        )
+
+    async def _stream(
+        self, request: web.Request, model: str, body: dict[str, Any], words: list[str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        delay = 0.0
+        if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
+            delay = int(match.group(2)) / 1000
+        drop_after = int(m.group(1)) if (m := re.fullmatch(r"fake-drop-(\d+)", model)) else None
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> bytes:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            if usage:
+                payload["usage"] = usage
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        try:
+            if model == "fake-stall":
+                await asyncio.sleep(60)
+            await response.write(chunk({"role": "assistant", "content": ""}))
+            for index, word in enumerate(words):
+                if drop_after is not None and index >= drop_after:
+                    await asyncio.sleep(0.05)  # let the chunks already written reach the client
+                    request.transport.close()
+                    return response
+                if delay:
+                    await asyncio.sleep(delay)
+                await response.write(chunk({"content": word}))
+            finish = None if model == "fake-nofinish" else ("length" if model == "fake-length" else "stop")
+            await response.write(chunk({}, finish))
+            if body.get("stream_options", {}).get("include_usage") and model != "fake-nousage":
+                await response.write(chunk({}, usage=self._usage(body, words)))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+            self.completed += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        return response
+
+
+if __name__ == "__main__":
+    server = FakeOpenAI(port=8090).start()
+    print(f"fake OpenAI server on {server.base_url}")
+    threading.Event().wait()
