@@ -14,7 +14,7 @@ from tests.fake_openai import FakeOpenAI
 # Tests that need PostgreSQL or Redis read these; unset, those tests skip.
 POSTGRES_CONFIGURED = os.environ.get("DATABASE_URL", "").startswith("postgres")
 REDIS_CONFIGURED = bool(os.environ.get("REDIS_URL"))
-PASSWORD = "una-clave-segura-123"
+PASSWORD = "una-clave-segura-123"  # noqa: S105 (test fixture)
 _emails = itertools.count(1)
 
 

@@ -63,10 +63,13 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self._proc.start()
-        if not self._conn.poll(20):
+        try:
+            if not self._conn.poll(20):
+                raise EOFError("no port reported within 20 s")
+            self.port = self._conn.recv()
+        except EOFError as exc:
             self.stop()
-            raise RuntimeError("fake OpenAI server process did not start")
-        self.port = self._conn.recv()
+            raise RuntimeError("fake OpenAI server process did not start") from exc
         return self
 
     def stop(self) -> None:
