@@ -26,15 +26,9 @@ install: $(VENV)/.installed
 migrate: install
 	$(PY) manage.py migrate --noinput
 
-# The server (HTTP and WebSocket); background workers join this target when issues add them.
+# The server (HTTP and WebSocket) plus any background workers; see scripts/run.sh.
 run: migrate
-	@echo "Bytchat on http://$(HOST):$(PORT)/  (API docs: /api/docs/, admin: /admin/)"
-	@trap 'kill 0' INT TERM; \
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --access-log /dev/null \
-		--websocket_timeout 3600 --ping-interval 20 --ping-timeout 30 \
-		--websocket-max-message-size 262144 --websocket-max-frame-size 262144 \
-		--application-close-timeout 10 config.asgi:application & \
-	wait
+	@HOST=$(HOST) PORT=$(PORT) scripts/run.sh
 
 lint: install
 	$(VENV)/bin/ruff check .
