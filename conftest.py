@@ -20,6 +20,8 @@ _emails = itertools.count(1)
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(settings):
+    # Password hashing costs ~0.2 s a user with the production hasher; tests do not need the cost.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LLM_LOCAL_WORD_DELAY = 0
     settings.LLM_MAX_RETRIES = 0
     cache.clear()

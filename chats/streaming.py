@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
 from bots.llm import get_provider
@@ -33,8 +34,20 @@ class ReplyRequest:
     max_tokens: int | None = None
 
 
+def released(function):
+    """Run ORM work in a thread, then give the connection back: none is held while the model writes."""
+
+    def run(**kwargs):
+        try:
+            return function(**kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run)
+
+
 async def _save_reply(request: ReplyRequest, text: str, status: MessageStatus, **fields) -> Message:
-    return await sync_to_async(assistant_message_create)(
+    return await released(assistant_message_create)(
         chat=request.chat, parent=request.user_message, content=text, status=status, **fields
     )
 
@@ -45,7 +58,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     If the consumer goes away (cancellation or close), the upstream request is closed and the
     partial answer is stored with status `cancelled`.
     """
-    history = await sync_to_async(branch_history)(
+    history = await released(branch_history)(
         chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
     )
     model_input = build_model_input(

@@ -27,8 +27,17 @@ BOT_CHAT_BODY = {
 }
 
 
+# The seeds spell these with a trailing slash; every other path is documented without one.
+SLASHED_PATHS = {"/users/", "/bots/", "/bots/{bot_id}/models/"}
+
+
+def seed_spelling(path: str) -> str:
+    return path if path == "/" or path in SLASHED_PATHS else path.rstrip("/")
+
+
 def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    result.setdefault("paths", {})["/chat/{bot_id}"] = {
+    result["paths"] = {seed_spelling(path): item for path, item in result.get("paths", {}).items()}
+    result["paths"]["/chat/{bot_id}"] = {
         "post": {
             "operationId": "bot_chat",
             "tags": ["chat"],

@@ -24,11 +24,14 @@ DEBUG = env.bool("DEBUG", default=True)
 SAMPLE_SECRET_KEYS = {"change-me", "change-me-to-a-long-random-string", "secret", "django-insecure"}
 
 
+def _is_weak_key(key: str) -> bool:
+    return key.startswith("django-insecure") or key in SAMPLE_SECRET_KEYS or len(key) < 50 or len(set(key)) < 5
+
+
 def _secret_key() -> str:
     key = env.str("SECRET_KEY", default="")
     if key:
-        weak = key.startswith("django-insecure") or key in SAMPLE_SECRET_KEYS or len(key) < 50 or len(set(key)) < 5
-        if weak and not DEBUG:
+        if _is_weak_key(key) and not DEBUG:
             raise ImproperlyConfigured("SECRET_KEY is a sample or too weak: use at least 50 random characters.")
         return key
     if not DEBUG:
@@ -42,6 +45,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
+if _is_weak_key(JWT_SIGNING_KEY) and not DEBUG:
+    raise ImproperlyConfigured("JWT_SIGNING_KEY is a sample or too weak: use at least 50 random characters.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 if "*" in ALLOWED_HOSTS and not DEBUG:
@@ -206,7 +212,7 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "ALGORITHM": "HS256",
     "LEEWAY": 0,
     "AUTH_HEADER_TYPES": ("Bearer",),

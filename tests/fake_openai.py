@@ -65,12 +65,19 @@ class FakeOpenAI:
 
     def stop(self) -> None:
         if self._loop and self._runner:
-            cleanup = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
-            with contextlib.suppress(TimeoutError):
-                cleanup.result(3)  # stalled handlers are abandoned, not awaited
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(10)
+
+    async def _shutdown(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._runner.cleanup(), 3)
+        # Stalled handlers are cancelled rather than awaited.
+        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()

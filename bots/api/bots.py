@@ -29,6 +29,9 @@ class ModelConfigInputSerializer(StrictSerializer):
         value = value.strip()
         if not _MODEL_ID.match(value):
             raise serializers.ValidationError(_("Model ids may use letters, digits and . : / @ + - _ only."))
+        # Slashes name a vendor (openai/gpt-4o-mini on OpenRouter); empty, "." or ".." segments name nothing.
+        if any(segment in ("", ".", "..") for segment in value.split("/")):
+            raise serializers.ValidationError(_("Model ids may not have empty, '.' or '..' path segments."))
         return value
 
 

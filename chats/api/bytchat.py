@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
@@ -25,7 +24,7 @@ from chats.events import StreamEvent
 from chats.models import Surface
 from chats.selectors import chat_get
 from chats.services import chat_create, title_from_prompt, user_message_create
-from chats.streaming import ReplyRequest, reply_stream
+from chats.streaming import ReplyRequest, released, reply_stream
 from config.errors import DomainError, NotFound
 from config.exception_handler import error_payload_for, flatten_validation_errors
 from config.serializers import StrictSerializer
@@ -115,7 +114,7 @@ async def _relay(first: StreamEvent, events: AsyncIterator[StreamEvent], encode)
 @require_POST
 async def bot_chat(request: HttpRequest, bot_id: str) -> HttpResponse:
     try:
-        reply, headers = await sync_to_async(_prepare)(request, bot_id)
+        reply, headers = await released(_prepare)(request=request, bot_id=bot_id)
     except DomainError as exc:
         return _error_response(exc)
     except Exception as exc:  # body too large, too many fields: Django's own request errors
