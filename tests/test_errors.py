@@ -5,17 +5,9 @@ import time
 import pytest
 from django.conf import settings
 
+from tests.helpers import assert_error as assert_json_error
+
 pytestmark = pytest.mark.django_db
-
-
-def assert_json_error(response, status: int, *words: str) -> str:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    detail = response.json()["detail"]
-    assert isinstance(detail, str) and detail
-    for word in words:
-        assert word in detail, detail
-    return detail
 
 
 def test_root_reports_running_status_without_auth(anon):

@@ -9,6 +9,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
 from conftest import PASSWORD
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -30,16 +31,6 @@ def bearer(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
-
-
-def assert_error(response, status: int, *words: str) -> str:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    detail = response.json()["detail"]
-    assert isinstance(detail, str) and detail
-    for word in words:
-        assert word in detail, detail
-    return detail
 
 
 # --- POST /users/ ---------------------------------------------------------------------------------

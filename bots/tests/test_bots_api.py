@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bots.models import Bot, ModelConfig
+from tests.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -21,16 +22,6 @@ SEED_UPDATE = {"system_prompt": "Ahora eres un robot pirata que habla como tal."
 SEED_MODEL = {"provider": "openai", "model_id": "gpt-4o", "task_type": "complex"}
 BOT_KEYS = {"id", "name", "description", "system_prompt", "model_configs", "created_at", "updated_at"}
 CONFIG_KEYS = {"id", "task_type", "provider", "model_id", "available", "created_at"}
-
-
-def assert_error(response, status: int, *words: str) -> str:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/json")
-    detail = response.json()["detail"]
-    assert isinstance(detail, str) and detail
-    for word in words:
-        assert word in detail, detail
-    return detail
 
 
 @pytest.fixture
