@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run server migrate test lint fmt messages check-deploy
+.PHONY: help install run migrate test lint fmt messages
 
 help:
 	@echo "make run           set up if needed, migrate, start the server on http://$(HOST):$(PORT) (Ctrl-C stops)"

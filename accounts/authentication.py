@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -20,7 +19,3 @@ def authenticate_bearer(request: HttpRequest) -> User:
     if result is None:
         raise NotAuthenticated()
     return result[0]
-
-
-async def aauthenticate_bearer(request: HttpRequest) -> User:
-    return await sync_to_async(authenticate_bearer)(request)

@@ -1,6 +1,7 @@
 """Users log in with their email; `user_type` selects their plan."""
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +29,14 @@ class EmailUserManager(UserManager):
 
 class User(AbstractUser):
     email = models.EmailField(_("email address"), unique=True)
+    # As long as an email, since the username defaults to the email.
+    username = models.CharField(
+        _("username"),
+        max_length=254,
+        unique=True,
+        validators=[UnicodeUsernameValidator()],
+        error_messages={"unique": _("A user with this username already exists.")},
+    )
     user_type = models.CharField(_("user type"), max_length=16, choices=UserType.choices, default=UserType.FREE)
 
     USERNAME_FIELD = "email"

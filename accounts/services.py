@@ -58,7 +58,11 @@ def token_pair_refresh(*, refresh_token: str) -> dict[str, str]:
         jwt_settings.REVOKE_TOKEN_CLAIM
     ) != get_md5_hash_password(user.password):
         raise invalid
-    refresh.blacklist()
+    # Two parallel refreshes of one token: only the one that blacklists it first gets a new pair.
+    with transaction.atomic():
+        _entry, created = refresh.blacklist()
+    if not created:
+        raise invalid
     new_refresh = RefreshToken.for_user(user)
     return {"access_token": str(new_refresh.access_token), "refresh_token": str(new_refresh)}
 

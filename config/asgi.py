@@ -12,6 +12,7 @@ from django.core.asgi import get_asgi_application
 django_application = get_asgi_application()
 
 from config.access_log import AccessLogMiddleware  # noqa: E402
+from config.body_limit import BodyLimitMiddleware  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 
 http_application = django_application
@@ -23,7 +24,7 @@ if settings.SERVE_STATIC:
 application = AccessLogMiddleware(
     ProtocolTypeRouter(
         {
-            "http": http_application,
+            "http": BodyLimitMiddleware(http_application),
             "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.conf import settings
+
 UUID_PARAM = {"name": "bot_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 ERROR = {
     "description": "Error",
@@ -15,16 +17,25 @@ ERROR = {
         }
     },
 }
-BOT_CHAT_BODY = {
-    "type": "object",
-    "properties": {
-        "query": {"type": "string", "maxLength": 16000, "description": "The question (also accepted as ?query=)."},
-        "task_type": {"type": "string", "enum": ["general", "complex", "code", "summarize"]},
-        "chat_id": {"type": "string", "format": "uuid", "description": "Continue this chat."},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "max_tokens": {"type": "integer", "minimum": 1},
-    },
-}
+
+
+def bot_chat_body() -> dict[str, Any]:
+    from bots.models import TaskType
+
+    return {
+        "type": "object",
+        "properties": {
+            "query": {
+                "type": "string",
+                "maxLength": settings.CHAT_MAX_QUERY_CHARS,
+                "description": "The question (also accepted as ?query=).",
+            },
+            "task_type": {"type": "string", "enum": list(TaskType.values)},
+            "chat_id": {"type": "string", "format": "uuid", "description": "Continue this chat."},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "max_tokens": {"type": "integer", "minimum": 1, "maximum": settings.CHAT_MAX_TOKENS_CAP},
+        },
+    }
 
 
 # The seeds spell these with a trailing slash; every other path is documented without one.
@@ -37,6 +48,7 @@ def seed_spelling(path: str) -> str:
 
 def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     result["paths"] = {seed_spelling(path): item for path, item in result.get("paths", {}).items()}
+    body = bot_chat_body()
     result["paths"]["/chat/{bot_id}"] = {
         "post": {
             "operationId": "bot_chat",
@@ -56,8 +68,8 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
             "requestBody": {
                 "required": False,
                 "content": {
-                    "application/json": {"schema": BOT_CHAT_BODY},
-                    "application/x-www-form-urlencoded": {"schema": BOT_CHAT_BODY},
+                    "application/json": {"schema": body},
+                    "application/x-www-form-urlencoded": {"schema": body},
                 },
             },
             "security": [{"jwtAuth": []}],
@@ -72,7 +84,9 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
                 "400": ERROR,
                 "401": ERROR,
                 "404": ERROR,
+                "405": ERROR,
                 "413": ERROR,
+                "429": ERROR,
                 "502": ERROR,
                 "503": ERROR,
                 "504": ERROR,

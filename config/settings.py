@@ -1,6 +1,8 @@
 """Bytchat settings: one file, every variable read from the environment with its default here."""
 
+import os
 import secrets
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,11 +39,22 @@ def _secret_key() -> str:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    try:
+        # Created exclusively and private from the start: a server and a worker starting together
+        # must end up with the same key.
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    for _attempt in range(50):
+        key = key_file.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.02)  # the other process is still writing it
+    raise ImproperlyConfigured(f"{key_file} is empty: delete it to generate a new key.")
 
 
 SECRET_KEY = _secret_key()
@@ -170,6 +183,8 @@ MEDIA_URL = "media/"
 
 # Request size limits (RELIABILITY C1, C3): JSON and form bodies; larger ones get a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=1024 * 1024)
+# Checked at the ASGI edge (config/body_limit.py) before Django spools a body to disk.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE + 64 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 DATA_UPLOAD_MAX_NUMBER_FILES = 5
 
@@ -194,8 +209,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
+        # Multipart joins the endpoints that take uploads, with their own size limit.
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
@@ -246,6 +261,7 @@ LLM_DEFAULT_MODELS = {
     "ollama": "llama3.2",
 }
 LLM_MODEL = env.str("LLM_MODEL", default=LLM_DEFAULT_MODELS.get(LLM_PROVIDER, ""))
+# Checked below, once LLM_PROVIDERS is defined.
 if not LLM_MODEL:
     raise ImproperlyConfigured(f"LLM_MODEL must be set for LLM_PROVIDER={LLM_PROVIDER}.")
 LLM_PROVIDERS = {
@@ -285,6 +301,10 @@ LLM_PROVIDERS = {
         "requires": "base_url",
     },
 }
+if LLM_PROVIDER != "local" and LLM_PROVIDER not in LLM_PROVIDERS:
+    raise ImproperlyConfigured(
+        f"LLM_PROVIDER={LLM_PROVIDER} is unknown: use local or one of {', '.join(LLM_PROVIDERS)}."
+    )
 # The SDK's default timeout is 600 s; these bound connect, each read, and a whole answer.
 LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=5.0)
 LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=60.0)
@@ -299,6 +319,8 @@ LLM_LOCAL_WORD_DELAY = env.float("LLM_LOCAL_WORD_DELAY", default=0.02)
 CHAT_MAX_QUERY_CHARS = env.int("CHAT_MAX_QUERY_CHARS", default=16_000)
 CHAT_MAX_TOKENS_CAP = env.int("CHAT_MAX_TOKENS_CAP", default=4096)
 CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)
+# Answers one user may have streaming at once, across every surface (RELIABILITY C7).
+CHAT_PARALLEL_STREAMS = env.int("CHAT_PARALLEL_STREAMS", default=3)
 BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 
@@ -312,6 +334,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        # `runserver` (daphne's) logs full URLs, queries included.
+        "django.channels.server": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
     },

@@ -172,3 +172,10 @@ def test_errors_over_real_http_are_json(http, server):
         **auth, "Content-Type": "application/json"
     })  # fmt: skip
     assert too_big.status_code == 413 and too_big.json()["detail"]
+
+    def chunks():  # no Content-Length: the server must stop reading at the cap, not spool it all
+        for _ in range(64):
+            yield b"x" * 65536
+
+    chunked = http.post("/bots/", content=chunks(), headers={**auth, "Content-Type": "application/json"})
+    assert chunked.status_code == 413 and chunked.json()["code"] == "body_too_large"

@@ -50,7 +50,7 @@ def resolver_routes(patterns=None, prefix: str = "") -> set[str]:
             continue
         if isinstance(entry, URLResolver):
             routes |= resolver_routes(entry.url_patterns, text)
-        elif isinstance(entry, URLPattern):
+        elif isinstance(entry, URLPattern) and entry.name != "not-found":
             routes.add("/" + text)
     return routes
 

@@ -108,3 +108,27 @@ def test_development_default_needs_no_env_and_keeps_one_generated_secret_key(tmp
     assert second.returncode == 0, second.stderr
     assert key_file.read_text() == key
     assert key.strip() not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_unknown_default_provider_refuses_to_start(tmp_path):
+    result = manage("check", DATA_DIR=str(tmp_path), LLM_PROVIDER="skynet")
+    assert result.returncode != 0
+    assert "LLM_PROVIDER=skynet" in result.stderr
+
+
+def test_security_sensitive_packages_are_at_least_the_fixed_versions():
+    """RELIABILITY K2: versions that fixed the advisories this project is exposed to."""
+    from importlib.metadata import version
+
+    floors = {
+        "django": (5, 2, 11),
+        "djangorestframework": (3, 17, 2),
+        "djangorestframework-simplejwt": (5, 5, 1),
+        "daphne": (4, 2, 2),
+        "xhtml2pdf": (0, 2, 22),
+        "reportlab": (4, 4, 9),
+        "pypdf": (6, 12, 0),
+    }
+    for package, floor in floors.items():
+        installed = tuple(int(part) for part in version(package).split(".")[:3] if part.isdigit())
+        assert installed >= floor, f"{package} {version(package)} is older than {floor}"

@@ -17,7 +17,7 @@ from config.serializers import StrictSerializer
 class UserCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(max_length=128, write_only=True, style={"input_type": "password"})
-    username = serializers.CharField(max_length=150, required=False, help_text=_("Defaults to the email."))
+    username = serializers.CharField(max_length=254, required=False, help_text=_("Defaults to the email."))
 
 
 class UserSerializer(serializers.ModelSerializer):

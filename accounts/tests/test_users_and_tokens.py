@@ -293,3 +293,16 @@ def test_token_with_tampered_user_id_is_401(anon, user, other_user):
     tampered_payload = jwt.encode(claims, "k" * 50, algorithm="HS256").split(".")[1]
     response = bearer(f"{header}.{tampered_payload}.{signature}").get("/users/me")
     assert_error(response, 401)
+
+
+@pytest.mark.parametrize("body", ["[]", '"x"', "5"])
+def test_login_with_a_json_body_that_is_not_an_object_is_400(anon, body):
+    response = anon.post("/token", body, content_type="application/json")
+    assert_error(response, 400)
+
+
+def test_register_with_a_long_email_works_and_the_username_follows_it(anon):
+    email = "a" * 180 + "@example.com"
+    response = anon.post("/users/", {"email": email, "password": PASSWORD}, format="json")
+    assert response.status_code == 200
+    assert response.json()["username"] == email

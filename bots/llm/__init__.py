@@ -26,10 +26,6 @@ __all__ = [
 ]
 
 
-def provider_names() -> list[str]:
-    return ["local", *settings.LLM_PROVIDERS]
-
-
 def provider_is_configured(name: str) -> bool:
     if name == "local":
         return True

@@ -193,12 +193,15 @@ class OpenAICompatibleProvider:
                         finish_reason = choice.finish_reason
         except Exception as exc:  # vendor, transport and parsing errors alike become ours
             error = self._translate(exc, model=request.model, started=started)
+            # The details (upstream status and message) stay in the server log, never in the reply.
             logger.warning(
-                "provider %s failed for model %s after %s: %s",
+                "provider %s failed for model %s after %s: %s (status %s) %s",
                 self.name,
                 request.model,
                 "first token" if started else "no token",
                 type(exc).__name__,
+                getattr(exc, "status_code", "-"),
+                str(exc)[:300],
             )
             raise error from exc
         finally:

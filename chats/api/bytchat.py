@@ -11,21 +11,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
 from accounts.models import User
-from bots.llm import get_provider
 from bots.models import TaskType
-from bots.routing import route_model
-from bots.selectors import bot_get
 from chats.events import StreamEvent
-from chats.models import Surface
-from chats.selectors import chat_get
-from chats.services import chat_create, title_from_prompt, user_message_create
-from chats.streaming import ReplyRequest, released, reply_stream
-from config.errors import DomainError, NotFound
+from chats.services import bot_chat_start
+from chats.streaming import released, reply_stream
+from chats.types import ReplyRequest
+from config.errors import DomainError
 from config.exception_handler import error_payload_for, flatten_validation_errors
 from config.serializers import StrictSerializer
 
@@ -57,40 +52,27 @@ def _request_data(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
-def _prepare(request: HttpRequest, bot_id: str) -> tuple[ReplyRequest, dict[str, str]]:
-    """Everything before the model call, in one thread hop: auth, validation, routing, the user turn."""
+def _prepare(*, request: HttpRequest, bot_id: str) -> tuple[ReplyRequest, dict[str, str]]:
+    """Everything before the model call, in one thread hop: auth, validation, the service."""
     user: User = authenticate_bearer(request)
     serializer = BotChatSerializer(data=_request_data(request))
     if not serializer.is_valid():
         raise DomainError("; ".join(flatten_validation_errors(serializer.errors)), code="invalid")
     data = serializer.validated_data
-    bot = bot_get(user=user, bot_id=bot_id)
-    spec, task_type = route_model(
-        configs=list(bot.model_configs.all()), query=data["query"], task_type=data.get("task_type")
-    )
-    get_provider(spec.provider)  # a provider with no key is a 503 before anything is stored
-    if "chat_id" in data:
-        chat = chat_get(user=user, chat_id=data["chat_id"])
-        if chat.bot_id != bot.pk:
-            raise NotFound(_("Chat not found."), code="chat_not_found")
-        parent = chat.current_node
-    else:
-        chat = chat_create(owner=user, bot=bot, title=title_from_prompt(data["query"]), surface=Surface.BYTCHAT)
-        parent = None
-    user_message = user_message_create(chat=chat, content=data["query"], parent=parent)
-    headers = {
-        "X-Chat-Id": str(chat.id),
-        "X-Bytchat-Model": f"{spec.provider}/{spec.model}",
-        "X-Bytchat-Task-Type": str(task_type),
-    }
-    reply = ReplyRequest(
-        chat=chat,
-        user_message=user_message,
-        spec=spec,
-        system_prompt=bot.system_prompt,
+    reply, task_type = bot_chat_start(
+        user=user,
+        bot_id=bot_id,
+        query=data["query"],
+        task_type=data.get("task_type"),
+        chat_id=data.get("chat_id"),
         temperature=data.get("temperature"),
         max_tokens=data.get("max_tokens"),
     )
+    headers = {
+        "X-Chat-Id": str(reply.chat.id),
+        "X-Bytchat-Model": f"{reply.spec.provider}/{reply.spec.model}",
+        "X-Bytchat-Task-Type": str(task_type),
+    }
     return reply, headers
 
 
@@ -111,8 +93,14 @@ async def _relay(first: StreamEvent, events: AsyncIterator[StreamEvent], encode)
 
 
 @csrf_exempt
-@require_POST
 async def bot_chat(request: HttpRequest, bot_id: str) -> HttpResponse:
+    if request.method != "POST":
+        response = JsonResponse(
+            {"detail": _("Method %(method)s not allowed.") % {"method": request.method}, "code": "method_not_allowed"},
+            status=405,
+        )
+        response["Allow"] = "POST"
+        return response
     try:
         reply, headers = await released(_prepare)(request=request, bot_id=bot_id)
     except DomainError as exc:

@@ -254,3 +254,61 @@ async def test_client_disconnect_cancels_upstream_and_saves_partial(user, bot, u
     stored = await Message.objects.aget(role="assistant")
     assert stored.status == MessageStatus.CANCELLED
     assert stored.content.startswith(received.decode()) and 0 < len(stored.content.split()) < 200
+
+
+def start_stream(app, bot, user, query: bytes = b"query=count") -> ApplicationCommunicator:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/chat/{bot.id}",
+        "query_string": query,
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    return ApplicationCommunicator(app, scope)
+
+
+async def test_get_on_the_chat_endpoint_is_a_json_405(user, bot):
+    response = await AsyncClient().get(f"/chat/{bot.id}?query=hi", headers=bearer(user))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["detail"]
+
+
+async def test_parallel_streams_per_user_are_capped_and_released(user, bot, upstream, settings):
+    settings.CHAT_PARALLEL_STREAMS = 1
+    await sync_to_async(with_model)(bot, "fake-tokens-200-20")
+    first = start_stream(get_asgi_application(), bot, user)
+    await first.send_input({"type": "http.request", "body": b"", "more_body": False})
+    assert (await first.receive_output(timeout=5))["status"] == 200
+    await first.receive_output(timeout=5)
+    refused = await AsyncClient().post(f"/chat/{bot.id}?query=again", headers=bearer(user))
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "5"
+    assert "streaming" in refused.json()["detail"]
+    assert await Message.objects.filter(content="again").acount() == 0
+    await first.send_input({"type": "http.disconnect"})
+    await first.wait(timeout=5)
+    await sync_to_async(ModelConfig.objects.filter(bot=bot).update)(model_id="fake-echo")
+    allowed = await AsyncClient().post(f"/chat/{bot.id}?query=again", headers=bearer(user))
+    assert allowed.status_code == 200
+    await read_stream(allowed)
+
+
+async def test_chat_deleted_mid_stream_ends_with_an_error_event(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-tokens-20-30")
+    response = await AsyncClient().post(
+        f"/chat/{bot.id}?query=go", headers={**bearer(user), "Accept": "text/event-stream"}
+    )
+    chunks = aiter(response.streaming_content)
+    first = await anext(chunks)
+    assert first.startswith(b"event: chunk")
+    await Chat.objects.filter(pk=response["X-Chat-Id"]).adelete()
+    rest = b"".join([chunk async for chunk in chunks])
+    events = parse_sse(first + rest)
+    assert events[-1][0] == "error"
+    assert events[-1][1]["code"] == "chat_not_found"
