@@ -106,3 +106,20 @@ def test_admin_can_add_a_user_through_the_form(staff):
     added = User.objects.get(email="added@example.com")
     assert added.user_type == "pro"
     assert added.check_password("una-clave-segura-123")
+
+
+def test_chats_and_messages_are_readable_not_addable(staff, objects):
+    from chats.services import assistant_message_create, chat_create, user_message_create
+
+    chat = chat_create(owner=objects["user"], bot=objects["bot"], title="Treasure", surface="bytchat")
+    question = user_message_create(chat=chat, content="Where is it?")
+    assistant_message_create(chat=chat, parent=question, content="On the island.", status="complete")
+    changelist = staff.get(reverse("admin:chats_chat_changelist") + "?q=owner@example.com")
+    assert changelist.status_code == 200 and changelist.context["cl"].result_count == 1
+    change = staff.get(reverse("admin:chats_chat_change", args=[chat.pk]))
+    assert change.status_code == 200
+    assert b"On the island." in change.content
+    assert staff.get(reverse("admin:chats_message_changelist") + "?role__exact=assistant").status_code == 200
+    assert staff.get(reverse("admin:chats_message_change", args=[question.pk])).status_code == 200
+    assert staff.get(reverse("admin:chats_chat_add")).status_code == 403
+    assert staff.get(reverse("admin:chats_message_add")).status_code == 403
