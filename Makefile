@@ -6,12 +6,13 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint fmt messages
+.PHONY: help install run worker migrate test lint fmt messages
 
 help:
 	@echo "make run           set up if needed, migrate, start the server on http://$(HOST):$(PORT) (Ctrl-C stops)"
 	@echo "make test          lint, then the whole test suite on the embedded defaults"
 	@echo "make lint | fmt    ruff check | ruff format"
+	@echo "make worker        the background worker alone (make run starts one)"
 	@echo "make migrate       apply database migrations"
 	@echo "make messages      compile translations (needs gettext's msgfmt)"
 
@@ -29,6 +30,11 @@ migrate: install
 # The server (HTTP and WebSocket) plus any background workers; see scripts/run.sh.
 run: migrate
 	@HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+# The background worker alone (ingestion), for a server started elsewhere.
+worker: migrate
+	$(PY) manage.py reconcile_documents
+	$(PY) manage.py db_worker
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -19,10 +19,13 @@ _emails = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(settings):
+def _isolated_settings(settings, tmp_path):
     # Password hashing costs ~0.2 s a user with the production hasher; tests do not need the cost.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.LLM_LOCAL_WORD_DELAY = 0
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    # Ingestion runs inline in tests; the database worker is exercised end to end with a real server.
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     settings.LLM_MAX_RETRIES = 0
     cache.clear()
     yield

@@ -19,6 +19,7 @@ from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get
 from chats.types import ReplyRequest
 from config.errors import NotFound
+from knowledge.selectors import knowledge_base_ids_for_bot
 
 TITLE_CHARS = 80
 
@@ -121,5 +122,6 @@ def bot_chat_start(
         temperature=temperature,
         max_tokens=max_tokens,
         slot_user_id=user.pk,
+        knowledge_base_ids=tuple(knowledge_base_ids_for_bot(bot_id=bot.pk)),
     )
     return reply, routed_as

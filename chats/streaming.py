@@ -23,6 +23,7 @@ from chats.selectors import branch_history
 from chats.services import assistant_message_create
 from chats.types import ReplyRequest
 from config.errors import DomainError
+from knowledge.retrieval import search
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,12 +59,22 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         history = await released(branch_history)(
             chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
         )
+        passages = []
+        if request.knowledge_base_ids:
+            passages = await released(search)(
+                owner_id=request.chat.owner_id,
+                query=request.user_message.content,
+                knowledge_base_ids=request.knowledge_base_ids,
+                limit=settings.KNOWLEDGE_PASSAGES_IN_CONTEXT,
+            )
+        citations = [passage.citation() for passage in passages]
         completion = CompletionRequest(
             model=request.spec.model,
             messages=build_model_input(
                 system_prompt=request.system_prompt,
                 history=[(message.role, message.content) for message in history],
                 context=request.chat.context,
+                passages=passages,
             ),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
@@ -80,7 +91,13 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             raise RuntimeError(f"provider {request.spec.provider} ended its stream without StreamEnd")
         text = "".join(parts)
         message = await _save_reply(
-            request, text, MessageStatus.COMPLETE, model=end.model, finish_reason=end.finish_reason, usage=end.usage
+            request,
+            text,
+            MessageStatus.COMPLETE,
+            model=end.model,
+            finish_reason=end.finish_reason,
+            usage=end.usage,
+            citations=citations,
         )
     except DomainError as exc:
         await _save_partial(request, parts, MessageStatus.ERROR, exc.message)
@@ -114,7 +131,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             "total_tokens": end.usage.total_tokens,
             "estimated": end.usage.estimated,
         },
-        citations=[],
+        citations=citations,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from bots.llm.types import ModelSpec
@@ -18,3 +19,5 @@ class ReplyRequest:
     max_tokens: int | None = None
     # Set when the caller took a parallel-stream slot for this answer; the engine gives it back.
     slot_user_id: int | None = None
+    # The knowledge bases whose passages ground the answer (the bot's, or the user's for 000).
+    knowledge_base_ids: tuple[uuid.UUID, ...] = ()

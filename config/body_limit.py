@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,16 @@ async def send_json_error(send: Any, status: int, detail: str, code: str) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
+# Endpoints that take file uploads get the file limit plus room for the multipart envelope.
+UPLOAD_PATHS = re.compile(r"^/(bots/[^/]+/train|load_context)/?$")
+
+
+def request_limit(path: str) -> int:
+    if UPLOAD_PATHS.match(path):
+        return settings.KNOWLEDGE_MAX_FILE_BYTES + 256 * 1024
+    return settings.MAX_REQUEST_BYTES
+
+
 class BodyLimitMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -28,7 +39,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = settings.MAX_REQUEST_BYTES
+        limit = request_limit(scope.get("path", ""))
         too_large = "Request body is too large."
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:

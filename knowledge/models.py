@@ -1,1 +1,109 @@
-"""Arrives with its issue."""
+"""Knowledge bases, their documents, and the chunks retrieval searches."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class KnowledgeBase(models.Model):
+    """A user's named collection of documents (the 000 surface's "name", e.g. a school subject)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="knowledge_bases", verbose_name=_("owner")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    bots = models.ManyToManyField("bots.Bot", blank=True, related_name="knowledge_bases", verbose_name=_("bots"))
+    # The base that `POST /bots/{id}/train` fills; deleted with its bot.
+    home_of = models.OneToOneField(
+        "bots.Bot",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="home_knowledge_base",
+        verbose_name=_("training base of"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("knowledge base")
+        verbose_name_plural = _("knowledge bases")
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="knowledge_base_name_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DocumentStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    PROCESSING = "processing", _("Processing")
+    READY = "ready", _("Ready")
+    FAILED = "failed", _("Failed")
+
+
+def document_upload_path(document: "Document", filename: str) -> str:
+    # Server-chosen names only: the user's filename is metadata, never a path (RELIABILITY D3).
+    return f"knowledge/{document.owner_id}/{document.id}{document.extension}"
+
+
+class Document(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="documents", verbose_name=_("knowledge base")
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="documents", verbose_name=_("owner")
+    )
+    # Blank only for text ingested without a file (the retrieval benchmark).
+    file = models.FileField(_("file"), upload_to=document_upload_path, max_length=300, blank=True)
+    filename = models.CharField(_("filename"), max_length=255)
+    extension = models.CharField(_("extension"), max_length=10)
+    content_type = models.CharField(_("content type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size"))
+    checksum = models.CharField(_("SHA-256"), max_length=64)
+    status = models.CharField(_("status"), max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("document")
+        verbose_name_plural = _("documents")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "checksum"], name="knowledge_document_once_per_base")
+        ]
+        indexes = [models.Index(fields=["status", "started_at"])]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class Chunk(models.Model):
+    """A passage of a document. Full-text indexes live beside it (see the 0002 migration)."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("document"))
+    # Copied from the document so retrieval filters by owner inside the index query (RELIABILITY D9).
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(_("position"))
+    page = models.PositiveIntegerField(_("page"), null=True, blank=True)
+    text = models.TextField(_("text"))
+    token_count = models.PositiveIntegerField(_("tokens"))
+
+    class Meta:
+        verbose_name = _("chunk")
+        verbose_name_plural = _("chunks")
+        ordering = ["document", "position"]
+        indexes = [models.Index(fields=["owner", "knowledge_base"])]
+        constraints = [models.UniqueConstraint(fields=["document", "position"], name="knowledge_chunk_position")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.position}"

@@ -19,6 +19,11 @@ trap stop_all INT TERM EXIT
   --application-close-timeout 10 config.asgi:application &
 pids+=($!)
 
+# Documents a dead worker left half-ingested go back to the queue, then the worker starts.
+.venv/bin/python manage.py reconcile_documents
+.venv/bin/python manage.py db_worker --interval 1 &
+pids+=($!)
+
 echo "Bytchat on http://$HOST:$PORT/  (API docs: /api/docs/, admin: /admin/). Ctrl-C stops."
 # If any process exits, stop the others too.
 wait -n

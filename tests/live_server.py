@@ -23,7 +23,9 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, extra_env: dict[str, str], *, with_worker: bool = False) -> None:
+        self.with_worker = with_worker
+        self.worker: subprocess.Popen | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
@@ -53,6 +55,14 @@ class LiveServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
+        if self.with_worker:
+            self.worker = subprocess.Popen(
+                [sys.executable, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -65,12 +75,13 @@ class LiveServer:
         raise RuntimeError("server did not start in 30 s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        for process in (self.process, self.worker):
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
     def log(self) -> str:
         return self.log_path.read_text()

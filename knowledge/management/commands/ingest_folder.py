@@ -1,0 +1,43 @@
+"""Ingests every supported file of a folder into one of a user's knowledge bases, with a progress bar."""
+
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from config.errors import DomainError
+from knowledge.extraction import SUPPORTED_EXTENSIONS
+from knowledge.services import document_upload, knowledge_base_get_or_create
+
+
+class Command(BaseCommand):
+    help = "Upload a folder's .txt, .md, .pdf, .html and .docx files into a user's knowledge base."
+
+    def add_arguments(self, parser):
+        parser.add_argument("folder", type=Path)
+        parser.add_argument("--user", required=True, help="The owner's email.")
+        parser.add_argument("--base", required=True, help="The knowledge base name (created if needed).")
+
+    def handle(self, *args, folder: Path, user: str, base: str, **options):
+        owner = get_user_model().objects.filter(email__iexact=user).first()
+        if owner is None:
+            raise CommandError(f"No user with email {user}.")
+        if not folder.is_dir():
+            raise CommandError(f"{folder} is not a folder.")
+        knowledge_base = knowledge_base_get_or_create(owner=owner, name=base)
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
+        queued = duplicates = refused = 0
+        for path in tqdm(files, desc="upload", unit="file", disable=None):
+            try:
+                _doc, created = document_upload(
+                    knowledge_base=knowledge_base, upload=SimpleUploadedFile(path.name, path.read_bytes())
+                )
+            except DomainError as exc:
+                refused += 1
+                self.stderr.write(f"{path}: {exc.message}")
+                continue
+            queued += created
+            duplicates += not created
+        self.stdout.write(f"{queued} queued, {duplicates} already there, {refused} refused (into '{knowledge_base}').")

@@ -1,0 +1,298 @@
+"""Writes on knowledge: bases, uploads (validated before anything is queued), ingestion, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from bots.models import Bot
+from config.errors import DomainError
+from knowledge.extraction import (
+    ExtractionError,
+    PageText,
+    TextChunk,
+    chunk_pages,
+    decode_text,
+    detect_kind,
+    extract_pages,
+)
+from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "html": "text/html",
+    "pdf": "application/pdf",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+EXTENSIONS = {"txt": ".txt", "md": ".md", "html": ".html", "pdf": ".pdf", "docx": ".docx"}
+CHUNK_BATCH = 200
+
+
+class UploadRefused(DomainError):
+    code = "upload_refused"
+
+
+def clean_filename(name: str) -> str:
+    """The user's filename as safe metadata: last path part, no control or bidi characters, bounded."""
+    name = re.split(r"[\\/]", name or "")[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[:190] + dot + ext[:9]) if dot else name[:200]
+    return name or "document"
+
+
+def knowledge_base_get_or_create(*, owner: User, name: str) -> KnowledgeBase:
+    name = " ".join(name.split())[:200]
+    if not name:
+        raise DomainError(_("name: a knowledge base needs a name."), code="invalid")
+    base, _created = KnowledgeBase.objects.get_or_create(owner=owner, name=name)
+    return base
+
+
+def bot_home_base(*, bot: Bot) -> KnowledgeBase:
+    """The base that `POST /bots/{id}/train` fills, created and attached on first use."""
+    base = KnowledgeBase.objects.filter(home_of=bot).first()
+    if base is None:
+        with transaction.atomic():
+            base, _created = KnowledgeBase.objects.get_or_create(
+                home_of=bot, defaults={"owner": bot.owner, "name": f"{bot.name} [bot {str(bot.id)[:8]}]"}
+            )
+            base.bots.add(bot)
+    return base
+
+
+def _read_upload(upload: UploadedFile) -> bytes:
+    limit = settings.KNOWLEDGE_MAX_FILE_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise UploadRefused(
+            _("The file is larger than the limit of %(mb)d MB.") % {"mb": limit // (1024 * 1024)},
+            code="file_too_large",
+            status_code=413,
+        )
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise UploadRefused(
+            _("The file is larger than the limit of %(mb)d MB.") % {"mb": limit // (1024 * 1024)},
+            code="file_too_large",
+            status_code=413,
+        )
+    if not data.strip():
+        raise UploadRefused(_("The file is empty."), code="empty_file")
+    return data
+
+
+def document_upload(*, knowledge_base: KnowledgeBase, upload: UploadedFile) -> tuple[Document, bool]:
+    """Validate and store an upload, then queue its ingestion. Returns (document, created).
+
+    Refused before anything is stored or queued: unsupported types, content that does not match
+    its extension, empty, undecodable or oversized files. The same file twice in one base is the
+    same document.
+    """
+    filename = clean_filename(upload.name or "")
+    data = _read_upload(upload)
+    try:
+        kind = detect_kind(filename, data[:4096])
+        if kind in ("txt", "md", "html"):
+            decode_text(data)
+    except ExtractionError as exc:
+        status = 415 if exc.code == "unsupported" else 400
+        raise UploadRefused(str(exc), code=f"file_{exc.code}", status_code=status) from exc
+    checksum = hashlib.sha256(data).hexdigest()
+    existing = Document.objects.filter(knowledge_base=knowledge_base, checksum=checksum).first()
+    if existing is not None:
+        return existing, False
+    if Document.objects.filter(knowledge_base=knowledge_base).count() >= settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE:
+        raise UploadRefused(
+            _("This knowledge base already holds %(n)d documents.") % {"n": settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE},
+            code="too_many_documents",
+            status_code=403,
+        )
+    document = Document(
+        knowledge_base=knowledge_base,
+        owner_id=knowledge_base.owner_id,
+        filename=filename,
+        extension=EXTENSIONS[kind],
+        content_type=CONTENT_TYPES[kind],
+        size=len(data),
+        checksum=checksum,
+    )
+    try:
+        with transaction.atomic():
+            document.file.save(f"{document.id}{document.extension}", ContentFile(data), save=False)
+            document.save(force_insert=True)
+            transaction.on_commit(lambda: _enqueue(document.pk))
+    except IntegrityError:
+        document.file.delete(save=False)
+        return Document.objects.get(knowledge_base=knowledge_base, checksum=checksum), False
+    return document, True
+
+
+def _enqueue(document_id) -> None:
+    from knowledge.tasks import ingest_document
+
+    ingest_document.enqueue(str(document_id))
+
+
+def _claim(document_id: str) -> Document | None:
+    """Mark a queued (or stale) document as processing; None if another worker has it or it is gone."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        if document is None or document.status in (DocumentStatus.READY, DocumentStatus.FAILED):
+            return None
+        stale_before = timezone.now() - timedelta(seconds=settings.KNOWLEDGE_STALE_SECONDS)
+        if document.status == DocumentStatus.PROCESSING and document.started_at and document.started_at > stale_before:
+            return None
+        document.status = DocumentStatus.PROCESSING
+        document.attempts += 1
+        document.started_at = timezone.now()
+        document.progress = 0
+        document.error = ""
+        document.save(update_fields=["status", "attempts", "started_at", "progress", "error", "updated_at"])
+    return document
+
+
+def _set_progress(document: Document, progress: int) -> None:
+    Document.objects.filter(pk=document.pk).update(progress=progress, updated_at=timezone.now())
+
+
+def _finish(document: Document, status: DocumentStatus, error: str = "") -> None:
+    Document.objects.filter(pk=document.pk).update(
+        status=status, error=error[:500], progress=100 if status == DocumentStatus.READY else document.progress,
+        updated_at=timezone.now(),
+    )  # fmt: skip
+
+
+def document_ingest(*, document_id: str) -> str:
+    """Extract, chunk and index one document; idempotent (its chunks are replaced, never duplicated)."""
+    document = _claim(document_id)
+    if document is None:
+        return "skipped"
+    try:
+        with document.file.open("rb") as handle:
+            data = handle.read()
+        kind = EXTENSIONS_TO_KIND[document.extension]
+        pages = extract_pages(data, kind)
+        _set_progress(document, 30)
+        chunks = chunk_pages(
+            pages, target_chars=settings.KNOWLEDGE_CHUNK_CHARS, overlap_chars=settings.KNOWLEDGE_CHUNK_OVERLAP
+        )
+    except ExtractionError as exc:
+        _finish(document, DocumentStatus.FAILED, str(exc))
+        return "failed"
+    except FileNotFoundError:
+        _finish(document, DocumentStatus.FAILED, _("The stored file is missing."))
+        return "failed"
+    if not _store_chunks(document, chunks):
+        return "deleted"
+    return "ready"
+
+
+EXTENSIONS_TO_KIND = {extension: kind for kind, extension in EXTENSIONS.items()}
+
+
+def _store_chunks(document: Document, chunks: list[TextChunk]) -> bool:
+    """Replace the document's chunks and mark it ready, atomically; False if it was deleted meanwhile."""
+    with transaction.atomic():
+        if not Document.objects.select_for_update().filter(pk=document.pk).exists():
+            return False
+        Chunk.objects.filter(document=document).delete()
+        for start in range(0, len(chunks), CHUNK_BATCH):
+            Chunk.objects.bulk_create(
+                [
+                    Chunk(
+                        document=document,
+                        knowledge_base_id=document.knowledge_base_id,
+                        owner_id=document.owner_id,
+                        position=chunk.position,
+                        page=chunk.page,
+                        text=chunk.text,
+                        token_count=len(chunk.text.split()),
+                    )
+                    for chunk in chunks[start : start + CHUNK_BATCH]
+                ]
+            )
+        _finish(document, DocumentStatus.READY)
+    return True
+
+
+def document_ingest_text(*, knowledge_base: KnowledgeBase, filename: str, text: str) -> Document:
+    """Index text that has no file (benchmarks, imports), through the same chunking and storage."""
+    data = text.encode()
+    document = Document.objects.create(
+        knowledge_base=knowledge_base,
+        owner_id=knowledge_base.owner_id,
+        filename=clean_filename(filename),
+        extension=".txt",
+        content_type="text/plain",
+        size=len(data),
+        checksum=hashlib.sha256(data).hexdigest(),
+        status=DocumentStatus.PROCESSING,
+        attempts=1,
+        started_at=timezone.now(),
+    )
+    _store_chunks(
+        document,
+        chunk_pages(
+            [PageText(page=None, text=text)],
+            target_chars=settings.KNOWLEDGE_CHUNK_CHARS,
+            overlap_chars=settings.KNOWLEDGE_CHUNK_OVERLAP,
+        ),
+    )
+    return document
+
+
+def document_retry_or_fail(*, document_id: str) -> str:
+    """After an unexpected failure: queue again while attempts remain, else fail with a readable error."""
+    document = Document.objects.filter(pk=document_id).first()
+    if document is None:
+        return "deleted"
+    if document.attempts >= settings.KNOWLEDGE_MAX_ATTEMPTS:
+        _finish(document, DocumentStatus.FAILED, _("Ingestion failed repeatedly; upload the file again."))
+        return "failed"
+    Document.objects.filter(pk=document.pk).update(status=DocumentStatus.QUEUED, started_at=None)
+    transaction.on_commit(lambda: _enqueue(document.pk))
+    return "retrying"
+
+
+def documents_reconcile(*, now=None) -> int:
+    """Queue again documents left `processing` by a dead worker (or fail them past the attempt limit)."""
+    now = now or timezone.now()
+    stale = Document.objects.filter(
+        status=DocumentStatus.PROCESSING, started_at__lt=now - timedelta(seconds=settings.KNOWLEDGE_STALE_SECONDS)
+    )
+    count = 0
+    for document_id in stale.values_list("pk", flat=True):
+        document_retry_or_fail(document_id=str(document_id))
+        count += 1
+    return count
+
+
+def document_reindex(*, document: Document) -> None:
+    Document.objects.filter(pk=document.pk).update(
+        status=DocumentStatus.QUEUED, attempts=0, progress=0, error="", started_at=None
+    )
+    transaction.on_commit(lambda: _enqueue(document.pk))
+
+
+def document_delete(*, document: Document) -> None:
+    """Deletes the document and its chunks; its file goes once the deletion commits (see signals)."""
+    document.delete()
+
+
+def knowledge_base_delete(*, knowledge_base: KnowledgeBase) -> None:
+    knowledge_base.delete()
