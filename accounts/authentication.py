@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.models import User
-from config.errors import NotAuthenticated
+from config.errors import DomainError, NotAuthenticated
 
 
 def authenticate_bearer(request: HttpRequest) -> User:
@@ -19,3 +22,27 @@ def authenticate_bearer(request: HttpRequest) -> User:
     if result is None:
         raise NotAuthenticated()
     return result[0]
+
+
+class BodyTokenAuthentication(JWTAuthentication):
+    """The 000 surface sends its JWT as a `token` field of the JSON body; headers still win."""
+
+    def authenticate(self, request):
+        data = request.data if isinstance(request.data, Mapping) else {}
+        raw = data.get("token")
+        if not raw or not isinstance(raw, str):
+            return None
+        validated = self.get_validated_token(raw.encode())
+        return self.get_user(validated), validated
+
+
+def check_named_user(request, user: User) -> None:
+    """The 000 surface names its user (`user`, in the query or body); it must be the caller (RELIABILITY A8)."""
+    data = request.data if isinstance(getattr(request, "data", None), Mapping) else {}
+    named = data.get("user", request.query_params.get("user"))
+    if named is None or named == "":
+        return
+    if not isinstance(named, str) or named.strip().lower() not in {user.email.lower(), user.username.lower()}:
+        raise DomainError(
+            _("The user parameter does not name the authenticated account."), code="user_mismatch", status_code=403
+        )

@@ -27,7 +27,8 @@ UPLOAD_PATHS = re.compile(r"^/(bots/[^/]+/train|load_context)/?$")
 
 def request_limit(path: str) -> int:
     if UPLOAD_PATHS.match(path):
-        return settings.KNOWLEDGE_MAX_FILE_BYTES + 256 * 1024
+        # Room for base64 (4/3 of the file) and the multipart or JSON envelope.
+        return settings.KNOWLEDGE_MAX_FILE_BYTES * 4 // 3 + 256 * 1024
     return settings.MAX_REQUEST_BYTES
 
 

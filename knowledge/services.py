@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -76,42 +77,60 @@ def bot_home_base(*, bot: Bot) -> KnowledgeBase:
     return base
 
 
-def _read_upload(upload: UploadedFile) -> bytes:
+@dataclass(frozen=True, slots=True)
+class CheckedUpload:
+    filename: str
+    data: bytes
+    kind: str
+
+
+def _too_large() -> UploadRefused:
+    limit = settings.KNOWLEDGE_MAX_FILE_BYTES
+    return UploadRefused(
+        _("The file is larger than the limit of %(mb)d MB.") % {"mb": max(1, limit // (1024 * 1024))},
+        code="file_too_large",
+        status_code=413,
+    )
+
+
+def upload_check(*, filename: str, data: bytes) -> CheckedUpload:
+    """Everything that can refuse a file, before anything is stored or queued."""
+    filename = clean_filename(filename)
+    if len(data) > settings.KNOWLEDGE_MAX_FILE_BYTES:
+        raise _too_large()
+    if not data.strip():
+        raise UploadRefused(_("The file %(name)s is empty.") % {"name": filename}, code="empty_file")
+    try:
+        kind = detect_kind(filename, data[:4096])
+        # A byte-order mark can hide an empty text file from the check on raw bytes.
+        if kind in ("txt", "md", "html") and not decode_text(data).strip():
+            raise UploadRefused(_("The file %(name)s is empty.") % {"name": filename}, code="empty_file")
+    except ExtractionError as exc:
+        status = 415 if exc.code == "unsupported" else 400
+        raise UploadRefused(f"{filename}: {exc}", code=f"file_{exc.code}", status_code=status) from exc
+    return CheckedUpload(filename=filename, data=data, kind=kind)
+
+
+def read_upload(upload: UploadedFile) -> bytes:
     limit = settings.KNOWLEDGE_MAX_FILE_BYTES
     if upload.size is not None and upload.size > limit:
-        raise UploadRefused(
-            _("The file is larger than the limit of %(mb)d MB.") % {"mb": limit // (1024 * 1024)},
-            code="file_too_large",
-            status_code=413,
-        )
+        raise _too_large()
     data = upload.read(limit + 1)
     if len(data) > limit:
-        raise UploadRefused(
-            _("The file is larger than the limit of %(mb)d MB.") % {"mb": limit // (1024 * 1024)},
-            code="file_too_large",
-            status_code=413,
-        )
-    if not data.strip():
-        raise UploadRefused(_("The file is empty."), code="empty_file")
+        raise _too_large()
     return data
 
 
 def document_upload(*, knowledge_base: KnowledgeBase, upload: UploadedFile) -> tuple[Document, bool]:
-    """Validate and store an upload, then queue its ingestion. Returns (document, created).
+    """Validate and store an upload, then queue its ingestion. Returns (document, created)."""
+    return document_store(
+        knowledge_base=knowledge_base, checked=upload_check(filename=upload.name or "", data=read_upload(upload))
+    )
 
-    Refused before anything is stored or queued: unsupported types, content that does not match
-    its extension, empty, undecodable or oversized files. The same file twice in one base is the
-    same document.
-    """
-    filename = clean_filename(upload.name or "")
-    data = _read_upload(upload)
-    try:
-        kind = detect_kind(filename, data[:4096])
-        if kind in ("txt", "md", "html"):
-            decode_text(data)
-    except ExtractionError as exc:
-        status = 415 if exc.code == "unsupported" else 400
-        raise UploadRefused(str(exc), code=f"file_{exc.code}", status_code=status) from exc
+
+def document_store(*, knowledge_base: KnowledgeBase, checked: CheckedUpload) -> tuple[Document, bool]:
+    """Store a checked file and queue its ingestion; the same file twice in one base is the same document."""
+    data, kind = checked.data, checked.kind
     checksum = hashlib.sha256(data).hexdigest()
     existing = Document.objects.filter(knowledge_base=knowledge_base, checksum=checksum).first()
     if existing is not None:
@@ -125,7 +144,7 @@ def document_upload(*, knowledge_base: KnowledgeBase, upload: UploadedFile) -> t
     document = Document(
         knowledge_base=knowledge_base,
         owner_id=knowledge_base.owner_id,
-        filename=filename,
+        filename=checked.filename,
         extension=EXTENSIONS[kind],
         content_type=CONTENT_TYPES[kind],
         size=len(data),

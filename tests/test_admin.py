@@ -123,3 +123,31 @@ def test_chats_and_messages_are_readable_not_addable(staff, objects):
     assert staff.get(reverse("admin:chats_message_change", args=[question.pk])).status_code == 200
     assert staff.get(reverse("admin:chats_chat_add")).status_code == 403
     assert staff.get(reverse("admin:chats_message_add")).status_code == 403
+
+
+def test_knowledge_admin_shows_status_and_its_actions_call_the_services(staff, objects, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from knowledge.models import Chunk, Document
+    from knowledge.services import document_upload, knowledge_base_get_or_create
+
+    base = knowledge_base_get_or_create(owner=objects["user"], name="Maps")
+    document, _created = document_upload(
+        knowledge_base=base, upload=SimpleUploadedFile("maps.txt", b"Port Zafiro lies north.")
+    )
+    for name, args in [
+        ("knowledge_knowledgebase_changelist", []),
+        ("knowledge_knowledgebase_change", [base.pk]),
+        ("knowledge_document_changelist", []),
+        ("knowledge_document_change", [document.pk]),
+        ("knowledge_chunk_changelist", []),
+    ]:
+        assert staff.get(reverse(f"admin:{name}", args=args)).status_code == 200
+    listing = staff.get(reverse("admin:knowledge_document_changelist") + "?status__exact=queued")
+    assert listing.status_code == 200
+    response = staff.post(
+        reverse("admin:knowledge_document_changelist"),
+        {"action": "delete_with_files", "_selected_action": [document.pk]},
+    )
+    assert response.status_code == 302
+    assert not Document.objects.exists() and not Chunk.objects.exists()

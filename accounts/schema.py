@@ -1,0 +1,18 @@
+"""OpenAPI description of the body-token authentication of the 000 surface."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BodyTokenScheme(OpenApiAuthenticationExtension):
+    # OpenAPI cannot express a credential inside the body: this scheme says which JWT, and the
+    # `token` field appears in each request body.
+    target_class = "accounts.authentication.BodyTokenAuthentication"
+    name = "jwtBodyToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The same access token, sent as the `token` field of the JSON body (seed 000).",
+        }
