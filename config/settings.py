@@ -272,6 +272,12 @@ if not KNOWLEDGE_FTS_LANGUAGE.isidentifier():
 # 1500 scored nDCG@10 0.690 on SciFact with SQLite FTS5, against 0.682 at 1000 and 0.688 at 2500.
 KNOWLEDGE_CHUNK_CHARS = env.int("KNOWLEDGE_CHUNK_CHARS", default=1500)
 KNOWLEDGE_CHUNK_OVERLAP = env.int("KNOWLEDGE_CHUNK_OVERLAP", default=150)
+# Semantic search: an OpenAI-compatible /v1/embeddings endpoint of one of LLM_PROVIDERS; unset, lexical only.
+EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", default="")
+EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL", default="text-embedding-3-small")
+EMBEDDINGS_BATCH = env.int("EMBEDDINGS_BATCH", default=64)
+# Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
+KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
 KNOWLEDGE_PASSAGES_IN_CONTEXT = env.int("KNOWLEDGE_PASSAGES_IN_CONTEXT", default=4)
 
 # Model providers. Every remote provider is an OpenAI-compatible base URL reached with the openai SDK.

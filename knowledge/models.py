@@ -97,6 +97,8 @@ class Chunk(models.Model):
     page = models.PositiveIntegerField(_("page"), null=True, blank=True)
     text = models.TextField(_("text"))
     token_count = models.PositiveIntegerField(_("tokens"))
+    # Unit-length float32 vector from the embeddings provider, when one is configured.
+    embedding = models.BinaryField(_("embedding"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("chunk")

@@ -1,12 +1,15 @@
-"""Lexical retrieval in the database's own full-text engine, ranked by BM25, always filtered by owner.
+"""Hybrid retrieval, always filtered by owner: full-text BM25, plus vectors fused by reciprocal rank.
 
 SQLite: FTS5 with OR semantics, ranked by its bm25(). PostgreSQL: candidates from an OR tsquery on
 the GIN index, ranked by BM25 computed in SQL from the tsvector's term frequencies (ts_rank is not
-BM25 and scored lower on SciFact). Every passage carries its citation.
+BM25 and scored lower on SciFact). With an embeddings provider, exact cosine over the owner's chunk
+vectors (numpy) is fused with the lexical ranking by reciprocal rank fusion; if the provider fails
+at query time, lexical results alone are served. Every passage carries its citation.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -16,7 +19,11 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from bots.llm.errors import ProviderError
 from knowledge.models import Chunk
+from knowledge.vectors import embed_query, nearest
+
+logger = logging.getLogger(__name__)
 
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -112,6 +119,29 @@ def _postgres_ranked(query: str, scope: str, params: list[Any], limit: int) -> l
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
+def _dense_ranked(query: str, scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
+    try:
+        vector = embed_query(query)
+    except ProviderError:
+        logger.warning("query embedding failed; serving lexical results only")
+        return []
+    if vector is None:
+        return []
+    sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {scope} AND c.embedding IS NOT NULL"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return nearest(vector, cursor.fetchall(), limit)
+
+
+def fuse(rankings: list[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: each list adds 1 / (k + rank) to the items it ranks."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (item, _score) in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (settings.KNOWLEDGE_RRF_K + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:limit]
+
+
 def search(
     *,
     owner_id: int,
@@ -124,10 +154,13 @@ def search(
     if not terms or (knowledge_base_ids is not None and not knowledge_base_ids):
         return []
     scope, params = _scope_sql(owner_id, knowledge_base_ids)
+    depth = max(limit, 100)  # each ranking contributes enough candidates for the fusion
     if connection.vendor == "postgresql":
-        ranked = _postgres_ranked(" ".join(terms), scope, params, limit)
+        lexical = _postgres_ranked(" ".join(terms), scope, params, depth)
     else:
-        ranked = _sqlite_ranked(terms, scope, params, limit)
+        lexical = _sqlite_ranked(terms, scope, params, depth)
+    dense = _dense_ranked(query, scope, params, depth)
+    ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]
     if not ranked:
         return []
     chunks = (

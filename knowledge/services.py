@@ -29,6 +29,7 @@ from knowledge.extraction import (
     extract_pages,
 )
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from knowledge.vectors import embed_for_storage
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,10 @@ def document_ingest(*, document_id: str) -> str:
     except FileNotFoundError:
         _finish(document, DocumentStatus.FAILED, _("The stored file is missing."))
         return "failed"
-    if not _store_chunks(document, chunks):
+    _set_progress(document, 50)
+    # Outside any transaction: the embeddings call may take a while. Its failures are retried by the task.
+    embeddings = embed_for_storage([chunk.text for chunk in chunks])
+    if not _store_chunks(document, chunks, embeddings):
         return "deleted"
     return "ready"
 
@@ -224,7 +228,7 @@ def document_ingest(*, document_id: str) -> str:
 EXTENSIONS_TO_KIND = {extension: kind for kind, extension in EXTENSIONS.items()}
 
 
-def _store_chunks(document: Document, chunks: list[TextChunk]) -> bool:
+def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[bytes] | None = None) -> bool:
     """Replace the document's chunks and mark it ready, atomically; False if it was deleted meanwhile."""
     with transaction.atomic():
         if not Document.objects.select_for_update().filter(pk=document.pk).exists():
@@ -241,8 +245,9 @@ def _store_chunks(document: Document, chunks: list[TextChunk]) -> bool:
                         page=chunk.page,
                         text=chunk.text,
                         token_count=len(chunk.text.split()),
+                        embedding=embeddings[start + offset] if embeddings else None,
                     )
-                    for chunk in chunks[start : start + CHUNK_BATCH]
+                    for offset, chunk in enumerate(chunks[start : start + CHUNK_BATCH])
                 ]
             )
         _finish(document, DocumentStatus.READY)
@@ -264,14 +269,12 @@ def document_ingest_text(*, knowledge_base: KnowledgeBase, filename: str, text: 
         attempts=1,
         started_at=timezone.now(),
     )
-    _store_chunks(
-        document,
-        chunk_pages(
-            [PageText(page=None, text=text)],
-            target_chars=settings.KNOWLEDGE_CHUNK_CHARS,
-            overlap_chars=settings.KNOWLEDGE_CHUNK_OVERLAP,
-        ),
+    chunks = chunk_pages(
+        [PageText(page=None, text=text)],
+        target_chars=settings.KNOWLEDGE_CHUNK_CHARS,
+        overlap_chars=settings.KNOWLEDGE_CHUNK_OVERLAP,
     )
+    _store_chunks(document, chunks, embed_for_storage([chunk.text for chunk in chunks]))
     return document
 
 

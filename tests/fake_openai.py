@@ -9,6 +9,10 @@ Model names:
   fake-drop-<n>                 sends n chunks, then drops the TCP connection
   fake-stall                    sends headers, then nothing
   fake-status-<code>            answers with that HTTP status and an OpenAI error body
+
+POST /v1/embeddings answers with deterministic 64-dimension bag-of-words vectors in which a few
+synonyms (kitten/cat, puppy/dog, automobile/car) share a dimension, so semantic matches that share
+no word can be told from lexical ones; the model `fake-embed-fail` answers 500.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import re
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +89,7 @@ class FakeOpenAI:
         asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -114,6 +120,35 @@ class FakeOpenAI:
         if not body.get("stream"):
             return self._whole(model, body, words)
         return await self._stream(request, model, body, words)
+
+    SYNONYMS = {"kitten": "cat", "kittens": "cat", "puppy": "dog", "automobile": "car"}
+    EMBEDDING_DIMENSIONS = 64
+
+    @classmethod
+    def embedding(cls, text: str) -> list[float]:
+        vector = [0.0] * cls.EMBEDDING_DIMENSIONS
+        for word in re.findall(r"[a-z]+", text.lower()):
+            word = cls.SYNONYMS.get(word, word)
+            vector[zlib.crc32(word.encode()) % cls.EMBEDDING_DIMENSIONS] += 1.0
+        return vector
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(RecordedRequest(request.path, dict(request.headers), body))
+        if body.get("model") == "fake-embed-fail":
+            return web.json_response({"error": {"message": "scripted", "type": "fake"}}, status=500)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body.get("model"),
+                "data": [
+                    {"object": "embedding", "index": index, "embedding": self.embedding(text)}
+                    for index, text in enumerate(inputs)
+                ],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+            }
+        )
 
     @staticmethod
     def _words(model: str, body: dict[str, Any]) -> list[str]:

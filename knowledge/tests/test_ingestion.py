@@ -88,3 +88,17 @@ def test_a_deleted_document_is_skipped(document):
     document.delete()
     assert document_ingest(document_id=document_id) == "skipped"
     assert document_retry_or_fail(document_id=document_id) == "deleted"
+
+
+def test_an_embeddings_outage_is_retried_then_fails_readably(user, upstream, settings):
+    settings.EMBEDDINGS_PROVIDER = "custom"
+    settings.EMBEDDINGS_MODEL = "fake-embed-fail"
+    base = knowledge_base_get_or_create(owner=user, name="outage")
+    document, _created = document_upload(knowledge_base=base, upload=SimpleUploadedFile("a.txt", TEXT))
+    document.refresh_from_db()
+    assert document.status == DocumentStatus.FAILED
+    assert document.attempts == settings.KNOWLEDGE_MAX_ATTEMPTS
+    assert "again" in document.error
+    assert not Chunk.objects.filter(document=document).exists()
+    embedding_calls = [r for r in upstream.requests if r.path == "/v1/embeddings"]
+    assert len(embedding_calls) == settings.KNOWLEDGE_MAX_ATTEMPTS
