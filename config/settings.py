@@ -276,6 +276,9 @@ KNOWLEDGE_CHUNK_OVERLAP = env.int("KNOWLEDGE_CHUNK_OVERLAP", default=150)
 EMBEDDINGS_PROVIDER = env.str("EMBEDDINGS_PROVIDER", default="")
 EMBEDDINGS_MODEL = env.str("EMBEDDINGS_MODEL", default="text-embedding-3-small")
 EMBEDDINGS_BATCH = env.int("EMBEDDINGS_BATCH", default=64)
+# Size of the pgvector column and its HNSW index (fixed when the migration runs; 1536 fits
+# text-embedding-3-small, 384 all-MiniLM-L6-v2). Vectors of another size use the numpy path.
+EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", default=1536)
 # Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
 KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
 KNOWLEDGE_PASSAGES_IN_CONTEXT = env.int("KNOWLEDGE_PASSAGES_IN_CONTEXT", default=4)

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from bots.llm.errors import ProviderError
 from knowledge.models import Chunk
-from knowledge.vectors import embed_query, nearest
+from knowledge.vectors import embed_query, nearest, pgvector_dimensions, vector_literal
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +127,26 @@ def _dense_ranked(query: str, scope: str, params: list[Any], limit: int) -> list
         return []
     if vector is None:
         return []
+    dimensions = pgvector_dimensions(connection)
+    if dimensions == vector.shape[0]:
+        return _pgvector_ranked(vector, scope, params, limit)
     sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {scope} AND c.embedding IS NOT NULL"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return nearest(vector, cursor.fetchall(), limit)
+
+
+def _pgvector_ranked(vector, scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
+    """HNSW search in pgvector; iterative scans keep filling the result when the owner filter drops rows."""
+    literal = vector_literal(vector)
+    sql = (
+        "SELECT c.id, 1 - (c.embedding_vec <=> %s::vector) FROM knowledge_chunk c "  # noqa: S608
+        f"WHERE {scope} AND c.embedding_vec IS NOT NULL ORDER BY c.embedding_vec <=> %s::vector LIMIT %s"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(sql, [literal, *params, literal, limit])
+        return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
 def fuse(rankings: list[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:

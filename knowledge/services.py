@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,7 +29,7 @@ from knowledge.extraction import (
     extract_pages,
 )
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
-from knowledge.vectors import embed_for_storage
+from knowledge.vectors import embed_for_storage, pgvector_dimensions, vector_literal
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +250,24 @@ def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[
                     for offset, chunk in enumerate(chunks[start : start + CHUNK_BATCH])
                 ]
             )
+        if embeddings:
+            _store_pgvectors(document)
         _finish(document, DocumentStatus.READY)
     return True
+
+
+def _store_pgvectors(document: Document) -> None:
+    """Copy the chunks' vectors into the pgvector column, where this database has one of their size."""
+    dimensions = pgvector_dimensions(connection)
+    if dimensions is None:
+        return
+    rows = [
+        (vector_literal(blob), chunk_id)
+        for chunk_id, blob in Chunk.objects.filter(document=document).values_list("id", "embedding")
+        if blob is not None and len(blob) == dimensions * 4
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany("UPDATE knowledge_chunk SET embedding_vec = %s::vector WHERE id = %s", rows)
 
 
 def document_ingest_text(*, knowledge_base: KnowledgeBase, filename: str, text: str) -> Document:

@@ -35,3 +35,26 @@ def nearest(query: np.ndarray, rows: list[tuple[int, bytes]], limit: int) -> lis
     scores = matrix @ query
     top = np.argsort(-scores, kind="stable")[:limit]
     return [(rows[index][0], float(scores[index])) for index in top]
+
+
+def pgvector_dimensions(connection) -> int | None:
+    """The size of the pgvector column if this database has one (see migration 0004), else None."""
+    if connection.vendor != "postgresql":
+        return None
+    cached = getattr(connection, "_bytchat_pgvector", "unknown")
+    if cached != "unknown":
+        return cached
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'knowledge_chunk'::regclass "
+            "AND attname = 'embedding_vec' AND NOT attisdropped"
+        )
+        row = cursor.fetchone()
+    dimensions = row[0] if row else None
+    connection._bytchat_pgvector = dimensions
+    return dimensions
+
+
+def vector_literal(blob: bytes | np.ndarray) -> str:
+    array = blob if isinstance(blob, np.ndarray) else np.frombuffer(bytes(blob), dtype=np.float32)
+    return "[" + ",".join(f"{value:.7g}" for value in array.tolist()) + "]"
