@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -85,3 +86,11 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+def new_user_auth(http: httpx.Client) -> dict[str, str]:
+    """Register a fresh user on the live server and return its Authorization header."""
+    email = f"live-{uuid.uuid4().hex[:10]}@example.com"
+    assert http.post("/users/", json={"email": email, "password": "una-clave-segura"}).status_code == 200
+    token = http.post("/token", data={"username": email, "password": "una-clave-segura"}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}

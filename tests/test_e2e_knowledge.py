@@ -3,13 +3,12 @@
 import io
 import json
 import time
-import uuid
 
 import httpx
 import pytest
 from reportlab.pdfgen import canvas
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, new_user_auth
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +26,6 @@ def server(tmp_path_factory):
 def http(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
-
-
-def login(http: httpx.Client) -> dict[str, str]:
-    email = f"kb-{uuid.uuid4().hex[:8]}@example.com"
-    assert http.post("/users/", json={"email": email, "password": "una-clave-segura"}).status_code == 200
-    token = http.post("/token", data={"username": email, "password": "una-clave-segura"}).json()["access_token"]
-    return {"Authorization": f"Bearer {token}"}
 
 
 def pdf_with(text: str) -> bytes:
@@ -66,7 +58,7 @@ def ask(http, auth, bot_id, question: str) -> dict:
 
 
 def test_a_bot_answers_from_its_uploaded_txt_and_pdf_with_citations(http):
-    auth = login(http)
+    auth = new_user_auth(http)
     bot = http.post("/bots/", json={"name": "Navigator"}, headers=auth).json()
     txt = http.post(
         f"/bots/{bot['id']}/train",
@@ -94,7 +86,7 @@ def test_a_bot_answers_from_its_uploaded_txt_and_pdf_with_citations(http):
     assert cited and cited[0]["page"] == 2
 
     # Another user asking the same question never sees these passages.
-    stranger = login(http)
+    stranger = new_user_auth(http)
     their_bot = http.post("/bots/", json={"name": "Other"}, headers=stranger).json()
     done = ask(http, stranger, their_bot["id"], "Where is the secret harbour of Port Zafiro?")
     assert "northern cliffs" not in done["content"] and done["citations"] == []

