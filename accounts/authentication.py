@@ -39,10 +39,12 @@ class BodyTokenAuthentication(JWTAuthentication):
 def check_named_user(request, user: User) -> None:
     """The 000 surface names its user (`user`, in the query or body); it must be the caller (RELIABILITY A8)."""
     data = request.data if isinstance(getattr(request, "data", None), Mapping) else {}
-    named = data.get("user", request.query_params.get("user"))
-    if named is None or named == "":
-        return
-    if not isinstance(named, str) or named.strip().lower() not in {user.email.lower(), user.username.lower()}:
-        raise DomainError(
-            _("The user parameter does not name the authenticated account."), code="user_mismatch", status_code=403
-        )
+    for named in (data.get("user"), request.query_params.get("user")):
+        if named is None or named == "":
+            continue
+        if not isinstance(named, str) or named.strip().lower() not in {user.email.lower(), user.username.lower()}:
+            raise DomainError(
+                _("The user parameter does not name the authenticated account."),
+                code="user_mismatch",
+                status_code=403,
+            )

@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "config.middleware.UploadBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -188,7 +189,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 # Checked at the ASGI edge (config/body_limit.py) before Django spools a body to disk.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE + 64 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
-DATA_UPLOAD_MAX_NUMBER_FILES = 5
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
 # Security headers; production (DEBUG off) gets the strict values that `check --deploy` expects.
 SECURE_CONTENT_TYPE_NOSNIFF = True

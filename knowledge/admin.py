@@ -21,7 +21,8 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "home_of", "created_at"]
     search_fields = ["name", "owner__email"]
     list_select_related = ["owner", "home_of"]
-    raw_id_fields = ["owner", "home_of"]
+    # Ownership is fixed where the data was created; staff can rename and attach bots.
+    readonly_fields = ["owner", "home_of", "created_at", "updated_at"]
     filter_horizontal = ["bots"]
     inlines = [DocumentInline]
 

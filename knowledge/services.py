@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import unicodedata
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from bots.llm.errors import ProviderError
 from bots.models import Bot
 from config.errors import DomainError
 from knowledge.extraction import (
@@ -68,11 +70,14 @@ def knowledge_base_get_or_create(*, owner: User, name: str) -> KnowledgeBase:
 
 def bot_home_base(*, bot: Bot) -> KnowledgeBase:
     """The base that `POST /bots/{id}/train` fills, created and attached on first use."""
-    base = KnowledgeBase.objects.filter(home_of=bot).first()
+    base = KnowledgeBase.objects.filter(home_of=bot, owner_id=bot.owner_id).first()
     if base is None:
+        name = f"{bot.name[:150]} [bot {bot.id}]"
+        if KnowledgeBase.objects.filter(owner_id=bot.owner_id, name=name).exists():
+            name = f"{name} {uuid.uuid4().hex[:6]}"  # the user already named a base so
         with transaction.atomic():
             base, _created = KnowledgeBase.objects.get_or_create(
-                home_of=bot, defaults={"owner": bot.owner, "name": f"{bot.name} [bot {str(bot.id)[:8]}]"}
+                home_of=bot, owner_id=bot.owner_id, defaults={"name": name}
             )
             base.bots.add(bot)
     return base
@@ -135,6 +140,11 @@ def document_store(*, knowledge_base: KnowledgeBase, checked: CheckedUpload) -> 
     checksum = hashlib.sha256(data).hexdigest()
     existing = Document.objects.filter(knowledge_base=knowledge_base, checksum=checksum).first()
     if existing is not None:
+        if existing.status == DocumentStatus.FAILED:
+            # The failure text asks the user to upload again: that retries the same document.
+            document_reindex(document=existing)
+            existing.refresh_from_db()
+            return existing, True
         return existing, False
     if Document.objects.filter(knowledge_base=knowledge_base).count() >= settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE:
         raise UploadRefused(
@@ -158,8 +168,31 @@ def document_store(*, knowledge_base: KnowledgeBase, checked: CheckedUpload) -> 
             transaction.on_commit(lambda: _enqueue(document.pk))
     except IntegrityError:
         document.file.delete(save=False)
-        return Document.objects.get(knowledge_base=knowledge_base, checksum=checksum), False
+        existing = Document.objects.filter(knowledge_base=knowledge_base, checksum=checksum).first()
+        if existing is None:
+            raise
+        return existing, False
+    except BaseException:
+        document.file.delete(save=False)  # nothing refers to it: never leave it on disk
+        raise
     return document, True
+
+
+def documents_store_all(*, owner: User, name: str, checked: list[CheckedUpload]) -> list[Document]:
+    """Store several checked files into the owner's base `name`, all or nothing (files on disk included)."""
+    created: list[Document] = []
+    try:
+        with transaction.atomic():
+            base = knowledge_base_get_or_create(owner=owner, name=name)
+            for item in checked:
+                document, is_new = document_store(knowledge_base=base, checked=item)
+                if is_new:
+                    created.append(document)
+    except BaseException:
+        for document in created:
+            document.file.delete(save=False)
+        raise
+    return created
 
 
 def _enqueue(document_id) -> None:
@@ -219,7 +252,12 @@ def document_ingest(*, document_id: str) -> str:
         return "failed"
     _set_progress(document, 50)
     # Outside any transaction: the embeddings call may take a while. Its failures are retried by the task.
-    embeddings = embed_for_storage([chunk.text for chunk in chunks])
+    try:
+        embeddings = embed_for_storage([chunk.text for chunk in chunks])
+    except ProviderError:
+        # Full-text search still serves the document; `reindex` adds the vectors once the provider is back.
+        logger.warning("embeddings unavailable for document %s; indexed for full-text search only", document.pk)
+        embeddings = None
     if not _store_chunks(document, chunks, embeddings):
         return "deleted"
     return "ready"

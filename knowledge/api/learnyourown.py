@@ -6,7 +6,6 @@ import base64
 import binascii
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -22,15 +21,9 @@ from config.errors import DomainError
 from config.exception_handler import flatten_validation_errors
 from knowledge.retrieval import search
 from knowledge.selectors import document_list, knowledge_base_get, knowledge_base_list
-from knowledge.services import (
-    document_store,
-    knowledge_base_delete,
-    knowledge_base_get_or_create,
-    read_upload,
-    upload_check,
-)
+from knowledge.services import documents_store_all, knowledge_base_delete, read_upload, upload_check
 
-MAX_FILES_PER_LOAD = 20
+MAX_FILES_PER_LOAD = settings.DATA_UPLOAD_MAX_NUMBER_FILES
 
 
 class LearnyourownSerializer(serializers.Serializer):
@@ -95,10 +88,7 @@ class LoadContextView(LearnyourownView):
         if len(uploads) > MAX_FILES_PER_LOAD:
             raise DomainError(_("files: at most %(n)d files per request.") % {"n": MAX_FILES_PER_LOAD}, code="invalid")
         checked = [upload_check(filename=name, data=content) for name, content in uploads]
-        with transaction.atomic():
-            base = knowledge_base_get_or_create(owner=request.user, name=data["name"])
-            for item in checked:
-                document_store(knowledge_base=base, checked=item)
+        documents_store_all(owner=request.user, name=data["name"], checked=checked)
         return Response({"result": True})
 
     @staticmethod

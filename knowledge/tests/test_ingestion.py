@@ -90,15 +90,25 @@ def test_a_deleted_document_is_skipped(document):
     assert document_retry_or_fail(document_id=document_id) == "deleted"
 
 
-def test_an_embeddings_outage_is_retried_then_fails_readably(user, upstream, settings):
+def test_an_embeddings_outage_still_indexes_the_document_for_full_text_search(user, upstream, settings):
     settings.EMBEDDINGS_PROVIDER = "custom"
     settings.EMBEDDINGS_MODEL = "fake-embed-fail"
     base = knowledge_base_get_or_create(owner=user, name="outage")
     document, _created = document_upload(knowledge_base=base, upload=SimpleUploadedFile("a.txt", TEXT))
     document.refresh_from_db()
-    assert document.status == DocumentStatus.FAILED
-    assert document.attempts == settings.KNOWLEDGE_MAX_ATTEMPTS
-    assert "again" in document.error
-    assert not Chunk.objects.filter(document=document).exists()
-    embedding_calls = [r for r in upstream.requests if r.path == "/v1/embeddings"]
-    assert len(embedding_calls) == settings.KNOWLEDGE_MAX_ATTEMPTS
+    assert document.status == DocumentStatus.READY
+    chunks = Chunk.objects.filter(document=document)
+    assert chunks.exists() and not chunks.exclude(embedding=None).exists()
+    from knowledge.retrieval import search
+
+    assert [p.filename for p in search(owner_id=user.pk, query="lighthouse")] == ["a.txt"]
+
+
+def test_uploading_a_failed_file_again_retries_it(user, settings):
+    base = knowledge_base_get_or_create(owner=user, name="retry")
+    document, _created = document_upload(knowledge_base=base, upload=SimpleUploadedFile("maps.txt", TEXT))
+    Document.objects.filter(pk=document.pk).update(status=DocumentStatus.FAILED, error="boom")
+    again, created = document_upload(knowledge_base=base, upload=SimpleUploadedFile("maps.txt", TEXT))
+    assert again.pk == document.pk and created
+    again.refresh_from_db()
+    assert again.status == DocumentStatus.READY and again.error == ""

@@ -111,3 +111,37 @@ def test_missing_fields_name_the_field(api):
     assert_error(api.post("/load_context", {"files": []}, format="json"), 400, "name")
     assert_error(api.post("/context", {}, format="json"), 400, "text")
     assert_error(APIClient().post("/context", {"text": "x"}, format="json"), 401)
+
+
+def test_a_json_load_of_a_large_file_is_accepted_up_to_the_file_limit(api, user, settings):
+    big = (b"Port Zafiro harbour notes. " * 40_000)[: 2 * 1024 * 1024]  # 2 MiB, over the 1 MiB JSON limit
+    response = load(api, user, files=[{"filename": "big.txt", "content": b64(big)}])
+    assert response.status_code == 200, response.content
+    settings.KNOWLEDGE_MAX_FILE_BYTES = 1024 * 1024
+    too_big = load(api, user, name="other", files=[{"filename": "big2.txt", "content": b64(big + b"x")}])
+    assert_error(too_big, 413)
+
+
+def test_an_empty_user_in_the_body_does_not_hide_another_user_in_the_query(api, user, other_user):
+    response = api.post("/get_name?user=" + other_user.email, {"user": ""}, format="json")
+    assert_error(response, 403)
+
+
+def test_a_refused_file_after_accepted_ones_leaves_no_file_on_disk(api, user, settings):
+    settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE = 1
+    files = [
+        {"filename": "a.txt", "content": b64(b"First harbour file.")},
+        {"filename": "b.txt", "content": b64(b"Second harbour file.")},
+    ]
+    assert_error(load(api, user, files=files), 403)
+    assert not Document.objects.exists()
+    media = Path(settings.MEDIA_ROOT)
+    assert not media.exists() or not any(p.is_file() for p in media.rglob("*"))
+
+
+def test_training_a_bot_works_even_if_a_base_already_has_its_training_name(api, user):
+    bot = api.post("/bots/", {"name": "Navigator"}, format="json").json()
+    load(api, user, name=f"Navigator [bot {bot['id']}]")
+    response = api.post(f"/bots/{bot['id']}/train", {"file": SimpleUploadedFile("n.txt", HARBOUR)}, format="multipart")
+    assert response.status_code == 202
+    assert KnowledgeBase.objects.filter(owner=user).count() == 2
