@@ -341,6 +341,10 @@ def _html_text(markup: str) -> str:
     # Nothing after the last ">" can close a tag, and unclosed tags there make html.parser quadratic (CVE-2025-6069).
     end = markup.rfind(">") + 1
     markup = markup[:end] + markup[end:].replace("<", "&lt;")
+    # Likewise a comment opened after the last "-->" can never close, and is quadratic too.
+    closed = markup.rfind("-->")
+    start = closed + 3 if closed >= 0 else 0
+    markup = markup[:start] + markup[start:].replace("<!--", "&lt;!--")
     parser = _VisibleText()
     try:
         parser.feed(markup)
@@ -429,15 +433,26 @@ def _join(units: list[_Unit]) -> str:
     return "".join(parts)
 
 
+def _length_with(length: int, current: list[_Unit], unit: _Unit) -> int:
+    """len(_join([*current, unit])) from len(_join(current)), without rebuilding the text."""
+    if not current:
+        return len(unit.text)
+    return length + (1 if current[-1].paragraph == unit.paragraph else 2) + len(unit.text)
+
+
 def _pack(units: list[_Unit], target_chars: int, overlap_chars: int) -> Iterator[str]:
     """Greedy packing; each new chunk starts with trailing sentences of the last one, never all of them."""
     current: list[_Unit] = []
+    length = 0  # len(_join(current)), kept as units are added: rebuilding it each time was quadratic
     for unit in units:
-        if current and len(_join([*current, unit])) > target_chars:
+        if current and _length_with(length, current, unit) > target_chars:
             yield _join(current)
             current = _overlap(current, overlap_chars)
-            while current and len(_join([*current, unit])) > target_chars:
+            length = len(_join(current))
+            while current and _length_with(length, current, unit) > target_chars:
                 current = current[1:]
+                length = len(_join(current))
+        length = _length_with(length, current, unit)
         current.append(unit)
     if current:
         yield _join(current)

@@ -366,9 +366,16 @@ def document_reindex(*, document: Document) -> None:
 
 
 def document_delete(*, document: Document) -> None:
-    """Deletes the document and its chunks; its file goes once the deletion commits (see signals)."""
-    document.delete()
+    """Deletes the document and its chunks; its file goes once the deletion commits (see signals).
+
+    The row lock waits for an ingestion that is storing chunks, so none of its chunks outlive it.
+    """
+    with transaction.atomic():
+        if Document.objects.select_for_update().filter(pk=document.pk).exists():
+            document.delete()
 
 
 def knowledge_base_delete(*, knowledge_base: KnowledgeBase) -> None:
-    knowledge_base.delete()
+    with transaction.atomic():
+        list(Document.objects.select_for_update().filter(knowledge_base=knowledge_base).values_list("pk"))
+        knowledge_base.delete()

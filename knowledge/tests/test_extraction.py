@@ -617,3 +617,16 @@ def test_extracted_documents_chunk_end_to_end():
     docx_chunks = chunk_pages(extract_pages(make_docx(), "docx"))
     assert [chunk.page for chunk in docx_chunks] == [None]
     assert "Café | 2,50 €" in docx_chunks[0].text
+
+
+def test_html_with_an_unclosed_comment_opener_keeps_its_text():
+    markup = "<p>Port Zafiro</p>" + "<!--a>" * 2000
+    pages = extract_pages(markup.encode(), "html")
+    assert pages[0].text.startswith("Port Zafiro")
+
+
+def test_chunking_many_tiny_sentences_keeps_every_chunk_within_the_target():
+    text = "a. " * 20_000
+    chunks = chunk_pages([PageText(page=None, text=text)], target_chars=1000, overlap_chars=150)
+    assert chunks and all(len(chunk.text) <= 1000 for chunk in chunks)
+    assert [chunk.position for chunk in chunks] == list(range(len(chunks)))
