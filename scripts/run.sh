@@ -23,6 +23,9 @@ pids+=($!)
 .venv/bin/python manage.py reconcile_documents
 .venv/bin/python manage.py db_worker --interval 1 &
 pids+=($!)
+# And every few minutes while running, for a worker that dies and is restarted meanwhile.
+while sleep "${RECONCILE_EVERY:-300}"; do .venv/bin/python manage.py reconcile_documents > /dev/null; done &
+pids+=($!)
 
 echo "Bytchat on http://$HOST:$PORT/  (API docs: /api/docs/, admin: /admin/). Ctrl-C stops."
 # If any process exits, stop the others too.

@@ -225,21 +225,7 @@ async def test_stream_dropped_midway_saves_partial_as_error_and_tells_client(use
 
 async def test_client_disconnect_cancels_upstream_and_saves_partial(user, bot, upstream):
     await sync_to_async(with_model)(bot, "fake-tokens-200-20")
-    token = str(AccessToken.for_user(user))
-    app = get_asgi_application()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": f"/chat/{bot.id}",
-        "query_string": b"query=count",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
-    communicator = ApplicationCommunicator(app, scope)
+    communicator = start_stream(get_asgi_application(), bot, user)
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(timeout=5)
     assert start["status"] == 200
