@@ -43,6 +43,7 @@ CONTENT_TYPES = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 EXTENSIONS = {"txt": ".txt", "md": ".md", "html": ".html", "pdf": ".pdf", "docx": ".docx"}
+EXTENSIONS_TO_KIND = {extension: kind for kind, extension in EXTENSIONS.items()}
 CHUNK_BATCH = 200
 
 
@@ -261,9 +262,6 @@ def document_ingest(*, document_id: str) -> str:
     if not _store_chunks(document, chunks, embeddings):
         return "deleted"
     return "ready"
-
-
-EXTENSIONS_TO_KIND = {extension: kind for kind, extension in EXTENSIONS.items()}
 
 
 def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[bytes] | None = None) -> bool:

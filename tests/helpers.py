@@ -1,4 +1,6 @@
-"""Assertions shared by the API tests."""
+"""Assertions and stream readers shared by the API tests."""
+
+import json
 
 
 def assert_error(response, status: int, *words: str) -> str:
@@ -10,3 +12,17 @@ def assert_error(response, status: int, *words: str) -> str:
     for word in words:
         assert word in detail, detail
     return detail
+
+
+async def read_stream(response) -> bytes:
+    """The whole body of a streaming response from Django's async test client."""
+    return b"".join([chunk async for chunk in response.streaming_content])
+
+
+def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
+    """Server-Sent Events as (event, data) pairs."""
+    events = []
+    for block in raw.decode().strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events

@@ -9,6 +9,7 @@ import openai
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from bots.llm import provider_is_configured
 from bots.llm.errors import ProviderError, ProviderNotConfigured
 
 logger = logging.getLogger(__name__)
@@ -18,10 +19,7 @@ _lock = threading.Lock()
 
 def embeddings_enabled() -> bool:
     name = settings.EMBEDDINGS_PROVIDER
-    if not name:
-        return False
-    config = settings.LLM_PROVIDERS.get(name)
-    return bool(config and config[config.get("requires", "api_key")])
+    return bool(name) and name != "local" and provider_is_configured(name)
 
 
 def _client() -> openai.OpenAI:

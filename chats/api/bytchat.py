@@ -21,8 +21,8 @@ from chats.services import bot_chat_start
 from chats.streaming import released, reply_stream
 from chats.types import ReplyRequest
 from config.errors import DomainError
-from config.exception_handler import error_payload_for, flatten_validation_errors
-from config.serializers import StrictSerializer
+from config.exception_handler import error_payload_for
+from config.serializers import StrictSerializer, validated
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -55,10 +55,7 @@ def _request_data(request: HttpRequest) -> dict[str, Any]:
 def _prepare(*, request: HttpRequest, bot_id: str) -> tuple[ReplyRequest, dict[str, str]]:
     """Everything before the model call, in one thread hop: auth, validation, the service."""
     user: User = authenticate_bearer(request)
-    serializer = BotChatSerializer(data=_request_data(request))
-    if not serializer.is_valid():
-        raise DomainError("; ".join(flatten_validation_errors(serializer.errors)), code="invalid")
-    data = serializer.validated_data
+    data = validated(BotChatSerializer, _request_data(request))
     reply, task_type = bot_chat_start(
         user=user,
         bot_id=bot_id,

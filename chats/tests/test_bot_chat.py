@@ -11,6 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus
+from tests.helpers import parse_sse, read_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,18 +32,6 @@ def bot(user):
 def with_model(bot, model_id, provider="custom", task_type="general"):
     ModelConfig.objects.create(bot=bot, provider=provider, model_id=model_id, task_type=task_type)
     return bot
-
-
-async def read_stream(response) -> bytes:
-    return b"".join([chunk async for chunk in response.streaming_content])
-
-
-def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
-    events = []
-    for block in raw.decode().strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 async def test_local_bot_streams_plain_text_from_its_prompt_and_stores_the_turn(user, bot):

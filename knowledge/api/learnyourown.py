@@ -18,7 +18,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.authentication import BodyTokenAuthentication, check_named_user
 from config.errors import DomainError
-from config.exception_handler import flatten_validation_errors
+from config.serializers import validated
 from knowledge.retrieval import search
 from knowledge.selectors import document_list, knowledge_base_get, knowledge_base_list
 from knowledge.services import documents_store_all, knowledge_base_delete, read_upload, upload_check
@@ -57,11 +57,9 @@ class DocumentsFilterSerializer(LearnyourownSerializer):
 
 
 def valid(serializer_class, request: Request) -> dict:
-    serializer = serializer_class(data=request.data)
-    if not serializer.is_valid():
-        raise DomainError("; ".join(flatten_validation_errors(serializer.errors)), code="invalid")
+    data = validated(serializer_class, request.data)
     check_named_user(request, request.user)
-    return serializer.validated_data
+    return data
 
 
 class LearnyourownView(APIView):

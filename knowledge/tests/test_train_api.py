@@ -7,7 +7,6 @@ databases: an upload is ingested, and a deleted document's file removed, before 
 from __future__ import annotations
 
 import io
-import json
 import re
 import uuid
 from pathlib import Path
@@ -29,7 +28,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from bots.models import Bot
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.services import clean_filename
-from tests.helpers import assert_error
+from tests.helpers import assert_error, parse_sse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,14 +116,6 @@ def assert_nothing_stored() -> None:
     assert Document.objects.count() == 0
     assert Chunk.objects.count() == 0
     assert media_files() == []
-
-
-def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
-    events = []
-    for block in raw.decode().strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
 
 
 def chat(user, bot, query: str) -> tuple[str, dict]:
