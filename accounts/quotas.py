@@ -1,6 +1,8 @@
-"""Per-user limits on model use. Parallel streams now; daily quotas arrive with the usage issue."""
+"""Per-user limits on model use: parallel streams and request rates; daily quotas arrive with the usage issue."""
 
 from __future__ import annotations
+
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -46,3 +48,42 @@ def stream_slot_release(*, user_id: int) -> None:
             cache.delete(_stream_key(user_id))
     except ValueError:
         pass
+
+
+class RateLimited(DomainError):
+    status_code = 429
+    code = "rate_limited"
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """`"50/hour"` -> (50, 3600); the same spelling as DRF's throttle rates."""
+    count, _slash, period = rate.partition("/")
+    return int(count), _PERIODS[period.strip().lower()]
+
+
+def rate_limit_take(*, user_id: int, scope: str, rate: str) -> None:
+    """Count one request in the current fixed window, or refuse with 429 and `Retry-After`.
+
+    Unlike DRF's throttles (read, modify, write), the count is one atomic cache increment,
+    so parallel requests cannot all slip under the limit (RELIABILITY P6, C6).
+    """
+    limit, period = parse_rate(rate)
+    now = int(time.time())
+    window = now // period
+    key = f"rate:{scope}:{user_id}:{window}"
+    cache.add(key, 0, timeout=period + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        cache.add(key, 1, timeout=period + 5)
+        count = 1
+    if count > limit:
+        retry_after = (window + 1) * period - now
+        raise RateLimited(
+            _("Rate limit exceeded: %(limit)d requests per %(period)s. Try again in %(seconds)d seconds.")
+            % {"limit": limit, "period": rate.partition("/")[2], "seconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )

@@ -12,9 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from django.conf import settings
+from django.utils.translation import gettext as _
+
 from bots.llm import default_model_spec
 from bots.llm.types import ModelSpec
 from bots.models import ModelConfig, TaskType
+from config.errors import DomainError
 
 LONG_QUERY_CHARS = 600
 _CODE = re.compile(
@@ -48,3 +52,25 @@ def route_model(*, configs: Sequence[ModelConfig], query: str, task_type: str | 
     if config is None:
         return default_model_spec(), wanted
     return ModelSpec(provider=config.provider, model=config.model_id, source=f"bot:{config.task_type}"), wanted
+
+
+def available_model_specs(configs: Sequence[ModelConfig] = ()) -> list[ModelSpec]:
+    """The models a chat may ask for by name: the platform default, `LLM_CHAT_MODELS`, the bot's configs."""
+    specs = [default_model_spec()]
+    for entry in settings.LLM_CHAT_MODELS:
+        provider, _slash, model = entry.partition("/")
+        if provider and model:
+            specs.append(ModelSpec(provider=provider, model=model, source="catalog"))
+    specs.extend(ModelSpec(provider=c.provider, model=c.model_id, source=f"bot:{c.task_type}") for c in configs)
+    return specs
+
+
+def model_spec_named(name: str, configs: Sequence[ModelConfig] = ()) -> ModelSpec:
+    """The model called `name` (`provider/model`, or a bare model id), if the chat may use it; else 400."""
+    wanted = name.strip()
+    for spec in available_model_specs(configs):
+        if wanted in (f"{spec.provider}/{spec.model}", spec.model):
+            return spec
+    raise DomainError(
+        _("The model %(model)s is not available here.") % {"model": wanted[:100]}, code="model_not_available"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -11,13 +12,14 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.quotas import stream_slot_acquire, stream_slot_release
 from bots.llm import get_provider
-from bots.llm.types import Usage
+from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
-from bots.routing import route_model
+from bots.routing import classify_task, model_spec_named, route_model
 from bots.selectors import bot_get
+from chats.locks import chat_answer_lock, chat_answer_unlock
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get
-from chats.types import ReplyRequest
+from chats.types import ReplyRequest, TurnLease
 from config.errors import NotFound
 from knowledge.selectors import knowledge_base_ids_for_bot
 
@@ -40,11 +42,16 @@ def chat_create(
     return Chat.objects.create(owner=owner, bot=bot, title=title, surface=surface, context=context or {})
 
 
-def _append(chat: Chat, message: Message) -> Message:
+def _append(chat: Chat, message: Message, *, after_current: bool = False) -> Message:
+    """Insert a message and make it the chat's current node; `after_current` hangs it under the
+    current node as read under the row lock, so two turns never hang off a stale node."""
     with transaction.atomic():
         # Locks the chat row, so a chat deleted meanwhile is a clear 404, not an integrity error.
-        if not Chat.objects.select_for_update().filter(pk=chat.pk).exists():
+        locked = Chat.objects.select_for_update().filter(pk=chat.pk).values_list("current_node_id", flat=True)
+        if not locked:
             raise NotFound(_("Chat not found."), code="chat_not_found")
+        if after_current:
+            message.parent_id = locked[0]
         message.save(force_insert=True)
         Chat.objects.filter(pk=chat.pk).update(current_node=message, updated_at=timezone.now())
     chat.current_node = message
@@ -52,7 +59,8 @@ def _append(chat: Chat, message: Message) -> Message:
 
 
 def user_message_create(*, chat: Chat, content: str, parent: Message | None = None) -> Message:
-    return _append(chat, Message(chat=chat, parent=parent, role=Role.USER, content=content))
+    """The user's turn, under `parent`, or after the chat's current node when no parent is given."""
+    return _append(chat, Message(chat=chat, parent=parent, role=Role.USER, content=content), after_current=not parent)
 
 
 def assistant_message_create(
@@ -86,6 +94,103 @@ def assistant_message_create(
     )
 
 
+def _model_plan(*, bot: Bot | None, query: str, model: str | None, task_type: str | None) -> tuple[ModelSpec, str]:
+    """The model to answer with (a named one must be available to this chat), and the task type.
+
+    A provider with no key fails here, before anything is stored.
+    """
+    configs = list(bot.model_configs.all()) if bot is not None else []
+    if model:
+        spec, routed_as = model_spec_named(model, configs), task_type or classify_task(query)
+    else:
+        spec, routed_as = route_model(configs=configs, query=query, task_type=task_type)
+    get_provider(spec.provider)
+    return spec, routed_as
+
+
+def _knowledge_scope(bot: Bot | None) -> tuple[uuid.UUID, ...] | None:
+    """A bot answers from its knowledge bases; a chat without one, from all of its owner's."""
+    if bot is None:
+        return None
+    return tuple(knowledge_base_ids_for_bot(bot_id=bot.pk))
+
+
+def turn_lease_release(lease: TurnLease) -> None:
+    if lease.chat_id is not None and lease.lock_token:
+        chat_answer_unlock(lease.chat_id, lease.lock_token)
+    stream_slot_release(user_id=lease.user_id)
+
+
+def turn_start(
+    *,
+    user: User,
+    prompt: str,
+    chat: Chat | None = None,
+    bot: Bot | None = None,
+    surface: Surface = Surface.BYTCHAT,
+    title: str = "",
+    parent: Message | None = None,
+    model: str | None = None,
+    task_type: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    autocontinue: bool = False,
+    web_search: bool = False,
+) -> tuple[ReplyRequest, str]:
+    """Everything before an answer: pick the model, take a stream slot and the chat's answer lock,
+    store the question. With `chat`, a new turn in it; without, a new chat (with `bot`, `surface`
+    and `title`, or a title made from the prompt).
+
+    Returns what the engine needs and the task type the prompt was routed as. Refusals (model not
+    available, provider not configured, too many streams, chat busy) happen before anything is stored.
+    """
+    bot = chat.bot if chat is not None else bot
+    spec, routed_as = _model_plan(bot=bot, query=prompt, model=model, task_type=task_type)
+    stream_slot_acquire(user_id=user.pk)
+    lock_token = ""
+    try:
+        if chat is None:
+            chat = chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
+        lock_token = chat_answer_lock(chat.pk)
+        user_message = user_message_create(chat=chat, content=prompt, parent=parent)
+    except BaseException:
+        turn_lease_release(TurnLease(user_id=user.pk, chat_id=chat.pk if chat else None, lock_token=lock_token))
+        raise
+    reply = ReplyRequest(
+        chat=chat,
+        user_message=user_message,
+        spec=spec,
+        system_prompt=bot.system_prompt if bot is not None else "",
+        temperature=temperature,
+        max_tokens=max_tokens,
+        lease=TurnLease(user_id=user.pk, chat_id=chat.pk, lock_token=lock_token),
+        knowledge_base_ids=_knowledge_scope(bot),
+        autocontinue=autocontinue,
+        web_search=web_search,
+    )
+    return reply, routed_as
+
+
+def answer_start(*, user: User, chat: Chat, user_message: Message, web_search: bool = False) -> ReplyRequest:
+    """An answer to a question already stored (004 `inference`): the same refusals as `turn_start`."""
+    spec, _routed_as = _model_plan(bot=chat.bot, query=user_message.content, model=None, task_type=None)
+    stream_slot_acquire(user_id=user.pk)
+    try:
+        lock_token = chat_answer_lock(chat.pk)
+    except BaseException:
+        stream_slot_release(user_id=user.pk)
+        raise
+    return ReplyRequest(
+        chat=chat,
+        user_message=user_message,
+        spec=spec,
+        system_prompt=chat.bot.system_prompt if chat.bot is not None else "",
+        lease=TurnLease(user_id=user.pk, chat_id=chat.pk, lock_token=lock_token),
+        knowledge_base_ids=_knowledge_scope(chat.bot),
+        web_search=web_search,
+    )
+
+
 def bot_chat_start(
     *,
     user: User,
@@ -97,31 +202,16 @@ def bot_chat_start(
     max_tokens: int | None = None,
     surface: Surface = Surface.BYTCHAT,
 ) -> tuple[ReplyRequest, str]:
-    """Everything before a bot's answer: route the model, take a stream slot, store the question.
-
-    Returns what the engine needs, and the task type the query was routed as. A provider with no
-    key, a foreign chat or a user over the parallel-stream limit fail here, before anything is stored.
-    """
+    """A turn with one of the user's bots (001): in the given chat with that bot, or a new one."""
     bot = bot_get(user=user, bot_id=bot_id)
-    spec, routed_as = route_model(configs=list(bot.model_configs.all()), query=query, task_type=task_type)
-    get_provider(spec.provider)
     chat = chat_get(user=user, chat_id=chat_id, bot=bot) if chat_id else None
-    stream_slot_acquire(user_id=user.pk)
-    try:
-        if chat is None:
-            chat = chat_create(owner=user, bot=bot, title=title_from_prompt(query), surface=surface)
-        user_message = user_message_create(chat=chat, content=query, parent=chat.current_node)
-    except BaseException:
-        stream_slot_release(user_id=user.pk)
-        raise
-    reply = ReplyRequest(
+    return turn_start(
+        user=user,
+        prompt=query,
         chat=chat,
-        user_message=user_message,
-        spec=spec,
-        system_prompt=bot.system_prompt,
+        bot=bot,
+        surface=surface,
+        task_type=task_type,
         temperature=temperature,
         max_tokens=max_tokens,
-        slot_user_id=user.pk,
-        knowledge_base_ids=tuple(knowledge_base_ids_for_bot(bot_id=bot.pk)),
     )
-    return reply, routed_as

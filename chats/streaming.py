@@ -13,17 +13,17 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils.translation import gettext as _
 
-from accounts.quotas import stream_slot_release
 from bots.llm import get_provider
-from bots.llm.types import CompletionRequest, StreamEnd, TextDelta
+from bots.llm.types import CompletionRequest, StreamEnd, TextDelta, Usage
 from chats.events import StreamEvent
 from chats.models import Message, MessageStatus
-from chats.prompts import build_model_input
+from chats.prompts import build_model_input, continuation_input
 from chats.selectors import branch_history
-from chats.services import assistant_message_create
+from chats.services import assistant_message_create, turn_lease_release
 from chats.types import ReplyRequest
+from chats.websearch import WebResult, web_search
 from config.errors import DomainError
-from knowledge.retrieval import search
+from knowledge.retrieval import Passage, search
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,48 +47,69 @@ async def _save_reply(request: ReplyRequest, text: str, status: MessageStatus, *
     )
 
 
+async def _grounding(request: ReplyRequest) -> tuple[list[Passage], list[WebResult]]:
+    passages: list[Passage] = []
+    if request.knowledge_base_ids is None or request.knowledge_base_ids:
+        passages = await released(search)(
+            owner_id=request.chat.owner_id,
+            query=request.user_message.content,
+            knowledge_base_ids=request.knowledge_base_ids,
+            limit=settings.KNOWLEDGE_PASSAGES_IN_CONTEXT,
+        )
+    web_results = await web_search(request.user_message.content) if request.web_search else []
+    return passages, web_results
+
+
 async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     """Chunks as the model writes them, then `done` (reply stored) or `error` (partial stored, if any).
 
     If the consumer goes away (cancellation or close), the upstream request is closed and the
     partial answer is stored with status `cancelled`. The stream always ends with `done` or
-    `error`, so a client can tell a finished answer from a broken one.
+    `error`, so a client can tell a finished answer from a broken one. With `autocontinue`, an
+    answer cut for length is continued (the model sees what it wrote and is asked to go on) up to
+    CHAT_AUTOCONTINUE_MAX more times; the client sees one answer and one `done`.
     """
     parts: list[str] = []
     try:
         history = await released(branch_history)(
             chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
         )
-        passages = []
-        if request.knowledge_base_ids:
-            passages = await released(search)(
-                owner_id=request.chat.owner_id,
-                query=request.user_message.content,
-                knowledge_base_ids=request.knowledge_base_ids,
-                limit=settings.KNOWLEDGE_PASSAGES_IN_CONTEXT,
-            )
-        citations = [passage.citation() for passage in passages]
-        completion = CompletionRequest(
-            model=request.spec.model,
-            messages=build_model_input(
-                system_prompt=request.system_prompt,
-                history=[(message.role, message.content) for message in history],
-                context=request.chat.context,
-                passages=passages,
-            ),
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
+        passages, web_results = await _grounding(request)
+        citations = [passage.citation() for passage in passages] + [result.citation() for result in web_results]
+        model_input = build_model_input(
+            system_prompt=request.system_prompt,
+            history=[(message.role, message.content) for message in history],
+            context=request.chat.context,
+            passages=passages,
+            web_results=web_results,
         )
-        end: StreamEnd | None = None
-        async with aclosing(get_provider(request.spec.provider).astream(completion)) as items:
-            async for item in items:
-                if isinstance(item, TextDelta):
-                    parts.append(item.text)
-                    yield StreamEvent.chunk(item.text)
-                else:
-                    end = item
-        if end is None:
-            raise RuntimeError(f"provider {request.spec.provider} ended its stream without StreamEnd")
+        provider = get_provider(request.spec.provider)
+        usage = Usage(prompt_tokens=0, completion_tokens=0, estimated=False)
+        continuations = 0
+        while True:
+            messages = model_input if not continuations else continuation_input(model_input, "".join(parts))
+            completion = CompletionRequest(
+                model=request.spec.model,
+                messages=messages,
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+            )
+            end: StreamEnd | None = None
+            async with aclosing(provider.astream(completion)) as items:
+                async for item in items:
+                    if isinstance(item, TextDelta):
+                        parts.append(item.text)
+                        yield StreamEvent.chunk(item.text)
+                    else:
+                        end = item
+            if end is None:
+                raise RuntimeError(f"provider {request.spec.provider} ended its stream without StreamEnd")
+            usage = usage + end.usage
+            if not (request.autocontinue and end.finish_reason == "length"):
+                break
+            if continuations >= settings.CHAT_AUTOCONTINUE_MAX:
+                break
+            continuations += 1
         text = "".join(parts)
         message = await _save_reply(
             request,
@@ -96,7 +117,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             MessageStatus.COMPLETE,
             model=end.model,
             finish_reason=end.finish_reason,
-            usage=end.usage,
+            usage=usage,
             citations=citations,
         )
     except DomainError as exc:
@@ -117,21 +138,23 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         yield StreamEvent.error(message_text, code="server_error", status_code=500)
         return
     finally:
-        if request.slot_user_id is not None:
-            await sync_to_async(stream_slot_release)(user_id=request.slot_user_id)
+        if request.lease is not None:
+            await asyncio.shield(sync_to_async(turn_lease_release)(request.lease))
     yield StreamEvent.done(
         text,
         message_id=str(message.id),
         chat_id=str(request.chat.id),
+        parent_id=str(request.user_message.id),
         model=end.model,
         finish_reason=end.finish_reason,
         usage={
-            "prompt_tokens": end.usage.prompt_tokens,
-            "completion_tokens": end.usage.completion_tokens,
-            "total_tokens": end.usage.total_tokens,
-            "estimated": end.usage.estimated,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "estimated": usage.estimated,
         },
         citations=citations,
+        continuations=continuations,
     )
 
 

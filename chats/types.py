@@ -10,6 +10,15 @@ from chats.models import Chat, Message
 
 
 @dataclass(frozen=True, slots=True)
+class TurnLease:
+    """What a turn holds while it answers: one of the user's stream slots and the chat's answer lock."""
+
+    user_id: int
+    chat_id: uuid.UUID | None = None
+    lock_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReplyRequest:
     chat: Chat
     user_message: Message
@@ -17,7 +26,11 @@ class ReplyRequest:
     system_prompt: str = ""
     temperature: float | None = None
     max_tokens: int | None = None
-    # Set when the caller took a parallel-stream slot for this answer; the engine gives it back.
-    slot_user_id: int | None = None
-    # The knowledge bases whose passages ground the answer (the bot's, or the user's for 000).
-    knowledge_base_ids: tuple[uuid.UUID, ...] = ()
+    # Given back by the engine when the answer ends, however it ends.
+    lease: TurnLease | None = None
+    # The knowledge bases whose passages ground the answer; None means every base of the chat's owner.
+    knowledge_base_ids: tuple[uuid.UUID, ...] | None = ()
+    # Keep generating while the model stops for length, up to CHAT_AUTOCONTINUE_MAX more calls (002).
+    autocontinue: bool = False
+    # Ground the answer in web search results as well (004 `inference_internet`).
+    web_search: bool = False

@@ -355,6 +355,37 @@ CHAT_MAX_TOKENS_CAP = env.int("CHAT_MAX_TOKENS_CAP", default=4096)
 CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)
 # Answers one user may have streaming at once, across every surface (RELIABILITY C7).
 CHAT_PARALLEL_STREAMS = env.int("CHAT_PARALLEL_STREAMS", default=3)
+# Extra continuations when a model stops for length and the client asked to `autocontinue` (002).
+CHAT_AUTOCONTINUE_MAX = env.int("CHAT_AUTOCONTINUE_MAX", default=3)
+# Models a chat may ask for by name besides the default and its bot's (`provider/model`, comma-separated).
+LLM_CHAT_MODELS = env.list("LLM_CHAT_MODELS", default=[])
+# New questions per user on the 002 `new` and `ask` endpoints (the seed documents 50 an hour).
+CONVERSATIONS_RATE = env.str("CONVERSATIONS_RATE", default="50/hour")
+# Rows a list endpoint returns at most; `?limit=` asks for fewer (RELIABILITY B2).
+LIST_MAX_ROWS = env.int("LIST_MAX_ROWS", default=200)
+# Server-Sent Events: a comment line after this many idle seconds keeps proxies from closing the stream.
+SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
+
+# WebSocket chat sessions (003, RELIABILITY E1-E10).
+# Browsers' origins allowed to open sockets besides ALLOWED_HOSTS (e.g. https://app.example.com).
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
+WS_TICKET_SECONDS = env.int("WS_TICKET_SECONDS", default=60)
+WS_PER_USER = env.int("WS_PER_USER", default=10)
+WS_MAX_CONTENT_CHARS = env.int("WS_MAX_CONTENT_CHARS", default=CHAT_MAX_QUERY_CHARS)
+WS_MAX_FRAME_BYTES = env.int("WS_MAX_FRAME_BYTES", default=64 * 1024)
+WS_MESSAGES_PER_MINUTE = env.int("WS_MESSAGES_PER_MINUTE", default=60)
+WS_MAX_AGE_SECONDS = env.int("WS_MAX_AGE_SECONDS", default=3600)
+# Session business data: a flat object of numbers, at most this many keys (RELIABILITY G6).
+CHAT_CONTEXT_MAX_KEYS = env.int("CHAT_CONTEXT_MAX_KEYS", default=50)
+
+# Web search for 004 `inference_internet`: a SearxNG instance's JSON API; unset, the endpoint says so.
+SEARXNG_URL = env.str("SEARXNG_URL", default="")
+if SEARXNG_URL and not SEARXNG_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("SEARXNG_URL must be an http:// or https:// URL.")
+WEB_SEARCH_TIMEOUT = env.float("WEB_SEARCH_TIMEOUT", default=5.0)
+WEB_SEARCH_MAX_BYTES = env.int("WEB_SEARCH_MAX_BYTES", default=200_000)
+WEB_SEARCH_MAX_RESULTS = env.int("WEB_SEARCH_MAX_RESULTS", default=5)
+
 BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 
