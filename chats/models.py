@@ -71,6 +71,8 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     citations = models.JSONField(_("citations"), default=list, blank=True)
     error = models.CharField(_("error"), max_length=500, blank=True)
+    # An assistant turn the client wrote (004 `conversations/create` with role Assistant), not the model.
+    authored_by_client = models.BooleanField(_("written by the client"), default=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -42,5 +43,26 @@ def branch_history(*, chat: Chat, leaf_id: uuid.UUID | None, limit: int) -> list
         if role != Role.ASSISTANT or status == MessageStatus.COMPLETE:
             branch.append(node_id)
         node_id = parent_id
+    by_id = Message.objects.in_bulk(branch)
+    return [by_id[message_id] for message_id in reversed(branch) if message_id in by_id]
+
+
+def chat_list(*, user: User) -> QuerySet[Chat]:
+    """All of the user's chats, whichever surface made them, most recently active first."""
+    return Chat.objects.filter(owner=user).order_by("-updated_at", "-created_at")
+
+
+def branch_messages(*, chat: Chat, leaf_id: uuid.UUID | None = None) -> list[Message]:
+    """Every message from the root to `leaf_id` (default: the current node), oldest first,
+    whatever its status: what a person reading the chat sees. Two queries."""
+    leaf_id = leaf_id or chat.current_node_id
+    if leaf_id is None:
+        return []
+    parents = dict(Message.objects.filter(chat=chat).values_list("id", "parent_id"))
+    branch: list[uuid.UUID] = []
+    node_id = leaf_id
+    while node_id in parents and len(branch) < len(parents):
+        branch.append(node_id)
+        node_id = parents[node_id]
     by_id = Message.objects.in_bulk(branch)
     return [by_id[message_id] for message_id in reversed(branch) if message_id in by_id]

@@ -42,6 +42,18 @@ def chat_create(
     return Chat.objects.create(owner=owner, bot=bot, title=title, surface=surface, context=context or {})
 
 
+def chat_delete(*, user: User, chat_id: uuid.UUID | str) -> None:
+    """Delete one of the user's chats and its messages; another user's chat is a 404."""
+    deleted, _per_model = Chat.objects.filter(owner=user, pk=chat_id).delete()
+    if not deleted:
+        raise NotFound(_("Chat not found."), code="chat_not_found")
+
+
+def chats_delete_all(*, user: User) -> int:
+    """Delete every chat of the user, whichever surface made it; other users' chats are untouched."""
+    return Chat.objects.filter(owner=user).delete()[1].get(Chat._meta.label, 0)
+
+
 def _append(chat: Chat, message: Message, *, after_current: bool = False) -> Message:
     """Insert a message and make it the chat's current node; `after_current` hangs it under the
     current node as read under the row lock, so two turns never hang off a stale node."""

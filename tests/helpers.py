@@ -20,9 +20,10 @@ async def read_stream(response) -> bytes:
 
 
 def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
-    """Server-Sent Events as (event, data) pairs."""
+    """Server-Sent Events as (event, data) pairs; comment lines (heartbeats) are skipped."""
     events = []
     for block in raw.decode().strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((lines["event"], json.loads(lines["data"])))
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if lines:
+            events.append((lines["event"], json.loads(lines["data"])))
     return events

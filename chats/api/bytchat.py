@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import re_path
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
@@ -14,6 +15,7 @@ from chats.services import bot_chat_start
 from chats.streaming import released, reply_stream
 from chats.types import ReplyRequest
 from config.async_views import async_api_view, request_data
+from config.paths import UUID
 from config.serializers import StrictSerializer, validated
 
 
@@ -57,3 +59,8 @@ async def bot_chat(request: HttpRequest, bot_id: str) -> HttpResponse:
     if "text/event-stream" in request.headers.get("Accept", ""):
         return sse_response(events, first=first, headers=headers)
     return text_response(events, first=first, headers=headers)
+
+
+urlpatterns = [
+    re_path(rf"^chat/(?P<bot_id>{UUID})/?$", bot_chat, name="bot-chat"),
+]

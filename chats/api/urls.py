@@ -1,8 +1,11 @@
-from django.urls import re_path
+"""Every chat surface keeps its documented paths; each module lists its own routes."""
 
-from chats.api import bytchat
-from config.paths import UUID
+from chats.api import bytchat, conversations, internet_chats, learnyourown, sessions
 
 urlpatterns = [
-    re_path(rf"^chat/(?P<bot_id>{UUID})/?$", bytchat.bot_chat, name="bot-chat"),
+    *bytchat.urlpatterns,
+    *conversations.urlpatterns,
+    *sessions.urlpatterns,
+    *internet_chats.urlpatterns,
+    *learnyourown.urlpatterns,
 ]

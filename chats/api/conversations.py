@@ -1,0 +1,3 @@
+"""The 002 surface: conversations with a message tree."""
+
+urlpatterns = []

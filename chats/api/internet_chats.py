@@ -1,0 +1,3 @@
+"""The 004 surface: chats, their "conversations" (messages) and SSE inference, with or without web search."""
+
+urlpatterns = []
