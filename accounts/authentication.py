@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
 from config.errors import DomainError, NotAuthenticated
@@ -22,6 +23,15 @@ def authenticate_bearer(request: HttpRequest) -> User:
     if result is None:
         raise NotAuthenticated()
     return result[0]
+
+
+def user_from_access_token(raw: str) -> User:
+    """The active user an access JWT belongs to, by the same rules as the Authorization header."""
+    authentication = JWTAuthentication()
+    try:
+        return authentication.get_user(authentication.get_validated_token(raw.encode()))
+    except (InvalidToken, AuthenticationFailed) as exc:
+        raise NotAuthenticated(_("Token is invalid or expired."), code="token_not_valid") from exc
 
 
 class BodyTokenAuthentication(JWTAuthentication):
@@ -39,7 +49,11 @@ class BodyTokenAuthentication(JWTAuthentication):
 def check_named_user(request, user: User) -> None:
     """The 000 surface names its user (`user`, in the query or body); it must be the caller (RELIABILITY A8)."""
     data = request.data if isinstance(getattr(request, "data", None), Mapping) else {}
-    for named in (data.get("user"), request.query_params.get("user")):
+    check_names_caller(user, data.get("user"), request.query_params.get("user"))
+
+
+def check_names_caller(user: User, *names: object) -> None:
+    for named in names:
         if named is None or named == "":
             continue
         if not isinstance(named, str) or named.strip().lower() not in {user.email.lower(), user.username.lower()}:
@@ -48,3 +62,18 @@ def check_named_user(request, user: User) -> None:
                 code="user_mismatch",
                 status_code=403,
             )
+
+
+def authenticate_bearer_or_query(request: HttpRequest) -> User:
+    """`Authorization: Bearer`, or `?token=<access JWT>` for streams a browser's EventSource opens
+    (it cannot send headers; 004). Same rules either way: access tokens only, active users,
+    revoked by a password change. A header, when sent, wins."""
+    raw = request.GET.get("token")
+    authenticator = JWTAuthentication()
+    if not raw or authenticator.get_header(request) is not None:
+        return authenticate_bearer(request)
+    try:
+        return authenticator.get_user(authenticator.get_validated_token(raw.encode()))
+    except AuthenticationFailed as exc:
+        detail = exc.detail.get("detail", exc.detail) if isinstance(exc.detail, dict) else exc.detail
+        raise NotAuthenticated(str(detail), code="token_not_valid") from exc

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from bots.models import Bot
 from chats.models import Chat, Message, MessageStatus, Role
-from config.errors import NotFound
+from config.errors import DomainError, NotFound
 
 
 def chat_get(*, user: User, chat_id: uuid.UUID | str, bot: Bot | None = None) -> Chat:
@@ -52,6 +52,18 @@ def chat_list(*, user: User) -> QuerySet[Chat]:
     return Chat.objects.filter(owner=user).order_by("-updated_at", "-created_at")
 
 
+def chat_messages(*, chat: Chat) -> list[Message]:
+    """Every message of the chat, all branches, oldest first."""
+    return list(Message.objects.filter(chat=chat).order_by("created_at", "id"))
+
+
+def message_get(*, chat: Chat, message_id: uuid.UUID | str) -> Message:
+    message = Message.objects.filter(chat=chat, pk=message_id).first()
+    if message is None:
+        raise NotFound(_("Message not found in this conversation."), code="message_not_found")
+    return message
+
+
 def branch_messages(*, chat: Chat, leaf_id: uuid.UUID | None = None) -> list[Message]:
     """Every message from the root to `leaf_id` (default: the current node), oldest first,
     whatever its status: what a person reading the chat sees. Two queries."""
@@ -66,3 +78,24 @@ def branch_messages(*, chat: Chat, leaf_id: uuid.UUID | None = None) -> list[Mes
         node_id = parents[node_id]
     by_id = Message.objects.in_bulk(branch)
     return [by_id[message_id] for message_id in reversed(branch) if message_id in by_id]
+
+
+def answer_target_get(*, user: User, target_id: uuid.UUID | str) -> tuple[Chat, Message]:
+    """What 004 `inference` answers: for a chat id, the latest Human message on the chat's current
+    branch; for the id of one of the user's Human messages, that message. Another user's ids are 404."""
+    chat = Chat.objects.filter(owner=user, pk=target_id).select_related("bot").first()
+    if chat is None:
+        message = Message.objects.filter(chat__owner=user, pk=target_id).select_related("chat__bot").first()
+        if message is None:
+            raise NotFound(_("Chat or message not found."), code="chat_not_found")
+        if message.role != Role.USER:
+            raise DomainError(_("Only a Human message can be answered."), code="not_a_question")
+        return message.chat, message
+    links = {row[0]: row[1:] for row in Message.objects.filter(chat=chat).values_list("id", "parent_id", "role")}
+    node_id, steps = chat.current_node_id, 0
+    while node_id in links and steps <= len(links):
+        parent_id, role = links[node_id]
+        if role == Role.USER:
+            return chat, Message.objects.get(pk=node_id)
+        node_id, steps = parent_id, steps + 1
+    raise DomainError(_("This chat has no Human message to answer yet."), code="nothing_to_answer")

@@ -20,7 +20,7 @@ from chats.locks import chat_answer_lock, chat_answer_unlock
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
-from config.errors import NotFound
+from config.errors import DomainError, NotFound
 from knowledge.selectors import knowledge_base_ids_for_bot
 
 TITLE_CHARS = 80
@@ -227,3 +227,34 @@ def bot_chat_start(
         temperature=temperature,
         max_tokens=max_tokens,
     )
+
+
+def chat_rename(*, chat: Chat, title: str) -> Chat:
+    """A new title; `updated_at` is the server's clock, whatever a client sends (RELIABILITY B5)."""
+    now = timezone.now()
+    if not Chat.objects.filter(pk=chat.pk).update(title=title, updated_at=now):
+        raise NotFound(_("Chat not found."), code="chat_not_found")
+    chat.title, chat.updated_at = title, now
+    return chat
+
+
+def client_message_create(*, chat: Chat, role: Role, content: str) -> Message:
+    """A turn the client writes into a chat (004 `conversations/create`), after its current node.
+
+    A Human turn is a user message. An Assistant turn is stored as the client's, not the model's
+    (`authored_by_client`): the documented API lets clients write both sides, and the flag keeps
+    it apart from model output (RELIABILITY B6). Refused with 409 while the chat is answering, so
+    nothing is hung under a node the engine is writing to.
+    """
+    if role not in (Role.USER, Role.ASSISTANT):
+        raise DomainError(_("Role must be Human or Assistant."), code="invalid_role")
+    lock_token = chat_answer_lock(chat.pk)
+    try:
+        if role == Role.USER:
+            return user_message_create(chat=chat, content=content)
+        message = Message(
+            chat=chat, role=Role.ASSISTANT, content=content, status=MessageStatus.COMPLETE, authored_by_client=True
+        )
+        return _append(chat, message, after_current=True)
+    finally:
+        chat_answer_unlock(chat.pk, lock_token)

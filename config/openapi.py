@@ -39,7 +39,7 @@ def bot_chat_body() -> dict[str, Any]:
 
 
 # The seeds spell these with a trailing slash; every other path is documented without one.
-SLASHED_PATHS = {"/users/", "/bots/", "/bots/{bot_id}/models/"}
+SLASHED_PATHS = {"/users/", "/bots/", "/bots/{bot_id}/models/", "/chats/"}
 
 
 def seed_spelling(path: str) -> str:
@@ -93,4 +93,142 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
             },
         }
     }
+    result["paths"].update(whole_answer_endpoints())
+    result["paths"].update(inference_endpoints(result))
     return result
+
+
+def json_operation(operation_id: str, summary: str, body: dict[str, Any], responses: dict[str, Any]) -> dict:
+    return {
+        "operationId": operation_id,
+        "tags": ["chat"],
+        "summary": summary,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "security": [{"jwtAuth": []}],
+        "responses": {**responses, **{code: ERROR for code in ("400", "401", "404", "409", "429", "502", "503")}},
+    }
+
+
+def whole_answer_endpoints() -> dict[str, Any]:
+    """002 `new`/`ask` (the answer as JSON once complete) and 000 `/chat` (the answer as streamed text)."""
+    prompt = {"type": "string", "maxLength": settings.CHAT_MAX_QUERY_CHARS}
+    flag = {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false"]}]}
+    answer = {
+        "description": "The stored answer.",
+        "content": {"application/json": {"schema": {"type": "object", "properties": {"response": {"type": "object"}}}}},
+    }
+    conversation_param = {
+        "name": "conversation_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+    ask = json_operation(
+        "conversation_ask",
+        "Ask in a conversation; `parent_id` answers from that message's branch.",
+        {
+            "type": "object",
+            "required": ["prompt"],
+            "properties": {
+                "prompt": prompt,
+                "parent_id": {"type": "string", "format": "uuid"},
+                "model": {"type": "string"},
+                "autocontinue": flag,
+            },
+        },
+        {"201": answer},
+    )
+    ask["parameters"] = [conversation_param]
+    learnyourown = json_operation(
+        "learnyourown_chat",
+        "The model's answer, grounded in the caller's documents, streamed as plain text.",
+        {
+            "type": "object",
+            "required": ["text"],
+            "properties": {
+                "user": {"type": "string"},
+                "token": {"type": "string", "description": "The access JWT, if not in the Authorization header."},
+                "type_user": {"type": "string"},
+                "text": prompt,
+                "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                "max_tokens": {"type": "integer", "minimum": 1, "maximum": settings.CHAT_MAX_TOKENS_CAP},
+                "chat_id": {"type": "string", "format": "uuid"},
+            },
+        },
+        {"200": {"description": "The answer, streamed.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    learnyourown["security"] = [{"jwtAuth": []}, {"jwtBodyToken": []}]
+    return {
+        "/conversations/new": {
+            "post": json_operation(
+                "conversation_new",
+                "Start a conversation with its first question; answers 201 with the stored answer.",
+                {
+                    "type": "object",
+                    "required": ["prompt"],
+                    "properties": {
+                        "prompt": prompt,
+                        "title": {"type": "string", "maxLength": 200},
+                        "model": {"type": "string"},
+                        "autocontinue": flag,
+                        "bot_id": {"type": "string", "format": "uuid"},
+                    },
+                },
+                {"201": answer},
+            )
+        },
+        "/conversations/{conversation_id}/ask": {"post": ask},
+        "/chat": {"post": learnyourown},
+    }
+
+
+def inference_endpoints(result: dict[str, Any]) -> dict[str, Any]:
+    """004 `inference` and `inference_internet`: SSE streams a browser's EventSource can open."""
+    schemes = result.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["jwtQuery"] = {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "The access token as `?token=`, for EventSource clients, which cannot send headers.",
+    }
+    target = {
+        "name": "target_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": "A chat (its latest Human message is answered) or one of its Human messages.",
+    }
+    token = {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}}
+    paths = {}
+    for name, grounded in (("inference", ""), ("inference_internet", " grounded in web search results")):
+        paths[f"/conversations/{name}/{{target_id}}"] = {
+            "get": {
+                "operationId": f"conversations_{name}",
+                "tags": ["conversations"],
+                "summary": f"Answer the chat's latest Human message{grounded}, as Server-Sent Events.",
+                "description": (
+                    "`chunk` events as the model writes, then `done` (the full text, `citations`, "
+                    "`message_id`) or `error` (`detail`, `code`). The answer is stored as an Assistant "
+                    "message; one cut short is stored with what was written. Refusals before the answer "
+                    "starts (authentication, unknown chat, no Human message, chat busy, too many streams) "
+                    "are JSON errors; any failure after that, including a model or web search that is not "
+                    "configured or fails, is an `error` event in a 200 stream. Web search results are cited "
+                    "with their URLs and never fetched."
+                ),
+                "parameters": [target, token],
+                "security": [{"jwtAuth": []}, {"jwtQuery": []}],
+                "responses": {
+                    "200": {
+                        "description": "The answer, streamed.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": ERROR,
+                    "401": ERROR,
+                    "404": ERROR,
+                    "405": ERROR,
+                    "409": ERROR,
+                    "429": ERROR,
+                },
+            }
+        }
+    return paths

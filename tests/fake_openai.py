@@ -4,6 +4,8 @@ Model names:
   fake-echo (any unknown name)  streams "Echo: <last user message>" word by word, with a usage chunk
   fake-tokens-<n>-<ms>          n tokens, ms apart (benchmarks, slow streams)
   fake-length                   stops with finish_reason "length"
+  fake-length-<n>               writes "Part <k>. " where k-1 is the number of assistant messages sent,
+                                stopping for "length" while k <= n (tests autocontinue)
   fake-nousage                  no usage chunk (the client must estimate)
   fake-nofinish                 ends with [DONE] but never sends a finish_reason
   fake-drop-<n>                 sends n chunks, then drops the TCP connection
@@ -151,7 +153,23 @@ class FakeOpenAI:
         )
 
     @staticmethod
-    def _words(model: str, body: dict[str, Any]) -> list[str]:
+    def _part(body: dict[str, Any]) -> int:
+        return 1 + sum(1 for m in body.get("messages", []) if m["role"] == "assistant")
+
+    @classmethod
+    def _finish(cls, model: str, body: dict[str, Any]) -> str | None:
+        if model == "fake-nofinish":
+            return None
+        if model == "fake-length":
+            return "length"
+        if match := re.fullmatch(r"fake-length-(\d+)", model):
+            return "length" if cls._part(body) <= int(match.group(1)) else "stop"
+        return "stop"
+
+    @classmethod
+    def _words(cls, model: str, body: dict[str, Any]) -> list[str]:
+        if re.fullmatch(r"fake-length-(\d+)", model):
+            return ["Part ", f"{cls._part(body)}. "]
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             return [f"t{i} " for i in range(int(match.group(1)))]
         last_user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
@@ -174,7 +192,7 @@ class FakeOpenAI:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": "".join(words)},
-                        "finish_reason": "length" if model == "fake-length" else "stop",
+                        "finish_reason": self._finish(model, body),
                     }
                 ],
                 "usage": self._usage(body, words),
@@ -215,7 +233,7 @@ class FakeOpenAI:
                 if delay:
                     await asyncio.sleep(delay)
                 await response.write(chunk({"content": word}))
-            finish = None if model == "fake-nofinish" else ("length" if model == "fake-length" else "stop")
+            finish = self._finish(model, body)
             await response.write(chunk({}, finish))
             if body.get("stream_options", {}).get("include_usage") and model != "fake-nousage":
                 await response.write(chunk({}, usage=self._usage(body, words)))
