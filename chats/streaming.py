@@ -71,9 +71,12 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     """
     parts: list[str] = []
     try:
-        history = await released(branch_history)(
-            chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
-        )
+        if request.user_message.parent_id is None:
+            history = [request.user_message]  # a chat's first question: nothing to read
+        else:
+            history = await released(branch_history)(
+                chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
+            )
         passages, web_results = await _grounding(request)
         citations = [passage.citation() for passage in passages] + [result.citation() for result in web_results]
         model_input = build_model_input(

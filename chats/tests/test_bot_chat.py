@@ -287,3 +287,16 @@ async def test_chat_deleted_mid_stream_ends_with_an_error_event(user, bot, upstr
     events = parse_sse(first + rest)
     assert events[-1][0] == "error"
     assert events[-1][1]["code"] == "chat_not_found"
+
+
+async def test_a_silent_model_gets_sse_heartbeats_and_the_answer_still_arrives_whole(user, bot, upstream, settings):
+    settings.SSE_HEARTBEAT_SECONDS = 0.05
+    await sync_to_async(with_model)(bot, "fake-tokens-3-300")
+    response = await AsyncClient().post(
+        f"/chat/{bot.id}?query=slow", headers={**bearer(user), "Accept": "text/event-stream"}
+    )
+    raw = await read_stream(response)
+    assert b": keep-alive\n\n" in raw
+    events = parse_sse(raw)
+    assert [kind for kind, _ in events] == ["chunk", "chunk", "chunk", "done"]
+    assert events[-1][1]["content"] == "t0 t1 t2 "
