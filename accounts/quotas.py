@@ -9,11 +9,22 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from config.errors import DomainError
+from config.shared_state import shared_state_best_effort, shared_state_required
 
 
 class TooManyStreams(DomainError):
     status_code = 429
     code = "too_many_streams"
+
+
+def _counter_incr(key: str, *, timeout: int) -> int:
+    """One atomic increment of a counter that starts at 0 and expires after `timeout` seconds."""
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1
 
 
 def _stream_key(user_id: int) -> str:
@@ -27,12 +38,8 @@ def stream_slot_acquire(*, user_id: int) -> None:
     process that died mid-answer.
     """
     key = _stream_key(user_id)
-    cache.add(key, 0, timeout=int(settings.LLM_TOTAL_TIMEOUT) + 60)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=int(settings.LLM_TOTAL_TIMEOUT) + 60)
-        count = 1
+    with shared_state_required():
+        count = _counter_incr(key, timeout=int(settings.LLM_TOTAL_TIMEOUT) + 60)
     if count > settings.CHAT_PARALLEL_STREAMS:
         stream_slot_release(user_id=user_id)
         raise TooManyStreams(
@@ -43,11 +50,12 @@ def stream_slot_acquire(*, user_id: int) -> None:
 
 
 def stream_slot_release(*, user_id: int) -> None:
-    try:
-        if cache.decr(_stream_key(user_id)) < 0:
-            cache.delete(_stream_key(user_id))
-    except ValueError:
-        pass
+    with shared_state_best_effort():
+        try:
+            if cache.decr(_stream_key(user_id)) < 0:
+                cache.delete(_stream_key(user_id))
+        except ValueError:
+            pass
 
 
 class RateLimited(DomainError):
@@ -73,13 +81,8 @@ def rate_limit_take(*, user_id: int, scope: str, rate: str) -> None:
     limit, period = parse_rate(rate)
     now = int(time.time())
     window = now // period
-    key = f"rate:{scope}:{user_id}:{window}"
-    cache.add(key, 0, timeout=period + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        cache.add(key, 1, timeout=period + 5)
-        count = 1
+    with shared_state_required():
+        count = _counter_incr(f"rate:{scope}:{user_id}:{window}", timeout=period + 5)
     if count > limit:
         retry_after = (window + 1) * period - now
         raise RateLimited(

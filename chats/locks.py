@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from config.errors import Conflict
+from config.shared_state import shared_state_best_effort, shared_state_required
 
 
 def _key(chat_id: uuid.UUID) -> str:
@@ -28,7 +29,9 @@ def chat_answer_lock(chat_id: uuid.UUID) -> str:
     whose process died mid-answer.
     """
     token = secrets.token_hex(8)
-    if not cache.add(_key(chat_id), token, timeout=lock_ttl_seconds()):
+    with shared_state_required():
+        taken = cache.add(_key(chat_id), token, timeout=lock_ttl_seconds())
+    if not taken:
         raise Conflict(
             _("An answer is already being generated in this chat; wait for it to finish or stop it."),
             code="chat_busy",
@@ -39,5 +42,6 @@ def chat_answer_lock(chat_id: uuid.UUID) -> str:
 def chat_answer_unlock(chat_id: uuid.UUID, token: str) -> None:
     # Only our own lock: after a TTL expiry another answer may hold it. Get-then-delete can race
     # only with a lock that expired at that very moment.
-    if cache.get(_key(chat_id)) == token:
-        cache.delete(_key(chat_id))
+    with shared_state_best_effort():
+        if cache.get(_key(chat_id)) == token:
+            cache.delete(_key(chat_id))
