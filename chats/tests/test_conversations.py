@@ -1,8 +1,11 @@
 """The 002 conversations surface: documented shapes, the message tree, models, autocontinue, limits."""
 
 import asyncio
+import json
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.core.asgi import get_asgi_application
 from django.test import AsyncClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -36,8 +39,17 @@ def fake_models(upstream, settings):
         "custom/fake-length-1",
         "custom/fake-drop-3",
         "custom/fake-tokens-40-20",
+        "custom/fake-tokens-200-20",
     ]
     return upstream
+
+
+async def eventually(predicate, timeout: float = 5.0) -> bool:
+    """Polls without leaving the event loop (the app under test needs Django's sync thread)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)
+    return True
 
 
 async def post(user, path: str, body: dict):
@@ -228,3 +240,38 @@ async def test_unauthenticated_and_malformed_requests_get_clear_errors(user, fak
     )
     assert_error(bad_json, 400, "JSON")
     assert_error(await client.get("/conversations/new", headers=bearer(user)), 405)
+
+
+async def test_client_leaving_during_ask_cancels_upstream_keeps_partial_and_frees_the_chat(user, fake_models):
+    first = (await new(user, "start", model="custom/fake-echo")).json()["response"]
+    conversation = first["conversation_id"]
+    body = json.dumps({"prompt": "long answer", "model": "fake-tokens-200-20"}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": f"/conversations/{conversation}/ask",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode()),
+        ],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    communicator = ApplicationCommunicator(get_asgi_application(), scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    assert await eventually(lambda: len(fake_models.requests) == 2)
+    await asyncio.sleep(0.3)  # a few tokens arrive
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=5)
+    assert await eventually(lambda: fake_models.disconnects == 1)
+    partial = await Message.objects.filter(chat_id=conversation, role="assistant").alatest("created_at")
+    assert partial.status == MessageStatus.CANCELLED
+    assert 0 < len(partial.content.split()) < 200
+    # The chat is free again for the next question.
+    again = await post(user, f"/conversations/{conversation}/ask", {"prompt": "still there?"})
+    assert again.status_code == 201
