@@ -92,3 +92,21 @@ def other_api(other_user) -> APIClient:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(scope="session")
+def fake_searxng_server():
+    from tests.fake_searxng import FakeSearxNG
+
+    server = FakeSearxNG().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def searxng(fake_searxng_server, settings):
+    """The fake SearxNG server as the configured web search (mode `ok`), with a loopback canary."""
+    fake_searxng_server.reset()
+    settings.SEARXNG_URL = fake_searxng_server.url
+    settings.WEB_SEARCH_TIMEOUT = 2.0
+    return fake_searxng_server

@@ -45,3 +45,7 @@ def chat_answer_unlock(chat_id: uuid.UUID, token: str) -> None:
     with shared_state_best_effort():
         if cache.get(_key(chat_id)) == token:
             cache.delete(_key(chat_id))
+
+
+def chat_is_answering(chat_id: uuid.UUID) -> bool:
+    return cache.get(_key(chat_id)) is not None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -16,11 +20,12 @@ from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
 from bots.routing import classify_task, model_spec_named, route_model
 from bots.selectors import bot_get
-from chats.locks import chat_answer_lock, chat_answer_unlock
+from chats.locks import chat_answer_lock, chat_answer_unlock, chat_is_answering
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
-from config.errors import DomainError, NotFound
+from chats.ws_groups import session_deleted_notify, sessions_deleted_notify
+from config.errors import Conflict, DomainError, NotFound
 from knowledge.selectors import knowledge_base_ids_for_bot
 
 TITLE_CHARS = 80
@@ -47,11 +52,15 @@ def chat_delete(*, user: User, chat_id: uuid.UUID | str) -> None:
     deleted, _per_model = Chat.objects.filter(owner=user, pk=chat_id).delete()
     if not deleted:
         raise NotFound(_("Chat not found."), code="chat_not_found")
+    # Sockets open on it (003) send an error frame and close.
+    transaction.on_commit(lambda: session_deleted_notify(chat_id=chat_id))
 
 
 def chats_delete_all(*, user: User) -> int:
     """Delete every chat of the user, whichever surface made it; other users' chats are untouched."""
-    return Chat.objects.filter(owner=user).delete()[1].get(Chat._meta.label, 0)
+    deleted = Chat.objects.filter(owner=user).delete()[1].get(Chat._meta.label, 0)
+    transaction.on_commit(lambda: sessions_deleted_notify(user_id=user.pk))
+    return deleted
 
 
 def _append(chat: Chat, message: Message, *, after_current: bool = False) -> Message:
@@ -248,13 +257,90 @@ def client_message_create(*, chat: Chat, role: Role, content: str) -> Message:
     """
     if role not in (Role.USER, Role.ASSISTANT):
         raise DomainError(_("Role must be Human or Assistant."), code="invalid_role")
-    lock_token = chat_answer_lock(chat.pk)
-    try:
-        if role == Role.USER:
-            return user_message_create(chat=chat, content=content)
-        message = Message(
-            chat=chat, role=Role.ASSISTANT, content=content, status=MessageStatus.COMPLETE, authored_by_client=True
+    if chat_is_answering(chat.pk):
+        raise Conflict(
+            _("An answer is being generated in this chat; add messages once it is finished."), code="chat_busy"
         )
-        return _append(chat, message, after_current=True)
-    finally:
-        chat_answer_unlock(chat.pk, lock_token)
+    if role == Role.USER:
+        return user_message_create(chat=chat, content=content)
+    message = Message(
+        chat=chat, role=Role.ASSISTANT, content=content, status=MessageStatus.COMPLETE, authored_by_client=True
+    )
+    return _append(chat, message, after_current=True)
+
+
+# Session business data (003 `context`, RELIABILITY G6): a flat object of numbers under short keys.
+CONTEXT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# The largest integer a JavaScript client reads exactly (Number.MAX_SAFE_INTEGER).
+CONTEXT_INT_LIMIT = 2**53 - 1
+
+
+def _invalid_context(message: str) -> DomainError:
+    return DomainError(message, code="invalid_context")
+
+
+def context_validate(changes: Any) -> dict[str, Any]:
+    """The context as sent, or a 400 naming the first bad key: keys are identifiers of at most 64
+    characters; values finite numbers, booleans or null; at most CHAT_CONTEXT_MAX_KEYS keys."""
+    if not isinstance(changes, Mapping):
+        raise _invalid_context(_("context must be a JSON object whose values are numbers, booleans or null."))
+    if len(changes) > settings.CHAT_CONTEXT_MAX_KEYS:
+        raise _invalid_context(
+            _("context may have at most %(n)d keys.") % {"n": settings.CHAT_CONTEXT_MAX_KEYS},
+        )
+    for key, value in changes.items():
+        if not isinstance(key, str) or not CONTEXT_KEY.fullmatch(key):
+            shown = str(key) if len(str(key)) <= 64 else str(key)[:64] + "…"
+            raise _invalid_context(
+                _(
+                    "context: \"%(key)s\" is not a valid key; use letters, digits and underscores, "
+                    "at most 64 characters, not starting with a digit."
+                )
+                % {"key": shown}
+            )
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, int) and abs(value) <= CONTEXT_INT_LIMIT:
+            continue
+        if isinstance(value, float) and math.isfinite(value):
+            continue
+        raise _invalid_context(
+            _("context.%(key)s must be a number, a boolean or null (text, lists and objects are refused).")
+            % {"key": key}
+        )
+    return dict(changes)
+
+
+def context_merge(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`changes` over `current`; a null value removes its key."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if len(merged) > settings.CHAT_CONTEXT_MAX_KEYS:
+        raise _invalid_context(
+            _("context would have %(count)d keys; at most %(n)d are kept.")
+            % {"count": len(merged), "n": settings.CHAT_CONTEXT_MAX_KEYS}
+        )
+    return merged
+
+
+def session_create(*, owner: User, bot: Bot | None = None, context: Mapping[str, Any] | None = None) -> Chat:
+    """A chat opened through the 003 surface, with its validated business data."""
+    data = context_merge({}, context_validate(context)) if context is not None else {}
+    return chat_create(owner=owner, surface=Surface.SESSIONS, bot=bot, context=data)
+
+
+def chat_context_update(*, chat: Chat, changes: Any) -> dict[str, Any]:
+    """Merge validated business data into the chat's context under its row lock; returns the new context."""
+    changes = context_validate(changes)
+    with transaction.atomic():
+        current = Chat.objects.select_for_update().filter(pk=chat.pk).values_list("context", flat=True).first()
+        if current is None:
+            raise NotFound(_("Chat not found."), code="chat_not_found")
+        merged = context_merge(current or {}, changes)
+        Chat.objects.filter(pk=chat.pk).update(context=merged, updated_at=timezone.now())
+    chat.context = merged
+    return merged

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -20,7 +21,7 @@ from chats.models import Message, MessageStatus
 from chats.prompts import build_model_input, continuation_input
 from chats.selectors import branch_history
 from chats.services import assistant_message_create, turn_lease_release
-from chats.types import ReplyRequest
+from chats.types import ReplyRequest, TurnLease
 from chats.websearch import WebResult, web_search
 from config.errors import DomainError
 from knowledge.retrieval import Passage, search
@@ -39,6 +40,29 @@ def released(function: Callable[..., T]) -> Callable[..., Any]:
             close_old_connections()
 
     return sync_to_async(run)
+
+
+def _lease_of(prepared: Any) -> TurnLease | None:
+    reply = prepared[0] if isinstance(prepared, tuple) and prepared else prepared
+    return reply.lease if isinstance(reply, ReplyRequest) else None
+
+
+async def turn_prepared(prepare: Callable[..., T], **kwargs: Any) -> T:
+    """Run a view's preparation (auth, validation, `turn_start`) in a thread, like `released`.
+
+    If the client leaves meanwhile, the view is cancelled but the thread runs on and may take the
+    turn's lease (stream slot, chat lock): it is given back once taken, instead of being held
+    until its TTL. `prepare` returns a ReplyRequest, or a tuple that starts with one.
+    """
+    task = asyncio.ensure_future(released(prepare)(**kwargs))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            lease = _lease_of(await task)
+            if lease is not None:
+                await sync_to_async(turn_lease_release)(lease)
+        raise
 
 
 async def _save_reply(request: ReplyRequest, text: str, status: MessageStatus, **fields: Any) -> Message:

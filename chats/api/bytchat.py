@@ -12,7 +12,7 @@ from accounts.models import User
 from bots.models import TaskType
 from chats.api.streams import first_event, sse_response, text_response
 from chats.services import bot_chat_start
-from chats.streaming import released, reply_stream
+from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from config.async_views import async_api_view, request_data
 from config.paths import UUID
@@ -50,7 +50,7 @@ def _prepare(*, request: HttpRequest, bot_id: str) -> tuple[ReplyRequest, dict[s
 
 @async_api_view("POST")
 async def bot_chat(request: HttpRequest, bot_id: str) -> HttpResponse:
-    reply, headers = await released(_prepare)(request=request, bot_id=bot_id)
+    reply, headers = await turn_prepared(_prepare, request=request, bot_id=bot_id)
     events = reply_stream(reply)
     first = await first_event(events)
     if first.type == "error":

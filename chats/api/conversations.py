@@ -27,7 +27,7 @@ from chats.events import StreamEvent
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get, chat_list, chat_messages, message_get
 from chats.services import chat_delete, chats_delete_all, turn_start
-from chats.streaming import released, reply_stream
+from chats.streaming import released, reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from config.async_views import async_api_view, json_body
 from config.errors import DomainError
@@ -234,12 +234,12 @@ async def _whole_answer(reply: ReplyRequest) -> JsonResponse:
 
 @async_api_view("POST")
 async def conversation_new(request: HttpRequest) -> HttpResponse:
-    return await _whole_answer(await released(_start_new)(request=request))
+    return await _whole_answer(await turn_prepared(_start_new, request=request))
 
 
 @async_api_view("POST")
 async def conversation_ask(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    return await _whole_answer(await released(_start_ask)(request=request, conversation_id=conversation_id))
+    return await _whole_answer(await turn_prepared(_start_ask, request=request, conversation_id=conversation_id))
 
 
 urlpatterns = [

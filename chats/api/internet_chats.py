@@ -1,3 +1,250 @@
 """The 004 surface: chats, their "conversations" (messages) and SSE inference, with or without web search."""
 
-urlpatterns = []
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import re_path
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import authenticate_bearer_or_query
+from accounts.quotas import TooManyStreams
+from bots.selectors import bot_get
+from chats.api.streams import first_event, sse_response
+from chats.events import StreamEvent
+from chats.models import Chat, Message, Role, Surface
+from chats.selectors import answer_target_get, branch_messages, chat_get, chat_list
+from chats.services import (
+    answer_start,
+    chat_create,
+    chat_delete,
+    chat_rename,
+    client_message_create,
+)
+from chats.streaming import reply_stream, turn_prepared
+from chats.types import ReplyRequest
+from config.async_views import async_api_view
+from config.errors import Conflict, DomainError
+from config.pagination import paginate
+from config.paths import UUID
+from config.serializers import StrictSerializer
+
+ROLE_NAMES = {Role.USER: "Human", Role.ASSISTANT: "Assistant", Role.SYSTEM: "System"}
+ROLES_BY_NAME = {"human": Role.USER, "assistant": Role.ASSISTANT}
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", int, description="At most this many chats (capped by the server)."),
+    OpenApiParameter("offset", int, description="Skip this many chats."),
+]
+CHAT_ID = OpenApiParameter("chat_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class ChatSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="title", read_only=True)
+
+    class Meta:
+        model = Chat
+        fields = ["id", "name", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+@extend_schema_field({"type": "string", "enum": ["Human", "Assistant"]})
+class RoleNameField(serializers.Field):
+    def to_representation(self, value: str) -> str:
+        return ROLE_NAMES.get(value, value)
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    role = RoleNameField(read_only=True)
+    chat_id = serializers.UUIDField(read_only=True)
+    message = serializers.CharField(source="content", read_only=True)
+    updated_at = serializers.DateTimeField(
+        source="created_at", read_only=True, help_text="Messages never change: always equal to created_at."
+    )
+
+    class Meta:
+        model = Message
+        fields = ["id", "role", "chat_id", "message", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ChatCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    bot_id = serializers.UUIDField(required=False, help_text="Answer in this chat with one of your bots.")
+
+
+class ChatUpdateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    updated_at = serializers.DateTimeField(
+        required=False, help_text="Accepted as documented, but ignored: the server sets updated_at."
+    )
+
+
+class ConversationCreateSerializer(StrictSerializer):
+    chat_id = serializers.UUIDField()
+    role = serializers.CharField(max_length=20, help_text="`Human` or `Assistant` (any letter case).")
+    message = serializers.CharField(max_length=settings.CHAT_MAX_QUERY_CHARS)
+
+    def validate_role(self, value: str) -> Role:
+        role = ROLES_BY_NAME.get(value.strip().lower())
+        if role is None:
+            raise serializers.ValidationError(_("Role must be Human or Assistant."))
+        return role
+
+
+class ChatListView(APIView):
+    @extend_schema(
+        parameters=PAGE_PARAMETERS,
+        responses={200: ChatSerializer(many=True)},
+        description="All your chats, whichever API made them, most recently active first. "
+        "The `X-Total-Count` header gives the total.",
+    )
+    def get(self, request: Request) -> Response:
+        rows, headers = paginate(chat_list(user=request.user), request.query_params)
+        return Response(ChatSerializer(rows, many=True).data, headers=headers)
+
+
+class ChatDetailView(APIView):
+    @extend_schema(parameters=[CHAT_ID], responses={200: ChatSerializer})
+    def get(self, request: Request, chat_id: str) -> Response:
+        return Response(ChatSerializer(chat_get(user=request.user, chat_id=chat_id)).data)
+
+
+class ChatCreateView(APIView):
+    @extend_schema(request=ChatCreateSerializer, responses={201: ChatSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ChatCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        bot = bot_get(user=request.user, bot_id=data["bot_id"]) if "bot_id" in data else None
+        chat = chat_create(owner=request.user, surface=Surface.CHATS, bot=bot, title=data["name"])
+        return Response(ChatSerializer(chat).data, status=status.HTTP_201_CREATED)
+
+
+class ChatDeleteView(APIView):
+    @extend_schema(
+        parameters=[CHAT_ID],
+        responses={200: inline_serializer("ChatDeleted", {"detail": serializers.CharField()})},
+        description="Deletes the chat and all of its messages.",
+    )
+    def delete(self, request: Request, chat_id: str) -> Response:
+        chat_delete(user=request.user, chat_id=chat_id)
+        return Response({"detail": _("Chat deleted.")})
+
+
+class ChatUpdateView(APIView):
+    @extend_schema(
+        parameters=[CHAT_ID],
+        request=ChatUpdateSerializer,
+        responses={200: ChatSerializer},
+        description="Renames the chat. `updated_at` is accepted as the seed documents it, but the server "
+        "sets it to the time of the update; a client cannot backdate or postdate a chat.",
+    )
+    def put(self, request: Request, chat_id: str) -> Response:
+        chat = chat_get(user=request.user, chat_id=chat_id)
+        serializer = ChatUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        chat = chat_rename(chat=chat, title=serializer.validated_data["name"])
+        return Response(ChatSerializer(chat).data)
+
+
+class ChatConversationListView(APIView):
+    @extend_schema(
+        parameters=[CHAT_ID],
+        responses={200: ConversationSerializer(many=True)},
+        description="The chat's messages on its current branch, oldest first, including stored answers "
+        "(an answer cut short keeps what was written).",
+    )
+    def get(self, request: Request, chat_id: str) -> Response:
+        chat = chat_get(user=request.user, chat_id=chat_id)
+        return Response(ConversationSerializer(branch_messages(chat=chat), many=True).data)
+
+
+class ConversationCreateView(APIView):
+    @extend_schema(
+        request=ConversationCreateSerializer,
+        responses={201: ConversationSerializer},
+        description="Adds a message after the chat's latest one. `Human` is a question for "
+        "`inference`; `Assistant` stores an answer written by the client, marked as the client's "
+        "(never presented as model output) and sent to the model as earlier conversation. Any other "
+        "role is a 400. While the chat is answering, 409.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ConversationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        chat = chat_get(user=request.user, chat_id=data["chat_id"])
+        message = client_message_create(chat=chat, role=data["role"], content=data["message"])
+        return Response(ConversationSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+def _prepare_answer(
+    *, request: HttpRequest, target_id: str, web_search: bool
+) -> tuple[ReplyRequest | StreamEvent, dict[str, str]]:
+    """Auth, lookup and the service in one thread hop. Refusals to start (auth, lookup, chat busy,
+    too many streams) raise, as JSON errors; a model that cannot be used becomes an error event."""
+    user = authenticate_bearer_or_query(request)
+    chat, question = answer_target_get(user=user, target_id=target_id)
+    headers = {"X-Chat-Id": str(chat.pk), "X-Message-Id": str(question.pk)}
+    try:
+        reply = answer_start(user=user, chat=chat, user_message=question, web_search=web_search)
+    except (Conflict, TooManyStreams):
+        raise
+    except DomainError as exc:
+        return StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code), headers
+    headers["X-Bytchat-Model"] = f"{reply.spec.provider}/{reply.spec.model}"
+    return reply, headers
+
+
+async def _only(event: StreamEvent) -> AsyncIterator[StreamEvent]:
+    yield event
+
+
+async def _answer(request: HttpRequest, target_id: str, *, web_search: bool) -> HttpResponse:
+    # Once the answer may start, every failure is an `error` event: EventSource cannot read a JSON body.
+    prepared, headers = await turn_prepared(
+        _prepare_answer, request=request, target_id=target_id, web_search=web_search
+    )
+    if isinstance(prepared, StreamEvent):
+        return sse_response(_only(prepared), headers=headers)
+    events = reply_stream(prepared)
+    first = await first_event(events)
+    return sse_response(events, first=first, headers=headers)
+
+
+@async_api_view("GET")
+async def inference(request: HttpRequest, target_id: str) -> HttpResponse:
+    return await _answer(request, target_id, web_search=False)
+
+
+@async_api_view("GET")
+async def inference_internet(request: HttpRequest, target_id: str) -> HttpResponse:
+    return await _answer(request, target_id, web_search=True)
+
+
+urlpatterns = [
+    re_path(r"^chats/?$", ChatListView.as_view(), name="chats-list"),
+    re_path(r"^chats/create/?$", ChatCreateView.as_view(), name="chats-create"),
+    re_path(rf"^chats/(?P<chat_id>{UUID})/?$", ChatDetailView.as_view(), name="chats-detail"),
+    re_path(
+        rf"^chats/(?P<chat_id>{UUID})/conversations/?$",
+        ChatConversationListView.as_view(),
+        name="chats-conversations",
+    ),
+    re_path(rf"^chats/delete/(?P<chat_id>{UUID})/?$", ChatDeleteView.as_view(), name="chats-delete"),
+    re_path(rf"^chats/update/(?P<chat_id>{UUID})/?$", ChatUpdateView.as_view(), name="chats-update"),
+    re_path(r"^conversations/create/?$", ConversationCreateView.as_view(), name="conversations-create"),
+    re_path(rf"^conversations/inference/(?P<target_id>{UUID})/?$", inference, name="conversations-inference"),
+    re_path(
+        rf"^conversations/inference_internet/(?P<target_id>{UUID})/?$",
+        inference_internet,
+        name="conversations-inference-internet",
+    ),
+]

@@ -18,7 +18,7 @@ from chats.api.streams import first_event, text_response
 from chats.models import Surface
 from chats.selectors import chat_get
 from chats.services import turn_start
-from chats.streaming import released, reply_stream
+from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from config.async_views import async_api_view, json_body
 from config.errors import NotAuthenticated
@@ -63,7 +63,7 @@ def _prepare(request: HttpRequest) -> ReplyRequest:
 
 @async_api_view("POST")
 async def learnyourown_chat(request: HttpRequest) -> HttpResponse:
-    reply = await released(_prepare)(request=request)
+    reply = await turn_prepared(_prepare, request=request)
     headers = {"X-Chat-Id": str(reply.chat.id), "X-Bytchat-Model": f"{reply.spec.provider}/{reply.spec.model}"}
     events = reply_stream(reply)
     first = await first_event(events)
