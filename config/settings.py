@@ -247,6 +247,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Messages and documents both have a `status`; each choice set keeps its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "chats.models.MessageStatus",
+        "DocumentStatusEnum": "knowledge.models.DocumentStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_streaming_endpoints",
@@ -375,6 +380,14 @@ WS_MAX_CONTENT_CHARS = env.int("WS_MAX_CONTENT_CHARS", default=CHAT_MAX_QUERY_CH
 WS_MAX_FRAME_BYTES = env.int("WS_MAX_FRAME_BYTES", default=64 * 1024)
 WS_MESSAGES_PER_MINUTE = env.int("WS_MESSAGES_PER_MINUTE", default=60)
 WS_MAX_AGE_SECONDS = env.int("WS_MAX_AGE_SECONDS", default=3600)
+# Chunks fanned out to a session's other sockets are coalesced into one group message per interval.
+WS_GROUP_FLUSH_SECONDS = env.float("WS_GROUP_FLUSH_SECONDS", default=0.05)
+if REDIS_URL:
+    # redis-py 8 gives up on a read after 5 s by default, exactly the length of channels-redis's
+    # blocking BZPOPMIN, so idle consumers crash with 1011 (channels_redis#422, redis-py#4091).
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}
+    ]
 # Session business data: a flat object of numbers, at most this many keys (RELIABILITY G6).
 CHAT_CONTEXT_MAX_KEYS = env.int("CHAT_CONTEXT_MAX_KEYS", default=50)
 
