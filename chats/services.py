@@ -293,7 +293,7 @@ def context_validate(changes: Any) -> dict[str, Any]:
             shown = str(key) if len(str(key)) <= 64 else str(key)[:64] + "…"
             raise _invalid_context(
                 _(
-                    "context: \"%(key)s\" is not a valid key; use letters, digits and underscores, "
+                    'context: "%(key)s" is not a valid key; use letters, digits and underscores, '
                     "at most 64 characters, not starting with a digit."
                 )
                 % {"key": shown}

@@ -23,7 +23,7 @@ from chats.selectors import branch_history
 from chats.services import assistant_message_create, turn_lease_release
 from chats.types import ReplyRequest, TurnLease
 from chats.websearch import WebResult, web_search
-from config.errors import DomainError
+from config.errors import DomainError, NotFound
 from knowledge.retrieval import Passage, search
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     CHAT_AUTOCONTINUE_MAX more times; the client sees one answer and one `done`.
     """
     parts: list[str] = []
+    final_save: asyncio.Future[Message] | None = None
     try:
         if request.user_message.parent_id is None:
             history = [request.user_message]  # a chat's first question: nothing to read
@@ -138,51 +139,61 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
                 break
             continuations += 1
         text = "".join(parts)
-        message = await _save_reply(
-            request,
+        # Shielded: a cancellation landing during the save must not store a second, partial row.
+        final_save = asyncio.ensure_future(
+            _save_reply(
+                request,
+                text,
+                MessageStatus.COMPLETE,
+                model=end.model,
+                finish_reason=end.finish_reason,
+                usage=usage,
+                citations=citations,
+            )
+        )
+        message = await asyncio.shield(final_save)
+        last = StreamEvent.done(
             text,
-            MessageStatus.COMPLETE,
+            message_id=str(message.id),
+            chat_id=str(request.chat.id),
+            parent_id=str(request.user_message.id),
             model=end.model,
             finish_reason=end.finish_reason,
-            usage=usage,
+            usage={
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+                "estimated": usage.estimated,
+            },
             citations=citations,
+            continuations=continuations,
         )
     except DomainError as exc:
         await _save_partial(request, parts, MessageStatus.ERROR, exc.message)
-        yield StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code, headers=exc.headers)
-        return
+        last = StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code, headers=exc.headers)
     except (asyncio.CancelledError, GeneratorExit):
-        await asyncio.shield(
-            _save_partial(
-                request, parts, MessageStatus.CANCELLED, _("The client disconnected before the answer was complete.")
+        if final_save is not None:
+            await asyncio.shield(final_save)  # the whole answer is being stored; nothing partial to add
+        else:
+            await asyncio.shield(
+                _save_partial(
+                    request,
+                    parts,
+                    MessageStatus.CANCELLED,
+                    _("The client disconnected before the answer was complete."),
+                )
             )
-        )
         raise
     except Exception:
         logger.exception("reply to chat %s failed", request.chat.pk)
         message_text = _("The answer failed on the server; what was written so far is kept.")
         await _save_partial(request, parts, MessageStatus.ERROR, message_text)
-        yield StreamEvent.error(message_text, code="server_error", status_code=500)
-        return
+        last = StreamEvent.error(message_text, code="server_error", status_code=500)
     finally:
+        # Before the last event: a client that reads `done` or `error` may ask again at once.
         if request.lease is not None:
             await asyncio.shield(sync_to_async(turn_lease_release)(request.lease))
-    yield StreamEvent.done(
-        text,
-        message_id=str(message.id),
-        chat_id=str(request.chat.id),
-        parent_id=str(request.user_message.id),
-        model=end.model,
-        finish_reason=end.finish_reason,
-        usage={
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-            "estimated": usage.estimated,
-        },
-        citations=citations,
-        continuations=continuations,
-    )
+    yield last
 
 
 async def _save_partial(request: ReplyRequest, parts: list[str], status: MessageStatus, error: str) -> None:
@@ -194,5 +205,7 @@ async def _save_partial(request: ReplyRequest, parts: list[str], status: Message
         await _save_reply(
             request, "".join(parts), status, model=request.spec.model, finish_reason=finish_reason, error=error
         )
+    except NotFound:
+        logger.info("chat %s was deleted while answering; its partial reply is dropped", request.chat.pk)
     except Exception:
         logger.exception("could not store the partial reply of chat %s", request.chat.pk)

@@ -4,8 +4,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.routing import ProtocolTypeRouter
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
@@ -13,7 +12,7 @@ django_application = get_asgi_application()
 
 from config.access_log import AccessLogMiddleware  # noqa: E402
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
-from config.routing import websocket_urlpatterns  # noqa: E402
+from config.routing import websocket_application  # noqa: E402
 
 http_application = django_application
 if settings.SERVE_STATIC:
@@ -25,7 +24,8 @@ application = AccessLogMiddleware(
     ProtocolTypeRouter(
         {
             "http": BodyLimitMiddleware(http_application),
-            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+            # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
+            "websocket": websocket_application,
         }
     )
 )

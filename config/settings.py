@@ -156,7 +156,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 100, "expiry": 10, "group_expiry": 3600},
+            "CONFIG": {
+                # redis-py 8 gives up on a read after 5 s by default, exactly the length of channels-redis's
+                # blocking BZPOPMIN, so idle consumers crashed with 1011 (channels_redis#422, redis-py#4091).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "capacity": 100,
+                "expiry": 10,
+                "group_expiry": 3600,
+            },
         }
     }
     CACHES = {
@@ -382,12 +389,6 @@ WS_MESSAGES_PER_MINUTE = env.int("WS_MESSAGES_PER_MINUTE", default=60)
 WS_MAX_AGE_SECONDS = env.int("WS_MAX_AGE_SECONDS", default=3600)
 # Chunks fanned out to a session's other sockets are coalesced into one group message per interval.
 WS_GROUP_FLUSH_SECONDS = env.float("WS_GROUP_FLUSH_SECONDS", default=0.05)
-if REDIS_URL:
-    # redis-py 8 gives up on a read after 5 s by default, exactly the length of channels-redis's
-    # blocking BZPOPMIN, so idle consumers crash with 1011 (channels_redis#422, redis-py#4091).
-    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
-        {"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}
-    ]
 # Session business data: a flat object of numbers, at most this many keys (RELIABILITY G6).
 CHAT_CONTEXT_MAX_KEYS = env.int("CHAT_CONTEXT_MAX_KEYS", default=50)
 

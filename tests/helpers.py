@@ -27,3 +27,60 @@ def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
         if lines:
             events.append((lines["event"], json.loads(lines["data"])))
     return events
+
+
+# -- chat-session sockets (003) through channels' WebsocketCommunicator ------------------------
+
+
+def ws_session_path(chat, user=None, **query) -> str:
+    """`/chat/ws/{id}` with a fresh ticket for `user` (default: the chat's owner), or the given query."""
+    from urllib.parse import urlencode
+
+    from chats.tickets import ticket_issue
+
+    if not query:
+        query = {"ticket": ticket_issue(user_id=(user or chat.owner).pk, session_id=chat.pk)}
+    return f"/chat/ws/{chat.pk}?{urlencode(query)}"
+
+
+class ws_session:  # a lower-case name: used like a function, `async with ws_session(path) as socket`
+    """An open socket on config.asgi.application whose `system` greeting was read; closed on exit."""
+
+    def __init__(self, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        from channels.testing import WebsocketCommunicator
+
+        from config.asgi import application
+
+        self.communicator = WebsocketCommunicator(application, path, headers=headers or [])
+        self.greeting: dict | None = None
+
+    async def __aenter__(self):
+        connected, code = await self.communicator.connect(timeout=10)
+        assert connected, f"handshake refused ({code})"
+        self.greeting = await self.communicator.receive_json_from(timeout=10)
+        return self.communicator
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.communicator.disconnect(timeout=10)
+
+
+async def ws_refused(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> bool:
+    """True when the handshake is closed before accept (daphne answers it with HTTP 403)."""
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(application, path, headers=headers or [])
+    connected, _code = await communicator.connect(timeout=10)
+    await communicator.disconnect(timeout=10)
+    return not connected
+
+
+async def ws_answer(communicator, timeout: float = 10) -> list[dict]:
+    """Frames up to and including the answer's `done` or `error`."""
+    frames = []
+    while True:
+        frame = await communicator.receive_json_from(timeout=timeout)
+        frames.append(frame)
+        if frame["type"] in ("done", "error"):
+            return frames

@@ -1,0 +1,156 @@
+"""Who may open a chat-session socket: the Origin policy, then a ticket or an access JWT (RELIABILITY E1-E4).
+
+Browsers always send `Origin` and attach no credential a page did not put in the URL, so a foreign
+page cannot ride on a user's session (no cookie is involved); clients without an Origin (servers,
+mobile apps, scripts) are authenticated by the ticket or token alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import ParseResult, parse_qs, urlparse
+
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.utils.translation import gettext as _
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from accounts.models import User
+from chats.selectors import chat_get
+from chats.tickets import ticket_redeem
+from config.errors import DomainError, NotAuthenticated
+
+logger = logging.getLogger(__name__)
+
+
+async def refuse(scope: dict, receive: Any, send: Any) -> None:
+    """Close the handshake before accepting it (daphne answers HTTP 403).
+
+    A bare ASGI app, not a consumer: a refused socket never touches the channel layer (with
+    channels-redis, a consumer stopped right after it started can hang on its Redis read).
+    """
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})
+
+
+def allowed_origins() -> list[str]:
+    """ALLOWED_HOSTS as channels' AllowedHostsOriginValidator reads it, plus WS_ALLOWED_ORIGINS."""
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return hosts + list(settings.WS_ALLOWED_ORIGINS)
+
+
+def origin_allowed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """No Origin: allowed. Every Origin sent must match an allowed host or origin."""
+    origins = [value for name, value in headers if name.lower() == b"origin"]
+    validator = OriginValidator(None, allowed_origins())
+    for raw in origins:
+        try:
+            parsed: ParseResult = urlparse(raw.decode("latin1"))
+        except ValueError:
+            return False
+        if not validator.valid_origin(parsed):
+            return False
+    return True
+
+
+class OriginPolicyMiddleware:
+    """Refuses (HTTP 403, before accept) a WebSocket handshake whose Origin is not allowed."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and not origin_allowed(scope.get("headers", [])):
+            return await refuse(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketIdentity:
+    user_id: int
+    # The password hash at the handshake: a change (or reset) revokes the socket, as it revokes tokens.
+    password: str
+    # When the access JWT of the handshake expires; None for a ticket (the socket's age is capped instead).
+    expires_at: float | None = None
+
+
+def _query_value(query_string: bytes, name: str) -> str:
+    try:
+        values = parse_qs(query_string.decode("latin1"), max_num_fields=10).get(name, [])
+    except ValueError:  # too many fields
+        return ""
+    return values[-1] if values else ""
+
+
+def socket_authenticate(*, query_string: bytes, session_id: uuid.UUID) -> SocketIdentity:
+    """The identity behind `?ticket=` (preferred) or `?token=` (an access JWT), owning the session.
+
+    Anything else raises a DomainError and the handshake is refused. Runs the ORM: call it in a thread.
+    """
+    ticket = _query_value(query_string, "ticket")
+    token = _query_value(query_string, "token")
+    expires_at: float | None = None
+    if ticket:
+        user = User.objects.filter(pk=ticket_redeem(ticket=ticket, session_id=session_id)).first()
+        if user is None or not user.is_active:
+            raise NotAuthenticated(_("User not found or inactive."), code="user_inactive")
+    elif token:
+        # DRF's rules for the Authorization header: an access token (not a refresh one), an active
+        # user, issued after the last password change (CHECK_REVOKE_TOKEN).
+        authentication = JWTAuthentication()
+        try:
+            validated = authentication.get_validated_token(token.encode())
+            user = authentication.get_user(validated)
+        except AuthenticationFailed as exc:
+            raise NotAuthenticated(code="token_not_valid") from exc
+        expires_at = float(validated["exp"])
+    else:
+        raise NotAuthenticated()
+    chat_get(user=user, chat_id=session_id)
+    return SocketIdentity(user_id=user.pk, password=user.password, expires_at=expires_at)
+
+
+def socket_identity_check(identity: SocketIdentity) -> User:
+    """The socket's user, still allowed to use it (RELIABILITY E4), or NotAuthenticated. Runs the ORM."""
+    user = User.objects.filter(pk=identity.user_id).first()
+    if user is None or not user.is_active or user.password != identity.password:
+        raise NotAuthenticated(
+            _("Your account was deactivated or its password changed; sign in again."), code="credentials_revoked"
+        )
+    if identity.expires_at is not None and time.time() >= identity.expires_at:
+        raise NotAuthenticated(_("Your access token has expired; reconnect with a new one."), code="token_expired")
+    return user
+
+
+class SessionHandshakeMiddleware:
+    """Lets a handshake reach the consumer only with a ticket or token of a user owning the session.
+
+    The consumer finds the identity in `scope["chat_session"]`; anything else is refused before
+    accept, without a consumer or a channel (RELIABILITY A1, B4, E2).
+    """
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            session_id = uuid.UUID(scope["url_route"]["kwargs"]["session_id"])
+            identity = await database_sync_to_async(socket_authenticate)(
+                query_string=scope.get("query_string", b""), session_id=session_id
+            )
+        except DomainError as exc:
+            logger.info("refused a chat session socket: %s", exc.code)
+            return await refuse(scope, receive, send)
+        except Exception:
+            logger.exception("could not check a chat session socket; refused")
+            return await refuse(scope, receive, send)
+        return await self.application({**scope, "chat_session": identity}, receive, send)

@@ -1,0 +1,83 @@
+"""Client frames of the chat-session socket, parsed and checked. Pure functions: no database, no network."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.utils.translation import gettext as _
+
+from config.errors import DomainError
+
+FrameType = Literal["message", "stop"]
+FIELDS: dict[str, set[str]] = {"message": {"type", "content", "context"}, "stop": {"type"}}
+
+
+class FrameError(DomainError):
+    """A frame the client got wrong: answered with an error frame, the socket stays open."""
+
+    code = "invalid_frame"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    type: FrameType
+    content: str = ""
+    context: dict[str, Any] | None = None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_chars: int) -> ClientFrame:
+    """A `message` (non-empty `content`, optional `context` object) or a `stop`; else FrameError.
+
+    The size is checked on the raw text before it is parsed (RELIABILITY E5).
+    """
+    if text is None:
+        raise FrameError(_("Binary frames are not supported; send JSON text frames."), code="binary_frame")
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > max_bytes:
+        raise FrameError(
+            _("The frame is too large (%(size)d bytes; at most %(max)d).") % {"size": size, "max": max_bytes},
+            code="frame_too_large",
+        )
+    try:
+        body = json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:
+        raise FrameError(_("The frame is not valid JSON."), code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise FrameError(_("A frame must be a JSON object with a type."), code="invalid_frame")
+    kind = body.get("type")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise FrameError(
+            _('Unknown frame type; send {"type": "message", "content": ...} or {"type": "stop"}.'),
+            code="unknown_type",
+        )
+    unknown = sorted(set(body) - FIELDS[kind])
+    if unknown:
+        raise FrameError(
+            _("Unknown field(s) in a %(type)s frame: %(fields)s.")
+            % {"type": kind, "fields": ", ".join(name[:40] for name in unknown[:5])},
+            code="unknown_field",
+        )
+    if kind == "stop":
+        return ClientFrame(type="stop")
+    content = body.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise FrameError(_("content must be a non-empty string."), code="empty_content")
+    content = content.strip()
+    if len(content) > max_chars:
+        raise FrameError(
+            _("content is too long (%(length)d characters; at most %(max)d).")
+            % {"length": len(content), "max": max_chars},
+            code="content_too_long",
+        )
+    context = body.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise FrameError(
+            _("context must be a JSON object whose values are numbers, booleans or null."), code="invalid_context"
+        )
+    return ClientFrame(type="message", content=content, context=context)

@@ -1,0 +1,68 @@
+"""Limits on chat-session sockets: open sockets per user, frames per minute per socket (RELIABILITY C7, E6)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.translation import gettext as _
+
+from accounts.quotas import RateLimited
+
+
+def _socket_key(user_id: int) -> str:
+    return f"ws-sockets:{user_id}"
+
+
+def _slot_ttl() -> int:
+    # No socket outlives WS_MAX_AGE_SECONDS, so the count of a process that died resets after it.
+    return settings.WS_MAX_AGE_SECONDS + 60
+
+
+def socket_slot_acquire(*, user_id: int) -> bool:
+    """Take one of the user's WS_PER_USER socket slots; False when all are taken.
+
+    An atomic counter in the cache shared by every server process (Redis INCR in production).
+    """
+    key = _socket_key(user_id)
+    cache.add(key, 0, timeout=_slot_ttl())
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=_slot_ttl())
+        count = 1
+    if count > settings.WS_PER_USER:
+        socket_slot_release(user_id=user_id)
+        return False
+    return True
+
+
+def socket_slot_release(*, user_id: int) -> None:
+    try:
+        if cache.decr(_socket_key(user_id)) < 0:
+            cache.delete(_socket_key(user_id))
+    except ValueError:
+        pass
+
+
+class FrameRate:
+    """At most `per_minute` frames in any sliding minute on one socket; extra frames are refused."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.times: deque[float] = deque()
+
+    def take(self) -> None:
+        now = time.monotonic()
+        while self.times and now - self.times[0] >= 60:
+            self.times.popleft()
+        if len(self.times) >= self.per_minute:
+            retry_after = max(1, int(60 - (now - self.times[0])) + 1)
+            raise RateLimited(
+                _("Too many frames: at most %(n)d a minute on one connection. Try again in %(seconds)d seconds.")
+                % {"n": self.per_minute, "seconds": retry_after},
+                headers={"Retry-After": str(retry_after)},
+            )
+        self.times.append(now)
