@@ -7,7 +7,6 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from django.utils import translation
 
 from accounts.models import User
 from bots.models import Bot, ModelConfig
@@ -237,10 +236,7 @@ async def test_spanish_clients_get_spanish_frames(user):
     _chat, path = await session_for(user, "gemini-1.5-flash-latest", provider="google")
     session = ws_session(path, headers=[(b"accept-language", b"es-ES,es;q=0.9")])
     async with session as socket:
-        with translation.override("es"):
-            assert session.greeting["content"] == translation.gettext(
-                "Connection established. How can I help you today?"
-            )
+        assert session.greeting["content"] == "Conexión establecida. ¿En qué puedo ayudarte hoy?"  # the seed's words
         await socket.send_json_to({"type": "message", "content": "hola"})
         error = await socket.receive_json_from(timeout=10)
     assert error["content"].startswith("El proveedor de modelos google no está configurado")
