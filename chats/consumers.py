@@ -189,7 +189,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 _("An answer is already being generated; wait for its done frame or send a stop frame."),
                 code="chat_busy",
             )
-        reply = await database_sync_to_async(self._begin_turn)(frame.content, frame.context)
+        reply = await database_sync_to_async(self._begin_turn, thread_sensitive=False)(frame.content, frame.context)
         self.stop_requested = False
         self.answering = True
         self.answer = asyncio.create_task(self._answer(reply))

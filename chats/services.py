@@ -26,7 +26,7 @@ from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.ws_groups import session_deleted_notify, sessions_deleted_notify
 from config.errors import Conflict, DomainError, NotFound
-from knowledge.selectors import knowledge_base_ids_for_bot
+from knowledge.selectors import knowledge_base_ids_for_bot, knowledge_base_ids_for_owner
 
 TITLE_CHARS = 80
 
@@ -129,10 +129,14 @@ def _model_plan(*, bot: Bot | None, query: str, model: str | None, task_type: st
     return spec, routed_as
 
 
-def _knowledge_scope(bot: Bot | None) -> tuple[uuid.UUID, ...] | None:
-    """A bot answers from its knowledge bases; a chat without one, from all of its owner's."""
+def _knowledge_scope(bot: Bot | None, owner: User) -> tuple[uuid.UUID, ...]:
+    """A bot answers from its knowledge bases; a chat without one, from all of its owner's.
+
+    Read here, with the rest of the turn's preparation, so a user with no knowledge costs the
+    engine no search at all.
+    """
     if bot is None:
-        return None
+        return tuple(knowledge_base_ids_for_owner(owner_id=owner.pk))
     return tuple(knowledge_base_ids_for_bot(bot_id=bot.pk))
 
 
@@ -185,7 +189,7 @@ def turn_start(
         temperature=temperature,
         max_tokens=max_tokens,
         lease=TurnLease(user_id=user.pk, chat_id=chat.pk, lock_token=lock_token),
-        knowledge_base_ids=_knowledge_scope(bot),
+        knowledge_base_ids=_knowledge_scope(bot, user),
         autocontinue=autocontinue,
         web_search=web_search,
     )
@@ -207,7 +211,7 @@ def answer_start(*, user: User, chat: Chat, user_message: Message, web_search: b
         spec=spec,
         system_prompt=chat.bot.system_prompt if chat.bot is not None else "",
         lease=TurnLease(user_id=user.pk, chat_id=chat.pk, lock_token=lock_token),
-        knowledge_base_ids=_knowledge_scope(chat.bot),
+        knowledge_base_ids=_knowledge_scope(chat.bot, user),
         web_search=web_search,
     )
 

@@ -22,7 +22,7 @@ from chats.prompts import build_model_input, continuation_input
 from chats.selectors import branch_history
 from chats.services import assistant_message_create, turn_lease_release
 from chats.types import ReplyRequest, TurnLease
-from chats.websearch import WebResult, web_search
+from chats.websearch import web_search
 from config.errors import DomainError, NotFound
 from knowledge.retrieval import Passage, search
 
@@ -31,7 +31,12 @@ T = TypeVar("T")
 
 
 def released(function: Callable[..., T]) -> Callable[..., Any]:
-    """Run ORM work in a thread, then give the connection back: none is held while the model writes."""
+    """Run ORM work in a thread, then give the connection back: none is held while the model writes.
+
+    Not thread-sensitive: the work goes to the loop's pool of threads. Thread-sensitive calls from a
+    Channels consumer all queue on one process-wide thread (Django gives each HTTP request its own,
+    Channels gives sockets none), which made 100 sockets wait on each other (bench/relay.py).
+    """
 
     def run(**kwargs: Any) -> T:
         try:
@@ -39,7 +44,7 @@ def released(function: Callable[..., T]) -> Callable[..., Any]:
         finally:
             close_old_connections()
 
-    return sync_to_async(run)
+    return sync_to_async(run, thread_sensitive=False)
 
 
 def _lease_of(prepared: Any) -> TurnLease | None:
@@ -71,17 +76,23 @@ async def _save_reply(request: ReplyRequest, text: str, status: MessageStatus, *
     )
 
 
-async def _grounding(request: ReplyRequest) -> tuple[list[Passage], list[WebResult]]:
+def _turn_context(request: ReplyRequest) -> tuple[list[Message], list[Passage]]:
+    """The branch history and the retrieved passages, read in one thread hop (one connection)."""
+    if request.user_message.parent_id is None:
+        history = [request.user_message]  # a chat's first question: nothing to read
+    else:
+        history = branch_history(
+            chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
+        )
     passages: list[Passage] = []
     if request.knowledge_base_ids is None or request.knowledge_base_ids:
-        passages = await released(search)(
+        passages = search(
             owner_id=request.chat.owner_id,
             query=request.user_message.content,
             knowledge_base_ids=request.knowledge_base_ids,
             limit=settings.KNOWLEDGE_PASSAGES_IN_CONTEXT,
         )
-    web_results = await web_search(request.user_message.content) if request.web_search else []
-    return passages, web_results
+    return history, passages
 
 
 async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
@@ -96,13 +107,8 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     parts: list[str] = []
     final_save: asyncio.Future[Message] | None = None
     try:
-        if request.user_message.parent_id is None:
-            history = [request.user_message]  # a chat's first question: nothing to read
-        else:
-            history = await released(branch_history)(
-                chat=request.chat, leaf_id=request.user_message.id, limit=settings.CHAT_HISTORY_MESSAGES
-            )
-        passages, web_results = await _grounding(request)
+        history, passages = await released(_turn_context)(request=request)
+        web_results = await web_search(request.user_message.content) if request.web_search else []
         citations = [passage.citation() for passage in passages] + [result.citation() for result in web_results]
         model_input = build_model_input(
             system_prompt=request.system_prompt,

@@ -144,7 +144,7 @@ class SessionHandshakeMiddleware:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         try:
             session_id = uuid.UUID(scope["url_route"]["kwargs"]["session_id"])
-            identity = await database_sync_to_async(socket_authenticate)(
+            identity = await database_sync_to_async(socket_authenticate, thread_sensitive=False)(
                 query_string=scope.get("query_string", b""), session_id=session_id
             )
         except DomainError as exc:

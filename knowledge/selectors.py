@@ -51,3 +51,7 @@ def document_get(
 
 def knowledge_base_ids_for_bot(*, bot_id: uuid.UUID) -> list[uuid.UUID]:
     return list(KnowledgeBase.objects.filter(bots=bot_id).values_list("id", flat=True))
+
+
+def knowledge_base_ids_for_owner(*, owner_id: int) -> list[uuid.UUID]:
+    return list(KnowledgeBase.objects.filter(owner_id=owner_id).values_list("id", flat=True))

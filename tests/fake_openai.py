@@ -10,6 +10,8 @@ Model names:
   fake-nofinish                 ends with [DONE] but never sends a finish_reason
   fake-drop-<n>                 sends n chunks, then drops the TCP connection
   fake-stall                    sends headers, then nothing
+  fake-garbage-<n>              sends n chunks, then a line that is not JSON
+  fake-inband-error-<n>         sends n chunks, then an OpenAI error object inside the stream
   fake-status-<code>            answers with that HTTP status and an OpenAI error body
 
 POST /v1/embeddings answers with deterministic 64-dimension bag-of-words vectors in which a few
@@ -208,6 +210,7 @@ class FakeOpenAI:
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             delay = int(match.group(2)) / 1000
         drop_after = int(m.group(1)) if (m := re.fullmatch(r"fake-drop-(\d+)", model)) else None
+        broken = re.fullmatch(r"fake-(garbage|inband-error)-(\d+)", model)
 
         def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict | None = None) -> bytes:
             payload = {
@@ -226,6 +229,15 @@ class FakeOpenAI:
                 await asyncio.sleep(60)
             await response.write(chunk({"role": "assistant", "content": ""}))
             for index, word in enumerate(words):
+                if broken and index >= int(broken.group(2)):
+                    if broken.group(1) == "garbage":
+                        await response.write(b"data: {not json at all\n\n")
+                    else:
+                        error = {"error": {"message": "scripted in-band failure", "type": "server_error"}}
+                        await response.write(f"data: {json.dumps(error)}\n\n".encode())
+                    await response.write(b"data: [DONE]\n\n")
+                    await response.write_eof()
+                    return response
                 if drop_after is not None and index >= drop_after:
                     await asyncio.sleep(0.05)  # let the chunks already written reach the client
                     request.transport.close()

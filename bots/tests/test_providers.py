@@ -203,3 +203,13 @@ async def test_local_provider_says_when_context_has_nothing_and_honours_max_toke
     short = await complete(LocalProvider(), ask("x", text="quantum chromodynamics", max_tokens=3))
     assert short.finish_reason == "length"
     assert len(short.deltas) == 3
+
+
+@pytest.mark.parametrize("model", ["fake-garbage-2", "fake-inband-error-2"])
+async def test_a_broken_line_mid_stream_ends_it_as_interrupted_after_what_arrived(upstream, model):
+    received = []
+    with pytest.raises(StreamInterrupted):
+        async for item in get_provider("custom").astream(ask(model)):
+            received.append(item)
+    await aclose_clients()
+    assert [item.text for item in received] == ["Echo: ", "one "]
