@@ -1,0 +1,131 @@
+"""Bytchat under daphne in a subprocess for bench/relay.py: a throwaway SQLite, the fake upstream as the model.
+
+Started as scripts/run.sh starts it in production (same daphne flags, DEBUG off), minus the worker,
+which relaying does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+# The embedded defaults (SQLite, in-memory channel layer and cache) unless --server-env says otherwise.
+PASSTHROUGH = ("PATH", "HOME", "LANG", "TMPDIR")
+DAPHNE_FLAGS = [
+    "--websocket_timeout", "3600", "--ping-interval", "20", "--ping-timeout", "30",
+    "--websocket-max-message-size", "262144", "--websocket-max-frame-size", "262144",
+    "--application-close-timeout", "10",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BytchatServer:
+    def __init__(self, data_dir: Path, upstream_base_url: str, extra_env: dict[str, str], profile: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.log_path = data_dir / "server.log"
+        self.profile = profile
+        self.env = {key: os.environ[key] for key in PASSTHROUGH if key in os.environ}
+        self.env.update(
+            DATA_DIR=str(data_dir),
+            DEBUG="False",
+            SECRET_KEY=secrets.token_urlsafe(48),
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            SECURE_SSL_REDIRECT="False",
+            SECURE_HSTS_SECONDS="0",
+            PYTHONUNBUFFERED="1",
+            # The platform default model is the fake upstream's 200 tokens, 10 ms apart.
+            LLM_PROVIDER="custom",
+            LLM_MODEL="fake-tokens-200-10",
+            CUSTOM_LLM_BASE_URL=upstream_base_url,
+            CUSTOM_LLM_API_KEY="bench-key",
+            # Limits that protect a real deployment from one user would refuse the benchmark's load.
+            CHAT_PARALLEL_STREAMS="5000",
+            WS_PER_USER="5000",
+            CONVERSATIONS_RATE="1000000/hour",
+            LOGIN_RATE="1000/min",
+            REGISTER_RATE="1000/hour",
+            JWT_ACCESS_MINUTES="240",
+        )
+        self.env.update(extra_env)
+        self.process: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> BytchatServer:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=self.env, check=True)
+        self._log = self.log_path.open("w")
+        command = [sys.executable]
+        if self.profile is not None:
+            command += ["-m", "cProfile", "-o", str(self.profile)]
+        command += ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "--access-log", os.devnull]
+        command += [*DAPHNE_FLAGS, "config.asgi:application"]
+        self.process = subprocess.Popen(  # noqa: S603 (this interpreter running daphne)
+            command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/", timeout=1, trust_env=False).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in 60 s")
+
+    def cpu_seconds(self) -> float | None:
+        """utime + stime of the daphne process, all of its threads (Linux /proc)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except (OSError, TypeError):
+            return None
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float | None:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except (OSError, TypeError):
+            return None
+        return None
+
+    def stop(self) -> None:
+        process = self.process
+        if process and process.poll() is None:
+            # SIGINT stops Twisted's reactor cleanly, so a cProfile wrapper gets to write its output.
+            process.send_signal(signal.SIGINT if self.profile is not None else signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self._log:
+            self._log.close()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text()[-chars:]
+        except OSError:
+            return ""
