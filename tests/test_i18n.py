@@ -13,6 +13,8 @@ def test_errors_are_translated(api, language, expected):
     assert response.json()["detail"] == expected
 
 
+# Transactional: the async chat view reads the database from another thread, which must see the bot.
+@pytest.mark.django_db(transaction=True)
 def test_provider_errors_are_translated_in_spanish(api, settings):
     providers = {name: dict(config) for name, config in settings.LLM_PROVIDERS.items()}
     providers["google"]["api_key"] = ""
