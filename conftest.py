@@ -7,6 +7,7 @@ import os
 
 import pytest
 from django.core.cache import cache
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from tests.fake_openai import FakeOpenAI
@@ -28,7 +29,10 @@ def _isolated_settings(settings, tmp_path):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     settings.LLM_MAX_RETRIES = 0
     cache.clear()
+    # Each test starts in the default language: a request or socket in Spanish must not leak into the next.
+    translation.activate(settings.LANGUAGE_CODE)
     yield
+    translation.deactivate()
     cache.clear()
 
 
