@@ -27,21 +27,38 @@ def _counter_incr(key: str, *, timeout: int) -> int:
         return 1
 
 
+def slot_take(key: str, *, limit: int, ttl: int) -> bool:
+    """Take one of `limit` slots counted under `key`; False (nothing taken) when all are taken.
+
+    An atomic counter in the cache shared by every process (Redis INCR in production); its TTL
+    frees the slots of a process that died holding them. The cache being down is a 503.
+    """
+    with shared_state_required():
+        count = _counter_incr(key, timeout=ttl)
+    if count > limit:
+        slot_give_back(key)
+        return False
+    return True
+
+
+def slot_give_back(key: str) -> None:
+    with shared_state_best_effort():
+        try:
+            if cache.decr(key) < 0:
+                cache.delete(key)
+        except ValueError:  # already expired
+            pass
+
+
 def _stream_key(user_id: int) -> str:
     return f"streams:{user_id}"
 
 
 def stream_slot_acquire(*, user_id: int) -> None:
-    """Take one of the user's parallel-answer slots, or refuse with 429 (RELIABILITY C7).
-
-    An atomic counter in the cache (Redis INCR in production); its TTL frees the slots of a
-    process that died mid-answer.
-    """
-    key = _stream_key(user_id)
-    with shared_state_required():
-        count = _counter_incr(key, timeout=int(settings.LLM_TOTAL_TIMEOUT) + 60)
-    if count > settings.CHAT_PARALLEL_STREAMS:
-        stream_slot_release(user_id=user_id)
+    """Take one of the user's parallel-answer slots, or refuse with 429 (RELIABILITY C7)."""
+    if not slot_take(
+        _stream_key(user_id), limit=settings.CHAT_PARALLEL_STREAMS, ttl=int(settings.LLM_TOTAL_TIMEOUT) + 60
+    ):
         raise TooManyStreams(
             _("You already have %(n)d answers streaming; wait for one to finish.")
             % {"n": settings.CHAT_PARALLEL_STREAMS},
@@ -50,12 +67,7 @@ def stream_slot_acquire(*, user_id: int) -> None:
 
 
 def stream_slot_release(*, user_id: int) -> None:
-    with shared_state_best_effort():
-        try:
-            if cache.decr(_stream_key(user_id)) < 0:
-                cache.delete(_stream_key(user_id))
-        except ValueError:
-            pass
+    slot_give_back(_stream_key(user_id))
 
 
 class RateLimited(DomainError):

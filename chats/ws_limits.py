@@ -6,45 +6,25 @@ import time
 from collections import deque
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils.translation import gettext as _
 
-from accounts.quotas import RateLimited
+from accounts.quotas import RateLimited, slot_give_back, slot_take
 
 
 def _socket_key(user_id: int) -> str:
     return f"ws-sockets:{user_id}"
 
 
-def _slot_ttl() -> int:
-    # No socket outlives WS_MAX_AGE_SECONDS, so the count of a process that died resets after it.
-    return settings.WS_MAX_AGE_SECONDS + 60
-
-
 def socket_slot_acquire(*, user_id: int) -> bool:
     """Take one of the user's WS_PER_USER socket slots; False when all are taken.
 
-    An atomic counter in the cache shared by every server process (Redis INCR in production).
+    No socket outlives WS_MAX_AGE_SECONDS, so the count of a process that died resets after it.
     """
-    key = _socket_key(user_id)
-    cache.add(key, 0, timeout=_slot_ttl())
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=_slot_ttl())
-        count = 1
-    if count > settings.WS_PER_USER:
-        socket_slot_release(user_id=user_id)
-        return False
-    return True
+    return slot_take(_socket_key(user_id), limit=settings.WS_PER_USER, ttl=settings.WS_MAX_AGE_SECONDS + 60)
 
 
 def socket_slot_release(*, user_id: int) -> None:
-    try:
-        if cache.decr(_socket_key(user_id)) < 0:
-            cache.delete(_socket_key(user_id))
-    except ValueError:
-        pass
+    slot_give_back(_socket_key(user_id))
 
 
 class FrameRate:

@@ -2,6 +2,8 @@
 
 import json
 
+from asgiref.testing import ApplicationCommunicator
+
 
 def assert_error(response, status: int, *words: str) -> str:
     """The response is a JSON error with this status and a `detail` naming each of `words`."""
@@ -84,3 +86,24 @@ async def ws_answer(communicator, timeout: float = 10) -> list[dict]:
         frames.append(frame)
         if frame["type"] in ("done", "error"):
             return frames
+
+
+def asgi_request(
+    method: str, path: str, *, query: bytes = b"", headers: list[tuple[bytes, bytes]] = ()
+) -> ApplicationCommunicator:
+    """A raw HTTP request to Django's ASGI app, so a test can disconnect mid-answer."""
+    from django.core.asgi import get_asgi_application
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "query_string": query,
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    return ApplicationCommunicator(get_asgi_application(), scope)

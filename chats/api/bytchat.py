@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
 from accounts.models import User
 from bots.models import TaskType
-from chats.api.streams import first_event, sse_response, text_response
+from chats.api.streams import answer_response
 from chats.services import bot_chat_start
 from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
@@ -51,14 +51,8 @@ def _prepare(*, request: HttpRequest, bot_id: str) -> tuple[ReplyRequest, dict[s
 @async_api_view("POST")
 async def bot_chat(request: HttpRequest, bot_id: str) -> HttpResponse:
     reply, headers = await turn_prepared(_prepare, request=request, bot_id=bot_id)
-    events = reply_stream(reply)
-    first = await first_event(events)
-    if first.type == "error":
-        # Nothing was streamed yet, so the failure can still be a proper HTTP status.
-        return JsonResponse(first.payload(), status=first.status_code, headers={**headers, **first.headers})
-    if "text/event-stream" in request.headers.get("Accept", ""):
-        return sse_response(events, first=first, headers=headers)
-    return text_response(events, first=first, headers=headers)
+    wants_sse = "text/event-stream" in request.headers.get("Accept", "")
+    return await answer_response(reply_stream(reply), headers=headers, sse=wants_sse)
 
 
 urlpatterns = [

@@ -8,13 +8,13 @@ The answer streams as chunked plain text, like 001's default.
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import re_path
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer, check_names_caller, user_from_access_token
 from accounts.models import User
-from chats.api.streams import first_event, text_response
+from chats.api.streams import answer_response
 from chats.models import Surface
 from chats.selectors import chat_get
 from chats.services import turn_start
@@ -65,11 +65,7 @@ def _prepare(request: HttpRequest) -> ReplyRequest:
 async def learnyourown_chat(request: HttpRequest) -> HttpResponse:
     reply = await turn_prepared(_prepare, request=request)
     headers = {"X-Chat-Id": str(reply.chat.id), "X-Bytchat-Model": f"{reply.spec.provider}/{reply.spec.model}"}
-    events = reply_stream(reply)
-    first = await first_event(events)
-    if first.type == "error":
-        return JsonResponse(first.payload(), status=first.status_code, headers={**headers, **first.headers})
-    return text_response(events, first=first, headers=headers)
+    return await answer_response(reply_stream(reply), headers=headers, sse=False)
 
 
 urlpatterns = [

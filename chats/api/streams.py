@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from chats.events import StreamEvent
 
@@ -75,6 +75,15 @@ def text_response(
     for name, value in {**(headers or {}), "X-Accel-Buffering": "no"}.items():
         response[name] = value
     return response
+
+
+async def answer_response(events: AsyncIterator[StreamEvent], *, headers: dict[str, str], sse: bool) -> HttpResponse:
+    """The answer as SSE or plain text; a failure before its first token is still a JSON HTTP error."""
+    first = await first_event(events)
+    if first.type == "error":
+        return JsonResponse(first.payload(), status=first.status_code, headers={**headers, **first.headers})
+    respond = sse_response if sse else text_response
+    return respond(events, first=first, headers=headers)
 
 
 async def first_event(events: AsyncIterator[StreamEvent]) -> StreamEvent:

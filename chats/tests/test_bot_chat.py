@@ -4,14 +4,12 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
-from django.core.asgi import get_asgi_application
 from django.test import AsyncClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus
-from tests.helpers import parse_sse, read_stream
+from tests.helpers import asgi_request, parse_sse, read_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -214,7 +212,7 @@ async def test_stream_dropped_midway_saves_partial_as_error_and_tells_client(use
 
 async def test_client_disconnect_cancels_upstream_and_saves_partial(user, bot, upstream):
     await sync_to_async(with_model)(bot, "fake-tokens-200-20")
-    communicator = start_stream(get_asgi_application(), bot, user)
+    communicator = start_stream(bot, user)
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(timeout=5)
     assert start["status"] == 200
@@ -231,20 +229,9 @@ async def test_client_disconnect_cancels_upstream_and_saves_partial(user, bot, u
     assert stored.content.startswith(received.decode()) and 0 < len(stored.content.split()) < 200
 
 
-def start_stream(app, bot, user, query: bytes = b"query=count") -> ApplicationCommunicator:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": f"/chat/{bot.id}",
-        "query_string": query,
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
-    return ApplicationCommunicator(app, scope)
+def start_stream(bot, user, query: bytes = b"query=count"):
+    authorization = (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())
+    return asgi_request("POST", f"/chat/{bot.id}", query=query, headers=[authorization])
 
 
 async def test_get_on_the_chat_endpoint_is_a_json_405(user, bot):
@@ -257,7 +244,7 @@ async def test_get_on_the_chat_endpoint_is_a_json_405(user, bot):
 async def test_parallel_streams_per_user_are_capped_and_released(user, bot, upstream, settings):
     settings.CHAT_PARALLEL_STREAMS = 1
     await sync_to_async(with_model)(bot, "fake-tokens-200-20")
-    first = start_stream(get_asgi_application(), bot, user)
+    first = start_stream(bot, user)
     await first.send_input({"type": "http.request", "body": b"", "more_body": False})
     assert (await first.receive_output(timeout=5))["status"] == 200
     await first.receive_output(timeout=5)

@@ -4,13 +4,11 @@ import asyncio
 import json
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
-from django.core.asgi import get_asgi_application
 from django.test import AsyncClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from chats.models import Chat, Message, MessageStatus
-from tests.helpers import assert_error
+from tests.helpers import asgi_request, assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -246,23 +244,14 @@ async def test_client_leaving_during_ask_cancels_upstream_keeps_partial_and_free
     first = (await new(user, "start", model="custom/fake-echo")).json()["response"]
     conversation = first["conversation_id"]
     body = json.dumps({"prompt": "long answer", "model": "fake-tokens-200-20"}).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": f"/conversations/{conversation}/ask",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
+    communicator = asgi_request(
+        "POST",
+        f"/conversations/{conversation}/ask",
+        headers=[
             (b"content-type", b"application/json"),
             (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode()),
         ],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
-    communicator = ApplicationCommunicator(get_asgi_application(), scope)
+    )
     await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
     assert await eventually(lambda: len(fake_models.requests) == 2)
     await asyncio.sleep(0.3)  # a few tokens arrive

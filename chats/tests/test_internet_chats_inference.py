@@ -8,15 +8,13 @@ from datetime import timedelta
 import jwt
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
-from django.core.asgi import get_asgi_application
 from django.test import AsyncClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.services import chat_create, user_message_create
-from tests.helpers import parse_sse, read_stream
+from tests.helpers import asgi_request, parse_sse, read_stream
 from tests.live_server import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -270,25 +268,14 @@ async def test_two_answers_at_once_in_one_chat_one_is_refused_and_none_interleav
     assert events[-1][0] == "done"
 
 
-def start_stream(app, path: str, user) -> ApplicationCommunicator:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "query_string": f"token={AccessToken.for_user(user)}".encode(),
-        "headers": [(b"host", b"testserver"), (b"accept", b"text/event-stream")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
-    return ApplicationCommunicator(app, scope)
+def start_stream(path: str, user):
+    token = f"token={AccessToken.for_user(user)}".encode()
+    return asgi_request("GET", path, query=token, headers=[(b"accept", b"text/event-stream")])
 
 
 async def test_client_disconnect_cancels_upstream_and_stores_the_partial_as_cancelled(user, upstream):
     chat, _ = await chat_with_model(user, "fake-tokens-200-20", "count")
-    communicator = start_stream(get_asgi_application(), f"/conversations/inference/{chat.id}", user)
+    communicator = start_stream(f"/conversations/inference/{chat.id}", user)
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(timeout=5)
     assert start["status"] == 200
@@ -406,7 +393,7 @@ async def test_error_event_payload_is_json_with_detail_and_code(user, settings):
 async def test_a_client_that_leaves_at_once_leaves_the_chat_free(user, upstream):
     chat, _ = await chat_with_model(user, "fake-tokens-20-10", "count")
     for delay in (0, 0.001, 0.003, 0.01):
-        communicator = start_stream(get_asgi_application(), f"/conversations/inference/{chat.id}", user)
+        communicator = start_stream(f"/conversations/inference/{chat.id}", user)
         await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
         await asyncio.sleep(delay)
         await communicator.send_input({"type": "http.disconnect"})
