@@ -22,7 +22,6 @@ no word can be told from lexical ones; the model `fake-embed-fail` answers 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import threading
@@ -33,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback_server import LoopbackServer
+
 
 @dataclass
 class RecordedRequest:
@@ -42,18 +43,17 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
     disconnects: int = 0
     completed: int = 0
 
+    thread_name = "fake-openai"
+
     def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
+        self._loopback_init()
 
     @property
     def base_url(self) -> str:
@@ -64,43 +64,11 @@ class FakeOpenAI:
         self.disconnects = 0
         self.completed = 0
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> FakeOpenAI:
-        self._thread = threading.Thread(target=self._run, name="fake-openai", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake OpenAI server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-
-    async def _shutdown(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._runner.cleanup(), 3)
-        # Stalled handlers are cancelled rather than awaited.
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
+        return app
 
     def wait_for(self, predicate, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback_server import LoopbackServer
+
 DEFAULT_RESULTS = [
     {
         "url": "https://example.org/pirates",
@@ -45,7 +47,7 @@ class SearchRequest:
 
 
 @dataclass
-class FakeSearxNG:
+class FakeSearxNG(LoopbackServer):
     host: str = "127.0.0.1"
     port: int = 0
     mode: str = "ok"
@@ -57,12 +59,13 @@ class FakeSearxNG:
     canary_port: int = 0
     canary_hits: int = 0
 
+    thread_name = "fake-searxng"
+    # Stalled handlers are not waited for at shutdown.
+    runner_options = {"shutdown_timeout": 0.5}
+
     def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._loopback_init()
         self._canary: asyncio.Server | None = None
-        self._ready = threading.Event()
 
     @property
     def url(self) -> str:
@@ -78,46 +81,18 @@ class FakeSearxNG:
         self.requests.clear()
         self.canary_hits = 0
 
-    # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> FakeSearxNG:
-        self._thread = threading.Thread(target=self._run, name="fake-searxng", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake SearxNG server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread:
-            self._thread.join(10)
-
-    async def _shutdown(self) -> None:
-        if self._canary is not None:
-            self._canary.close()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._runner.cleanup(), 3)
-        pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/search", self._search)
-        # Stalled handlers are not waited for at shutdown.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._canary = self._loop.run_until_complete(asyncio.start_server(self._canary_hit, self.host, 0))
+        return app
+
+    async def started(self) -> None:
+        self._canary = await asyncio.start_server(self._canary_hit, self.host, 0)
         self.canary_port = self._canary.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
+
+    async def stopping(self) -> None:
+        if self._canary is not None:
+            self._canary.close()
 
     async def _canary_hit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Any connection counts: a fetch of a result URL, a redirect followed, a probe."""
