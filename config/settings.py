@@ -400,6 +400,22 @@ WEB_SEARCH_TIMEOUT = env.float("WEB_SEARCH_TIMEOUT", default=5.0)
 WEB_SEARCH_MAX_BYTES = env.int("WEB_SEARCH_MAX_BYTES", default=200_000)
 WEB_SEARCH_MAX_RESULTS = env.int("WEB_SEARCH_MAX_RESULTS", default=5)
 
+# Daily model calls per user type (RELIABILITY C4, C5); staff have none unless QUOTA_DAILY_STAFF is set.
+# A quota set on the user in the admin wins over these. The day is TIME_ZONE's (UTC by default).
+QUOTA_DAILY_FREE = env.int("QUOTA_DAILY_FREE", default=100)
+QUOTA_DAILY_PRO = env.int("QUOTA_DAILY_PRO", default=2000)
+QUOTA_DAILY_STAFF = env.int("QUOTA_DAILY_STAFF", default=None)
+
+# Exams (000 `/create_exam`): questions from a user's documents, rendered to PDF in a bounded child process.
+EXAM_MAX_QUESTIONS = env.int("EXAM_MAX_QUESTIONS", default=50)
+EXAMS_PER_USER = env.int("EXAMS_PER_USER", default=500)
+# Calls to a remote model for one exam when its output is not valid questions.
+EXAM_GENERATION_ATTEMPTS = env.int("EXAM_GENERATION_ATTEMPTS", default=3)
+EXAM_RENDER_SECONDS = env.float("EXAM_RENDER_SECONDS", default=30.0)
+EXAM_RENDER_MEMORY_MB = env.int("EXAM_RENDER_MEMORY_MB", default=768)
+# A TrueType family for the PDF (Debian's fonts-dejavu-core); without it, the PDF falls back to Helvetica (Latin-1).
+EXAM_PDF_FONT_DIR = env.str("EXAM_PDF_FONT_DIR", default="/usr/share/fonts/truetype/dejavu")
+
 BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 

@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("bots.api.urls")),
     path("", include("chats.api.urls")),
     path("", include("knowledge.api.urls")),
+    path("", include("exams.api.urls")),
     # Last: unknown paths get the JSON 404 even with DEBUG on (Django's debug page lists every route).
     re_path(r"^.*$", views.not_found, name="not-found"),
 ]
