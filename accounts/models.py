@@ -38,6 +38,12 @@ class User(AbstractUser):
         error_messages={"unique": _("A user with this username already exists.")},
     )
     user_type = models.CharField(_("user type"), max_length=16, choices=UserType.choices, default=UserType.FREE)
+    daily_quota = models.PositiveIntegerField(
+        _("daily quota"),
+        null=True,
+        blank=True,
+        help_text=_("Model calls a day. Empty: the default of the user type (staff: unlimited)."),
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = ["username"]
@@ -51,3 +57,49 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+class DailyUsage(models.Model):
+    """The quota counter: model calls charged to a user on one day, answers still streaming included."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="daily_usage", verbose_name=_("user"))
+    day = models.DateField(_("day"))
+    requests = models.PositiveIntegerField(_("model calls"), default=0)
+
+    class Meta:
+        verbose_name = _("daily usage")
+        verbose_name_plural = _("daily usage")
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="accounts_dailyusage_user_day")]
+        indexes = [models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day}: {self.requests}"
+
+
+class CallOutcome(models.TextChoices):
+    COMPLETE = "complete", _("Complete")
+    ERROR = "error", _("Failed midway")
+    CANCELLED = "cancelled", _("Cancelled midway")
+
+
+class ModelCall(models.Model):
+    """One model call charged to a user: which model, through which surface, and its tokens."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="model_calls", verbose_name=_("user"))
+    day = models.DateField(_("day"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    surface = models.CharField(_("surface"), max_length=20)
+    model = models.CharField(_("model"), max_length=200)
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), default=0)
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), default=0)
+    # The provider sent no usage (or the call broke before it did): the tokens are estimated.
+    estimated = models.BooleanField(_("estimated"), default=False)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=CallOutcome.choices, default=CallOutcome.COMPLETE)
+
+    class Meta:
+        verbose_name = _("model call")
+        verbose_name_plural = _("model calls")
+        indexes = [models.Index(fields=["user", "day"]), models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.surface}, {self.day})"

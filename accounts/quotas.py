@@ -1,13 +1,25 @@
-"""Per-user limits on model use: parallel streams and request rates; daily quotas arrive with the usage issue."""
+"""Per-user limits on model use: daily quotas of model calls, parallel streams and request rates.
+
+Charging rule (RELIABILITY C4, C5): a model call takes one unit of the day's quota before it is
+made, in one conditional UPDATE, so parallel requests can never overrun it. A call that is refused,
+or fails or is abandoned before the model's first token, gives its unit back. A call that fails or
+is cancelled after the first token stays charged: the provider has produced (and billed) tokens.
+The day is TIME_ZONE's; a call is charged to the day it started.
+"""
 
 from __future__ import annotations
 
+import datetime
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import F
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import DailyUsage, User, UserType
 from config.errors import DomainError
 from config.shared_state import shared_state_best_effort, shared_state_required
 
@@ -102,3 +114,89 @@ def rate_limit_take(*, user_id: int, scope: str, rate: str) -> None:
             % {"limit": limit, "period": rate.partition("/")[2], "seconds": retry_after},
             headers={"Retry-After": str(retry_after)},
         )
+
+
+class QuotaExceeded(DomainError):
+    status_code = 429
+    code = "quota_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCharge:
+    """One model call charged to `day`; `limit` is the user's quota when it was taken (None: unlimited)."""
+
+    user_id: int
+    day: datetime.date
+    limit: int | None
+
+
+def daily_quota_of(user: User) -> int | None:
+    """Model calls a day for this user; None is unlimited. A quota set on the user wins."""
+    if user.daily_quota is not None:
+        return user.daily_quota
+    if user.is_staff:
+        return settings.QUOTA_DAILY_STAFF
+    if user.user_type == UserType.PRO:
+        return settings.QUOTA_DAILY_PRO
+    return settings.QUOTA_DAILY_FREE
+
+
+def quota_resets_at(day: datetime.date) -> datetime.datetime:
+    """The start of the next day in TIME_ZONE, when a day's quota is renewed."""
+    return timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
+
+
+def _charge(user_id: int, day: datetime.date, limit: int | None) -> bool:
+    counter = DailyUsage.objects.filter(user_id=user_id, day=day)
+    if limit is not None:
+        counter = counter.filter(requests__lt=limit)
+    return bool(counter.update(requests=F("requests") + 1))
+
+
+def _charge_taken(user_id: int, day: datetime.date, limit: int | None) -> bool:
+    """One conditional UPDATE: atomic on PostgreSQL (row lock, condition re-checked) and SQLite (one writer)."""
+    if _charge(user_id, day, limit):
+        return True
+    # The day's first call: create its counter (a parallel request may have), then try again.
+    DailyUsage.objects.bulk_create([DailyUsage(user_id=user_id, day=day)], ignore_conflicts=True)
+    return _charge(user_id, day, limit)
+
+
+def quota_take(*, user: User) -> QuotaCharge:
+    """Charge one model call to today's quota, or refuse with 429 saying when the quota resets."""
+    day = timezone.localdate()
+    limit = daily_quota_of(user)
+    if not _charge_taken(user.pk, day, limit):
+        raise _exceeded(limit or 0, day)
+    return QuotaCharge(user_id=user.pk, day=day, limit=limit)
+
+
+def quota_take_another(charge: QuotaCharge) -> QuotaCharge | None:
+    """One more call for the same request (an autocontinuation), or None when the quota is used up."""
+    day = timezone.localdate()
+    if not _charge_taken(charge.user_id, day, charge.limit):
+        return None
+    return QuotaCharge(user_id=charge.user_id, day=day, limit=charge.limit)
+
+
+def quota_refund(charge: QuotaCharge) -> None:
+    """Give back a call that produced nothing, to the day it was charged to."""
+    DailyUsage.objects.filter(user_id=charge.user_id, day=charge.day, requests__gt=0).update(requests=F("requests") - 1)
+
+
+def _exceeded(limit: int, day: datetime.date) -> QuotaExceeded:
+    resets_at = quota_resets_at(day)
+    seconds = max(1, int((resets_at - timezone.now()).total_seconds()))
+    return QuotaExceeded(
+        _(
+            "You have used your %(limit)d model calls for today. "
+            "The quota resets at %(time)s (in %(hours)d h %(minutes)d min)."
+        )
+        % {
+            "limit": limit,
+            "time": formats.date_format(timezone.localtime(resets_at), "DATETIME_FORMAT") + f" {settings.TIME_ZONE}",
+            "hours": seconds // 3600,
+            "minutes": seconds % 3600 // 60,
+        },
+        headers={"Retry-After": str(seconds)},
+    )

@@ -1,19 +1,25 @@
-"""Writes on accounts: registration and token issue/revocation."""
+"""Writes on accounts: registration, token issue/revocation, records of model calls."""
 
 from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from accounts.models import User
+from accounts.models import CallOutcome, ModelCall, User
+from bots.llm.types import Usage
 from config.errors import DomainError, NotAuthenticated
 
 
@@ -72,3 +78,43 @@ def token_revoke(*, refresh_token: str) -> None:
         RefreshToken(refresh_token).blacklist()
     except TokenError as exc:
         raise NotAuthenticated(_("Refresh token is invalid or expired."), code="token_not_valid") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A model call to record: what answered, what it cost, how it ended, the day it was charged to."""
+
+    model: str
+    usage: Usage
+    day: datetime.date
+    outcome: CallOutcome = CallOutcome.COMPLETE
+
+
+def model_calls_record(*, user_id: int, surface: str, calls: Sequence[CallRecord]) -> None:
+    """Several calls behind one answer (autocontinue) in one statement."""
+    ModelCall.objects.bulk_create(
+        [
+            ModelCall(
+                user_id=user_id,
+                day=call.day,
+                surface=surface[:20],
+                model=call.model[:200],
+                prompt_tokens=call.usage.prompt_tokens,
+                completion_tokens=call.usage.completion_tokens,
+                estimated=call.usage.estimated,
+                outcome=call.outcome,
+            )
+            for call in calls
+        ]
+    )
+
+
+def model_call_record(
+    *, user_id: int, surface: str, model: str, usage: Usage, day: datetime.date | None = None
+) -> None:
+    """Record one complete model call; `day` is the day its quota unit was charged to (default today)."""
+    model_calls_record(
+        user_id=user_id,
+        surface=surface,
+        calls=[CallRecord(model=model, usage=usage, day=day or timezone.localdate())],
+    )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from accounts.quotas import stream_slot_acquire, stream_slot_release
+from accounts.quotas import quota_refund, quota_take, stream_slot_acquire, stream_slot_release
 from bots.llm import get_provider
 from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
@@ -140,10 +141,30 @@ def _knowledge_scope(bot: Bot | None, owner: User) -> tuple[uuid.UUID, ...]:
     return tuple(knowledge_base_ids_for_bot(bot_id=bot.pk))
 
 
-def turn_lease_release(lease: TurnLease) -> None:
+def turn_lease_release(lease: TurnLease, *, answered: bool = False) -> None:
+    """Give back what a turn holds; its quota charge too, unless the model answered (accounts/quotas.py)."""
     if lease.chat_id is not None and lease.lock_token:
         chat_answer_unlock(lease.chat_id, lease.lock_token)
     stream_slot_release(user_id=lease.user_id)
+    if lease.charge is not None and not answered:
+        quota_refund(lease.charge)
+
+
+def _lease_take(user: User, *, chat: Chat | None, new_chat: Callable[[], Chat] | None = None) -> tuple[TurnLease, Chat]:
+    """A stream slot, one model call of today's quota, then the chat (`new_chat()` when None) and
+    its answer lock; on any refusal, what was taken is given back and nothing is charged."""
+    stream_slot_acquire(user_id=user.pk)
+    lease = TurnLease(user_id=user.pk)
+    try:
+        lease = dataclasses.replace(lease, charge=quota_take(user=user))
+        if chat is None and new_chat is not None:
+            chat = new_chat()
+        lease = dataclasses.replace(lease, chat_id=chat.pk)
+        lease = dataclasses.replace(lease, lock_token=chat_answer_lock(chat.pk))
+    except BaseException:
+        turn_lease_release(lease)
+        raise
+    return lease, chat
 
 
 def turn_start(
@@ -162,33 +183,35 @@ def turn_start(
     autocontinue: bool = False,
     web_search: bool = False,
 ) -> tuple[ReplyRequest, str]:
-    """Everything before an answer: pick the model, take a stream slot and the chat's answer lock,
-    store the question. With `chat`, a new turn in it; without, a new chat (with `bot`, `surface`
-    and `title`, or a title made from the prompt).
+    """Everything before an answer: pick the model, take a stream slot, a unit of the daily quota and
+    the chat's answer lock, store the question. With `chat`, a new turn in it; without, a new chat
+    (with `bot` and `title`, or a title made from the prompt). `surface` is the one asking.
 
     Returns what the engine needs and the task type the prompt was routed as. Refusals (model not
-    available, provider not configured, too many streams, chat busy) happen before anything is stored.
+    available, provider not configured, too many streams, quota used up, chat busy) happen before
+    anything is stored or charged.
     """
     bot = chat.bot if chat is not None else bot
     spec, routed_as = _model_plan(bot=bot, query=prompt, model=model, task_type=task_type)
-    stream_slot_acquire(user_id=user.pk)
-    lock_token = ""
+
+    def new_chat() -> Chat:
+        return chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
+
+    lease, chat = _lease_take(user, chat=chat, new_chat=new_chat)
     try:
-        if chat is None:
-            chat = chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
-        lock_token = chat_answer_lock(chat.pk)
         user_message = user_message_create(chat=chat, content=prompt, parent=parent)
     except BaseException:
-        turn_lease_release(TurnLease(user_id=user.pk, chat_id=chat.pk if chat else None, lock_token=lock_token))
+        turn_lease_release(lease)
         raise
     reply = ReplyRequest(
         chat=chat,
         user_message=user_message,
         spec=spec,
+        surface=surface,
         system_prompt=bot.system_prompt if bot is not None else "",
         temperature=temperature,
         max_tokens=max_tokens,
-        lease=TurnLease(user_id=user.pk, chat_id=chat.pk, lock_token=lock_token),
+        lease=lease,
         knowledge_base_ids=_knowledge_scope(bot, user),
         autocontinue=autocontinue,
         web_search=web_search,
@@ -196,21 +219,19 @@ def turn_start(
     return reply, routed_as
 
 
-def answer_start(*, user: User, chat: Chat, user_message: Message, web_search: bool = False) -> ReplyRequest:
+def answer_start(
+    *, user: User, chat: Chat, user_message: Message, surface: Surface = Surface.CHATS, web_search: bool = False
+) -> ReplyRequest:
     """An answer to a question already stored (004 `inference`): the same refusals as `turn_start`."""
     spec, _routed_as = _model_plan(bot=chat.bot, query=user_message.content, model=None, task_type=None)
-    stream_slot_acquire(user_id=user.pk)
-    try:
-        lock_token = chat_answer_lock(chat.pk)
-    except BaseException:
-        stream_slot_release(user_id=user.pk)
-        raise
+    lease, chat = _lease_take(user, chat=chat)
     return ReplyRequest(
         chat=chat,
         user_message=user_message,
         spec=spec,
+        surface=surface,
         system_prompt=chat.bot.system_prompt if chat.bot is not None else "",
-        lease=TurnLease(user_id=user.pk, chat_id=chat.pk, lock_token=lock_token),
+        lease=lease,
         knowledge_base_ids=_knowledge_scope(chat.bot, user),
         web_search=web_search,
     )

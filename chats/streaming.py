@@ -11,11 +11,15 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import CallOutcome
+from accounts.quotas import QuotaCharge, quota_refund, quota_take_another
+from accounts.services import CallRecord, model_calls_record
 from bots.llm import get_provider
-from bots.llm.types import CompletionRequest, StreamEnd, TextDelta, Usage
+from bots.llm.types import ChatMessage, CompletionRequest, StreamEnd, TextDelta, Usage, estimate_tokens
 from chats.events import StreamEvent
 from chats.models import Message, MessageStatus
 from chats.prompts import build_model_input, continuation_input
@@ -70,10 +74,40 @@ async def turn_prepared(prepare: Callable[..., T], **kwargs: Any) -> T:
         raise
 
 
-async def _save_reply(request: ReplyRequest, text: str, status: MessageStatus, **fields: Any) -> Message:
-    return await released(assistant_message_create)(
-        chat=request.chat, parent=request.user_message, content=text, status=status, **fields
+def _store_reply(request: ReplyRequest, calls: list[CallRecord], **fields: Any) -> Message:
+    """The reply and the model calls behind it, stored together."""
+    with transaction.atomic():
+        message = assistant_message_create(chat=request.chat, parent=request.user_message, **fields)
+        if calls:
+            model_calls_record(user_id=request.chat.owner_id, surface=request.surface, calls=calls)
+    return message
+
+
+async def _save_reply(
+    request: ReplyRequest, text: str, status: MessageStatus, calls: list[CallRecord], **fields: Any
+) -> Message:
+    return await released(_store_reply)(request=request, calls=calls, content=text, status=status, **fields)
+
+
+def _turn_end(lease: TurnLease | None, *, answered: bool, unspent: QuotaCharge | None) -> None:
+    """Give back the turn's lease (and its charge if the model never answered) and an unspent
+    autocontinuation's charge, in one thread hop."""
+    if lease is not None:
+        turn_lease_release(lease, answered=answered)
+    if unspent is not None:
+        quota_refund(unspent)
+
+
+def _interrupted_call(
+    request: ReplyRequest, messages: tuple[ChatMessage, ...], written: str, day: Any, outcome: CallOutcome
+) -> CallRecord:
+    """A call that broke after its first token: charged, with tokens estimated (no usage arrived)."""
+    usage = Usage(
+        prompt_tokens=sum(estimate_tokens(m.content) for m in messages),
+        completion_tokens=estimate_tokens(written),
+        estimated=True,
     )
+    return CallRecord(model=request.spec.model, usage=usage, day=day, outcome=outcome)
 
 
 def _turn_context(request: ReplyRequest) -> tuple[list[Message], list[Passage]]:
@@ -103,9 +137,28 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     `error`, so a client can tell a finished answer from a broken one. With `autocontinue`, an
     answer cut for length is continued (the model sees what it wrote and is asked to go on) up to
     CHAT_AUTOCONTINUE_MAX more times; the client sees one answer and one `done`.
+
+    Quota (accounts/quotas.py): `turn_start` charged the first call. Each continuation is charged
+    before it is made, and not made once the quota is used up (the answer stays cut for length).
+    A call that produces nothing is given back; one that breaks after its first token stays
+    charged and is recorded with estimated tokens.
     """
     parts: list[str] = []
+    calls: list[CallRecord] = []  # the model calls made so far, recorded with the reply
     final_save: asyncio.Future[Message] | None = None
+    charge = request.lease.charge if request.lease is not None else None
+    call_day = charge.day if charge is not None else timezone.localdate()
+    answered = False  # the first call produced something, so its charge stays
+    unspent: QuotaCharge | None = None  # a continuation's charge, until the model writes
+    messages: tuple[ChatMessage, ...] = ()
+    call_start = 0  # where the current call's text starts in `parts`
+
+    def broken_call(outcome: CallOutcome) -> list[CallRecord]:
+        written = "".join(parts[call_start:])
+        if not written:
+            return calls
+        return [*calls, _interrupted_call(request, messages, written, call_day, outcome)]
+
     try:
         history, passages = await released(_turn_context)(request=request)
         web_results = await web_search(request.user_message.content) if request.web_search else []
@@ -122,6 +175,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         continuations = 0
         while True:
             messages = model_input if not continuations else continuation_input(model_input, "".join(parts))
+            call_start = len(parts)
             completion = CompletionRequest(
                 model=request.spec.model,
                 messages=messages,
@@ -131,6 +185,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             end: StreamEnd | None = None
             async with aclosing(provider.astream(completion)) as items:
                 async for item in items:
+                    answered, unspent = True, None
                     if isinstance(item, TextDelta):
                         parts.append(item.text)
                         yield StreamEvent.chunk(item.text)
@@ -139,10 +194,16 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             if end is None:
                 raise RuntimeError(f"provider {request.spec.provider} ended its stream without StreamEnd")
             usage = usage + end.usage
+            calls.append(CallRecord(model=end.model, usage=end.usage, day=call_day))
             if not (request.autocontinue and end.finish_reason == "length"):
                 break
             if continuations >= settings.CHAT_AUTOCONTINUE_MAX:
                 break
+            if charge is not None:
+                unspent = await released(quota_take_another)(charge=charge)
+                if unspent is None:
+                    break  # the quota is used up: the answer stays cut for length
+                call_day = unspent.day
             continuations += 1
         text = "".join(parts)
         # Shielded: a cancellation landing during the save must not store a second, partial row.
@@ -151,6 +212,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
                 request,
                 text,
                 MessageStatus.COMPLETE,
+                calls,
                 model=end.model,
                 finish_reason=end.finish_reason,
                 usage=usage,
@@ -175,7 +237,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             continuations=continuations,
         )
     except DomainError as exc:
-        await _save_partial(request, parts, MessageStatus.ERROR, exc.message)
+        await _save_partial(request, parts, MessageStatus.ERROR, exc.message, broken_call(CallOutcome.ERROR))
         last = StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code, headers=exc.headers)
     except (asyncio.CancelledError, GeneratorExit):
         if final_save is not None:
@@ -187,31 +249,46 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
                     parts,
                     MessageStatus.CANCELLED,
                     _("The client disconnected before the answer was complete."),
+                    broken_call(CallOutcome.CANCELLED),
                 )
             )
         raise
     except Exception:
         logger.exception("reply to chat %s failed", request.chat.pk)
         message_text = _("The answer failed on the server; what was written so far is kept.")
-        await _save_partial(request, parts, MessageStatus.ERROR, message_text)
+        await _save_partial(request, parts, MessageStatus.ERROR, message_text, broken_call(CallOutcome.ERROR))
         last = StreamEvent.error(message_text, code="server_error", status_code=500)
     finally:
         # Before the last event: a client that reads `done` or `error` may ask again at once.
-        if request.lease is not None:
-            await asyncio.shield(sync_to_async(turn_lease_release)(request.lease))
+        if request.lease is not None or unspent is not None:
+            await asyncio.shield(released(_turn_end)(lease=request.lease, answered=answered, unspent=unspent))
     yield last
 
 
-async def _save_partial(request: ReplyRequest, parts: list[str], status: MessageStatus, error: str) -> None:
+async def _save_partial(
+    request: ReplyRequest, parts: list[str], status: MessageStatus, error: str, calls: list[CallRecord]
+) -> None:
     """Keep what arrived before a failure; an answer that never started stores no empty message."""
-    if status == MessageStatus.ERROR and not parts:
-        return
-    finish_reason = "cancelled" if status == MessageStatus.CANCELLED else "error"
+    record_calls = released(model_calls_record)
     try:
-        await _save_reply(
-            request, "".join(parts), status, model=request.spec.model, finish_reason=finish_reason, error=error
-        )
-    except NotFound:
-        logger.info("chat %s was deleted while answering; its partial reply is dropped", request.chat.pk)
+        if status == MessageStatus.ERROR and not parts:
+            if calls:  # calls that wrote nothing (an empty first part) are charged all the same
+                await record_calls(user_id=request.chat.owner_id, surface=request.surface, calls=calls)
+            return
+        finish_reason = "cancelled" if status == MessageStatus.CANCELLED else "error"
+        try:
+            await _save_reply(
+                request,
+                "".join(parts),
+                status,
+                calls,
+                model=request.spec.model,
+                finish_reason=finish_reason,
+                error=error,
+            )
+        except NotFound:
+            logger.info("chat %s was deleted while answering; its partial reply is dropped", request.chat.pk)
+            if calls:
+                await record_calls(user_id=request.chat.owner_id, surface=request.surface, calls=calls)
     except Exception:
         logger.exception("could not store the partial reply of chat %s", request.chat.pk)

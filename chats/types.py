@@ -5,17 +5,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from accounts.quotas import QuotaCharge
 from bots.llm.types import ModelSpec
 from chats.models import Chat, Message
 
 
 @dataclass(frozen=True, slots=True)
 class TurnLease:
-    """What a turn holds while it answers: one of the user's stream slots and the chat's answer lock."""
+    """What a turn holds while it answers: one of the user's stream slots, the chat's answer lock, and
+    the quota charge of its first model call (given back if the model never answers)."""
 
     user_id: int
     chat_id: uuid.UUID | None = None
     lock_token: str = ""
+    charge: QuotaCharge | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,8 @@ class ReplyRequest:
     chat: Chat
     user_message: Message
     spec: ModelSpec
+    # The surface asking, which the model calls are recorded under (not always the one that made the chat).
+    surface: str = ""
     system_prompt: str = ""
     temperature: float | None = None
     max_tokens: int | None = None

@@ -209,6 +209,7 @@ def _start_ask(request: HttpRequest, conversation_id: str) -> ReplyRequest:
         prompt=data["prompt"],
         chat=chat,
         parent=parent,
+        surface=Surface.CONVERSATIONS,
         model=data.get("model") or None,
         autocontinue=data["autocontinue"],
     )
