@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
@@ -114,3 +115,14 @@ def searxng(fake_searxng_server, settings):
     settings.SEARXNG_URL = fake_searxng_server.url
     settings.WEB_SEARCH_TIMEOUT = 2.0
     return fake_searxng_server
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Django removes the SQLite test database; connections closed late (threads) can leave its journal."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and name:
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name + suffix)

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -139,7 +140,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests run on a file too: an in-memory database shares one cache between threads, where a write
     # meeting another fails at once ("table is locked") instead of waiting out `timeout` as here.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+    # One per test process, so two runs in one checkout never share a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"bytchat-test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

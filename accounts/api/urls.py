@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from accounts.api import tokens, users
+from accounts.api import tokens, usage, users
 
 urlpatterns = [
     re_path(r"^users/?$", users.UserCreateView.as_view(), name="user-create"),
@@ -8,4 +8,5 @@ urlpatterns = [
     re_path(r"^token/?$", tokens.TokenObtainView.as_view(), name="token"),
     re_path(r"^token/refresh/?$", tokens.TokenRefreshView.as_view(), name="token-refresh"),
     re_path(r"^token/revoke/?$", tokens.TokenRevokeView.as_view(), name="token-revoke"),
+    re_path(r"^usage/?$", usage.UsageView.as_view(), name="usage"),
 ]

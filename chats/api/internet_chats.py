@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import authenticate_bearer_or_query
-from accounts.quotas import TooManyStreams
+from accounts.quotas import QuotaExceeded, TooManyStreams
 from bots.selectors import bot_get
 from chats.api.streams import first_event, sse_response
 from chats.events import StreamEvent
@@ -189,13 +189,14 @@ def _prepare_answer(
     *, request: HttpRequest, target_id: str, web_search: bool
 ) -> tuple[ReplyRequest | StreamEvent, dict[str, str]]:
     """Auth, lookup and the service in one thread hop. Refusals to start (auth, lookup, chat busy,
-    too many streams) raise, as JSON errors; a model that cannot be used becomes an error event."""
+    too many streams, quota used up) raise, as JSON errors; a model that cannot be used becomes an
+    error event."""
     user = authenticate_bearer_or_query(request)
     chat, question = answer_target_get(user=user, target_id=target_id)
     headers = {"X-Chat-Id": str(chat.pk), "X-Message-Id": str(question.pk)}
     try:
         reply = answer_start(user=user, chat=chat, user_message=question, web_search=web_search)
-    except (Conflict, TooManyStreams):
+    except (Conflict, TooManyStreams, QuotaExceeded):
         raise
     except DomainError as exc:
         return StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code), headers
