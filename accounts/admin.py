@@ -1,9 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.db.models import IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User
+from accounts.charts import usage_chart
+from accounts.models import DailyUsage, ModelCall, User
+from accounts.quotas import daily_quota_of
+from accounts.selectors import platform_usage_by_day
 
 
 class UserAddForm(UserCreationForm):
@@ -22,13 +31,13 @@ class UserEditForm(UserChangeForm):
 class UserAdmin(DjangoUserAdmin):
     add_form = UserAddForm
     form = UserEditForm
-    list_display = ["email", "username", "user_type", "is_active", "is_staff", "date_joined"]
+    list_display = ["email", "username", "user_type", "quota", "calls_today", "is_active", "is_staff", "date_joined"]
     list_filter = ["user_type", "is_active", "is_staff", "is_superuser"]
     search_fields = ["email", "username", "first_name", "last_name"]
     ordering = ["-date_joined"]
     fieldsets = (
         (None, {"fields": ("email", "username", "password")}),
-        (_("Plan"), {"fields": ("user_type",)}),
+        (_("Plan"), {"fields": ("user_type", "daily_quota")}),
         (_("Personal info"), {"fields": ("first_name", "last_name")}),
         (_("Permissions"), {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
@@ -37,3 +46,81 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("email", "username", "user_type", "password1", "password2")}),
     )
     readonly_fields = ["last_login", "date_joined"]
+
+    def get_queryset(self, request: HttpRequest):
+        today = DailyUsage.objects.filter(user=OuterRef("pk"), day=timezone.localdate()).values("requests")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(calls_today_count=Coalesce(Subquery(today, output_field=IntegerField()), 0))
+        )
+
+    @admin.display(description=_("daily quota"))
+    def quota(self, user: User) -> str:
+        quota = daily_quota_of(user)
+        return _("unlimited") if quota is None else str(quota)
+
+    @admin.display(description=_("model calls today"), ordering="calls_today_count")
+    def calls_today(self, user: User) -> int:
+        return user.calls_today_count
+
+
+@admin.register(DailyUsage)
+class DailyUsageAdmin(admin.ModelAdmin):
+    """Usage by day, read-only, with the platform's chart (`chart/`) for staff."""
+
+    list_display = ["day", "user", "requests"]
+    list_filter = ["day"]
+    date_hierarchy = "day"
+    search_fields = ["user__email"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "day", "requests"]
+    ordering = ["-day", "-requests"]
+    change_list_template = "admin/accounts/dailyusage/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_urls(self):
+        chart = self.admin_site.admin_view(self.chart_view)
+        return [path("chart/", chart, name="accounts_dailyusage_chart"), *super().get_urls()]
+
+    def chart_view(self, request: HttpRequest) -> HttpResponse:
+        days = platform_usage_by_day(days=30)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Usage over the last 30 days"),
+            "opts": self.model._meta,
+            "days": days,
+            "calls_chart": usage_chart(days, lambda day: [day.requests]),
+            "tokens_chart": usage_chart(days, lambda day: [day.prompt_tokens, day.completion_tokens]),
+            "total_calls": sum(day.requests for day in days),
+            "total_tokens": sum(day.total_tokens for day in days),
+        }
+        return TemplateResponse(request, "admin/accounts/usage_chart.html", context)
+
+
+@admin.register(ModelCall)
+class ModelCallAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "surface",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "estimated",
+        "outcome",
+    ]
+    list_filter = ["surface", "outcome", "estimated", "day"]
+    date_hierarchy = "day"
+    search_fields = ["user__email", "model"]
+    list_select_related = ["user"]
+    readonly_fields = [field.name for field in ModelCall._meta.fields]
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
