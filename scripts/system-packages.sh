@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs, installed only when missing (.ci/run calls this first):
+#   fonts-dejavu-core  the TrueType family embedded in exam PDFs (without it they fall back to Helvetica)
+set -euo pipefail
+packages=(fonts-dejavu-core)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
