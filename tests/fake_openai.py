@@ -13,6 +13,11 @@ Model names:
   fake-garbage-<n>              sends n chunks, then a line that is not JSON
   fake-inband-error-<n>         sends n chunks, then an OpenAI error object inside the stream
   fake-status-<code>            answers with that HTTP status and an OpenAI error body
+  fake-exam                     answers exam JSON built from the prompt's <<<PASSAGE n | ...>>> blocks: as many
+                                questions as "Write exactly <n>" asks, in Spanish ("¿Qué palabra aparece en el
+                                pasaje n? «excerpt»"), 4 options, a hint when the prompt says "Hints: yes"
+  fake-exam-invalid-<n>         invalid exam output (no JSON, 3 options, answer out of range, in turn) for the
+                                first n calls with this model since reset(), then as fake-exam; without -<n>, always
 
 POST /v1/embeddings answers with deterministic 64-dimension bag-of-words vectors in which a few
 synonyms (kitten/cat, puppy/dog, automobile/car) share a dimension, so semantic matches that share
@@ -88,10 +93,50 @@ class FakeOpenAI(LoopbackServer):
             headers = {"Retry-After": "7"} if status == 429 else {}
             error = {"error": {"message": f"scripted {status}", "type": "fake", "param": None, "code": None}}
             return web.json_response(error, status=status, headers=headers)
-        words = self._words(model, body)
+        words = self._exam_words(model, body) if model.startswith("fake-exam") else self._words(model, body)
         if not body.get("stream"):
             return self._whole(model, body, words)
         return await self._stream(request, model, body, words)
+
+    def _exam_words(self, model: str, body: dict[str, Any]) -> list[str]:
+        calls = sum(1 for r in self.requests if r.path.endswith("/chat/completions") and r.body.get("model") == model)
+        invalid = re.fullmatch(r"fake-exam-invalid(?:-(\d+))?", model)
+        answer = self.exam_answer(body)
+        if invalid and (invalid.group(1) is None or calls <= int(invalid.group(1))):
+            if calls % 3 == 1:
+                return ["Sorry, ", "no ", "JSON ", "today."]
+            if calls % 3 == 2:
+                answer["questions"][0]["options"] = answer["questions"][0]["options"][:3]
+            else:
+                answer["questions"][0]["answer"] = 7
+        return re.findall(r"\S+\s*", json.dumps(answer, ensure_ascii=False))
+
+    @staticmethod
+    def exam_answer(body: dict[str, Any]) -> dict[str, Any]:
+        prompt = next((m["content"] for m in body.get("messages", []) if m["role"] == "user"), "")
+        count = int(m.group(1)) if (m := re.search(r"Write exactly (\d+) ", prompt)) else 1
+        passages = re.findall(r"<<<PASSAGE (\d+) \| [^\n]*>>>\n(.*?)\n<<<END PASSAGE \1>>>", prompt, re.DOTALL)
+        passages = passages or [("1", "sin texto")]
+        questions = []
+        for index in range(count):
+            number, text = passages[index % len(passages)]
+            words = list(dict.fromkeys(w for w in re.findall(r"\w+", text) if len(w) >= 4)) or ["nada"]
+            word = words[index % len(words)]
+            options = [word, f"alfa{index}", f"beta{index}", f"gamma{index}"]
+            right = index % 4
+            options[0], options[right] = options[right], options[0]
+            excerpt = " ".join(text.split())[:300]
+            questions.append(
+                {
+                    "question": f"¿Qué palabra aparece en el pasaje {number}? «{excerpt}» ({index + 1})",
+                    "options": options,
+                    "answer": right,
+                    "hint": f"Mira el pasaje {number}." if "Hints: yes" in prompt else "",
+                    "explanation": f"La palabra «{word}» está en el pasaje {number}.",
+                    "source": int(number),
+                }
+            )
+        return {"questions": questions}
 
     SYNONYMS = {"kitten": "cat", "kittens": "cat", "puppy": "dog", "automobile": "car"}
     EMBEDDING_DIMENSIONS = 64
