@@ -56,7 +56,8 @@ def test_spanish_text_renders_with_the_embedded_font_in_the_active_language():
     for expected in ("¿Qué animal", "montaña", "pingüino", "corazón", "Zürich", "Ærø", "€", "ñandú", "cigüeña"):
         assert expected in text, expected
     assert "14 de marzo de 2025" in pages[0]  # the date in the request's language
-    assert "Empieza por «c»." in text and "B La cigüeña" in pages[-1] and "señales.txt, page 4" in pages[-1]
+    assert "Empieza por «c»." in text and "B La cigüeña" in pages[-1] and "señales.txt, página 4" in pages[-1]
+    assert "Soluciones" in pages[-1] and "Pista" in pages[0]  # the template's own text in Spanish too
     assert len(pages) == 2 and "Answer key" not in pages[0]
     assert any("DejaVuSans" in name for name in fonts(pdf))
 
