@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
+from django.core.exceptions import PermissionDenied
 from django.db.models import IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
@@ -81,11 +82,22 @@ class DailyUsageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: DailyUsage | None = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest):
+        # Deleting a day's counter gives its calls back: one at a time, from its page, never in bulk.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def get_urls(self):
         chart = self.admin_site.admin_view(self.chart_view)
         return [path("chart/", chart, name="accounts_dailyusage_chart"), *super().get_urls()]
 
     def chart_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         days = platform_usage_by_day(days=30)
         context = {
             **self.admin_site.each_context(request),

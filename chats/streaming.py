@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -19,7 +20,7 @@ from accounts.models import CallOutcome
 from accounts.quotas import QuotaCharge, quota_refund, quota_take_another
 from accounts.services import CallRecord, model_calls_record
 from bots.llm import get_provider
-from bots.llm.types import ChatMessage, CompletionRequest, StreamEnd, TextDelta, Usage, estimate_tokens
+from bots.llm.types import ChatMessage, CompletionRequest, StreamEnd, TextDelta, Usage
 from chats.events import StreamEvent
 from chats.models import Message, MessageStatus
 from chats.prompts import build_model_input, continuation_input
@@ -89,6 +90,20 @@ async def _save_reply(
     return await released(_store_reply)(request=request, calls=calls, content=text, status=status, **fields)
 
 
+async def _charge_another(charge: QuotaCharge) -> QuotaCharge | None:
+    """One more call's charge; if the client leaves while it is being taken, it is given back once
+    taken (the thread runs on), as `turn_prepared` does with a lease."""
+    task = asyncio.ensure_future(released(quota_take_another)(charge=charge))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            taken = await task
+            if taken is not None:
+                await released(quota_refund)(charge=taken)
+        raise
+
+
 def _turn_end(lease: TurnLease | None, *, answered: bool, unspent: QuotaCharge | None) -> None:
     """Give back the turn's lease (and its charge if the model never answered) and an unspent
     autocontinuation's charge, in one thread hop."""
@@ -99,14 +114,14 @@ def _turn_end(lease: TurnLease | None, *, answered: bool, unspent: QuotaCharge |
 
 
 def _interrupted_call(
-    request: ReplyRequest, messages: tuple[ChatMessage, ...], written: str, day: Any, outcome: CallOutcome
+    request: ReplyRequest,
+    messages: tuple[ChatMessage, ...],
+    written: str,
+    day: datetime.date,
+    outcome: CallOutcome,
 ) -> CallRecord:
     """A call that broke after its first token: charged, with tokens estimated (no usage arrived)."""
-    usage = Usage(
-        prompt_tokens=sum(estimate_tokens(m.content) for m in messages),
-        completion_tokens=estimate_tokens(written),
-        estimated=True,
-    )
+    usage = Usage.estimate((m.content for m in messages), written)
     return CallRecord(model=request.spec.model, usage=usage, day=day, outcome=outcome)
 
 
@@ -195,12 +210,13 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
                 raise RuntimeError(f"provider {request.spec.provider} ended its stream without StreamEnd")
             usage = usage + end.usage
             calls.append(CallRecord(model=end.model, usage=end.usage, day=call_day))
+            call_start = len(parts)  # recorded: none of its text belongs to a call that may break later
             if not (request.autocontinue and end.finish_reason == "length"):
                 break
             if continuations >= settings.CHAT_AUTOCONTINUE_MAX:
                 break
             if charge is not None:
-                unspent = await released(quota_take_another)(charge=charge)
+                unspent = await _charge_another(charge)
                 if unspent is None:
                     break  # the quota is used up: the answer stays cut for length
                 call_day = unspent.day

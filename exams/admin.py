@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from exams.downloads import pdf_response
 from exams.models import Exam, Question
 from exams.services import exam_delete
+
+DOWNLOAD_AT_ONCE = 50
 
 
 class QuestionInline(admin.TabularInline):
@@ -91,8 +93,16 @@ class ExamAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', reverse("admin:exams_exam_pdf", args=[exam.pk]), _("Download PDF"))
 
     @admin.action(description=_("Download the PDFs of the selected exams"))
-    def download_pdfs(self, request: HttpRequest, queryset) -> HttpResponse:
-        exams = list(queryset.defer(None))
+    def download_pdfs(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        # The archive is built in memory: a bounded number of PDFs at a time.
+        exams = list(queryset.defer(None)[: DOWNLOAD_AT_ONCE + 1])
+        if len(exams) > DOWNLOAD_AT_ONCE:
+            self.message_user(
+                request,
+                _("Select at most %(n)d exams to download at once.") % {"n": DOWNLOAD_AT_ONCE},
+                messages.WARNING,
+            )
+            return None
         if len(exams) == 1:
             return pdf_response(exams[0])
         buffer = io.BytesIO()
@@ -112,3 +122,20 @@ class ExamAdmin(admin.ModelAdmin):
             exam_delete(exam=exam)
             count += 1
         self.message_user(request, _("%(n)d exam(s) deleted.") % {"n": count})
+
+
+@admin.register(Question)
+class QuestionAdmin(admin.ModelAdmin):
+    """Read-only: questions are written with their exam and its PDF; search them across exams."""
+
+    list_display = ["exam", "position", "text", "source_filename", "source_page"]
+    list_filter = ["exam__difficulty"]
+    search_fields = ["text", "exam__title", "exam__owner__email", "source_filename"]
+    list_select_related = ["exam"]
+    readonly_fields = [field.name for field in Question._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Question | None = None) -> bool:
+        return False

@@ -18,6 +18,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from config.connections import database_connection_release
 from config.errors import Conflict, DomainError
 from exams.generation import questions_generate
 from exams.generation.text import fold
@@ -125,6 +126,7 @@ def exam_create(
             created_at=created_at,
             drafts=generated.drafts,
         )
+        database_connection_release()
         pdf = html_to_pdf(html)
         try:
             return _store(

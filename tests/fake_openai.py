@@ -6,6 +6,8 @@ Model names:
   fake-length                   stops with finish_reason "length"
   fake-length-<n>               writes "Part <k>. " where k-1 is the number of assistant messages sent,
                                 stopping for "length" while k <= n (tests autocontinue)
+  fake-length-then-fail         writes "Part 1. " and stops for "length"; a continuation (an assistant
+                                message sent) gets HTTP 500 before any token
   fake-nousage                  no usage chunk (the client must estimate)
   fake-nofinish                 ends with [DONE] but never sends a finish_reason
   fake-drop-<n>                 sends n chunks, then drops the TCP connection
@@ -88,8 +90,9 @@ class FakeOpenAI(LoopbackServer):
         body = await request.json()
         self.requests.append(RecordedRequest(request.path, dict(request.headers), body))
         model = str(body.get("model", ""))
-        if match := re.fullmatch(r"fake-status-(\d{3})", model):
-            status = int(match.group(1))
+        continued = model == "fake-length-then-fail" and self._part(body) > 1
+        if continued or (match := re.fullmatch(r"fake-status-(\d{3})", model)):
+            status = 500 if continued else int(match.group(1))
             headers = {"Retry-After": "7"} if status == 429 else {}
             error = {"error": {"message": f"scripted {status}", "type": "fake", "param": None, "code": None}}
             return web.json_response(error, status=status, headers=headers)
@@ -175,7 +178,7 @@ class FakeOpenAI(LoopbackServer):
     def _finish(cls, model: str, body: dict[str, Any]) -> str | None:
         if model == "fake-nofinish":
             return None
-        if model == "fake-length":
+        if model in ("fake-length", "fake-length-then-fail"):
             return "length"
         if match := re.fullmatch(r"fake-length-(\d+)", model):
             return "length" if cls._part(body) <= int(match.group(1)) else "stop"
@@ -183,7 +186,7 @@ class FakeOpenAI(LoopbackServer):
 
     @classmethod
     def _words(cls, model: str, body: dict[str, Any]) -> list[str]:
-        if re.fullmatch(r"fake-length-(\d+)", model):
+        if re.fullmatch(r"fake-length-(\d+)", model) or model == "fake-length-then-fail":
             return ["Part ", f"{cls._part(body)}. "]
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             return [f"t{i} " for i in range(int(match.group(1)))]

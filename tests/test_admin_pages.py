@@ -55,7 +55,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         language="es",
         pdf=b"%PDF-1.4 fake",
     )
-    Question.objects.create(
+    question_row = Question.objects.create(
         exam=exam, position=1, text="¿La ___ es la unidad de vida?", options=["célula", "roca"], answer_index=0
     )
     refresh = RefreshToken.for_user(owner)
@@ -83,6 +83,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         "knowledge.Document": document,
         "knowledge.Chunk": Chunk.objects.filter(document=document).first(),
         "exams.Exam": exam,
+        "exams.Question": question_row,
     }
 
 
@@ -210,3 +211,18 @@ def test_non_staff_cannot_open_admin_pages(make_user, objects):
     for url in (reverse("admin:accounts_dailyusage_chart"), reverse("admin:accounts_user_changelist")):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_staff_without_the_view_permission_cannot_open_the_usage_chart(make_user, objects):
+    client = Client()
+    client.force_login(make_user(is_staff=True))
+    assert client.get(reverse("admin:accounts_dailyusage_chart")).status_code == 403
+
+
+def test_a_days_counter_is_deleted_one_at_a_time_giving_the_calls_back(staff, objects):
+    usage = objects["accounts.DailyUsage"]
+    changelist = staff.get(reverse("admin:accounts_dailyusage_changelist"))
+    assert changelist.context["action_form"] is None  # no bulk delete
+    response = staff.post(reverse("admin:accounts_dailyusage_delete", args=[usage.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not DailyUsage.objects.filter(pk=usage.pk).exists()

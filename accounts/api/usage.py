@@ -2,23 +2,12 @@
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts.authentication import BodyTokenAuthentication, check_named_user
+from accounts.api.learnyourown import LearnyourownSerializer, LearnyourownView, valid
+from accounts.authentication import check_named_user
 from accounts.selectors import calls_today, usage_summary
-from config.serializers import StrictSerializer, validated
-
-
-class UsageRequestSerializer(StrictSerializer):
-    """000 sends who it is; `user` must name the caller and `type_user` is never trusted."""
-
-    user = serializers.CharField(required=False, allow_blank=True)
-    token = serializers.CharField(required=False, allow_blank=True, write_only=True)
-    type_user = serializers.CharField(required=False, allow_blank=True)
 
 
 class TotalsSerializer(serializers.Serializer):
@@ -55,18 +44,14 @@ class UsageSummarySerializer(serializers.Serializer):
     by_model = ModelTotalsSerializer(many=True, help_text="This month, by the model that answered.")
 
 
-class UsageView(APIView):
-    authentication_classes = [JWTAuthentication, BodyTokenAuthentication]
-    parser_classes = [JSONParser, FormParser]
-
+class UsageView(LearnyourownView):
     @extend_schema(
-        request=UsageRequestSerializer,
+        request=LearnyourownSerializer,
         responses={200: inline_serializer("DailyUsageCount", {"usage": serializers.IntegerField()})},
         description="Model calls charged to the caller today (000). The JWT comes in the header or as `token`.",
     )
     def post(self, request: Request) -> Response:
-        validated(UsageRequestSerializer, request.data)
-        check_named_user(request, request.user)
+        valid(LearnyourownSerializer, request)
         return Response({"usage": calls_today(user=request.user)})
 
     @extend_schema(responses={200: UsageSummarySerializer})

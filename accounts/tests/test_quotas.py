@@ -223,6 +223,7 @@ async def test_every_chat_surface_refuses_past_the_quota_and_stores_nothing(user
     human = {"chat_id": chat["id"], "role": "Human", "message": "hi"}
     await client.post("/conversations/create", data=human, content_type=json_type, headers=bearer(user))
     refusals.append(await client.get(f"/conversations/inference/{chat['id']}", headers=bearer(user)))
+    refusals.append(await client.get(f"/conversations/inference_internet/{chat['id']}", headers=bearer(user)))
     for response in refusals:
         assert_error(response, 429, "model calls")
         assert int(response["Retry-After"]) > 0
@@ -255,3 +256,64 @@ async def test_sse_answers_record_the_calls_surface_and_provider_usage(user, ups
     assert (call.model, call.outcome, call.day) == ("fake-echo", CallOutcome.COMPLETE, timezone.localdate())
     stored = await Message.objects.aget(role="assistant")
     assert stored.status == MessageStatus.COMPLETE
+
+
+async def test_a_chat_deleted_mid_answer_records_its_call_once(user, upstream):
+    """The answer cannot be stored, but the call was made: charged and recorded once, not twice."""
+    bot = await sync_to_async(bot_with)(user, "fake-tokens-30-20")
+    authorization = (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())
+    stream = asgi_request("POST", f"/chat/{bot.id}", query=b"query=hi", headers=[authorization])
+    await stream.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await stream.receive_output(timeout=5)
+    assert start["status"] == 200
+    await Chat.objects.filter(owner=user).adelete()
+    body = b""
+    while True:
+        message = await stream.receive_output(timeout=10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    assert b"Chat not found" in body  # the stream says why the answer was not kept
+    assert await sync_to_async(calls_today)(user) == 1
+    assert [c.outcome async for c in ModelCall.objects.filter(user=user)] == [CallOutcome.COMPLETE]
+
+
+async def test_a_continuation_that_fails_before_its_first_token_is_given_back(user, upstream, settings):
+    settings.LLM_CHAT_MODELS = ["custom/fake-length-then-fail"]
+    response = await AsyncClient().post(
+        "/conversations/new",
+        data={"prompt": "go", "model": "custom/fake-length-then-fail", "autocontinue": True},
+        content_type="application/json",
+        headers=bearer(user),
+    )
+    assert response.status_code == 502
+    assert len(upstream.requests) == 2
+    assert await sync_to_async(calls_today)(user) == 1  # the first call wrote "Part 1."; the second nothing
+    assert [c.outcome async for c in ModelCall.objects.filter(user=user)] == [CallOutcome.COMPLETE]
+    stored = await Message.objects.aget(role="assistant")
+    assert (stored.status, stored.content) == (MessageStatus.ERROR, "Part 1. ")
+
+
+def _yesterdays_turn(user, model_id: str):
+    """A turn whose quota unit was charged yesterday, as for an answer that runs past midnight."""
+    import dataclasses
+
+    from chats.services import bot_chat_start
+
+    yesterday = timezone.localdate() - datetime.timedelta(days=1)
+    reply, _task_type = bot_chat_start(user=user, bot_id=str(bot_with(user, model_id).pk), query="late")
+    DailyUsage.objects.filter(user=user).update(day=yesterday)
+    lease = dataclasses.replace(reply.lease, charge=dataclasses.replace(reply.lease.charge, day=yesterday))
+    return dataclasses.replace(reply, lease=lease), yesterday
+
+
+@pytest.mark.parametrize(("model_id", "charged"), [("fake-echo", 1), ("fake-status-500", 0)])
+async def test_an_answer_past_midnight_is_charged_and_recorded_on_the_day_it_started(user, upstream, model_id, charged):
+    from chats.streaming import reply_stream
+
+    reply, yesterday = await sync_to_async(_yesterdays_turn)(user, model_id)
+    events = [event async for event in reply_stream(reply)]
+    assert events[-1].type == ("done" if charged else "error")
+    assert (await DailyUsage.objects.aget(user=user, day=yesterday)).requests == charged
+    assert await sync_to_async(calls_today)(user) == 0
+    assert [c.day async for c in ModelCall.objects.filter(user=user)] == [yesterday] * charged

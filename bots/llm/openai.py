@@ -27,7 +27,6 @@ from bots.llm.types import (
     StreamItem,
     TextDelta,
     Usage,
-    estimate_tokens,
 )
 
 logger = logging.getLogger(__name__)
@@ -237,9 +236,5 @@ class OpenAICompatibleProvider:
             )
         if usage is None:
             text = "".join(completion_chars)
-            usage = Usage(
-                prompt_tokens=sum(estimate_tokens(m.content) for m in request.messages),
-                completion_tokens=estimate_tokens(text),
-                estimated=True,
-            )
+            usage = Usage.estimate((m.content for m in request.messages), text)
         yield StreamEnd(model=model, finish_reason=finish_reason, usage=usage)

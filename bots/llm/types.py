@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,6 +42,15 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def estimate(cls, prompt: Iterable[str], completion: str) -> Usage:
+        """What a call cost when the provider sent no usage figures: estimated from the text."""
+        return cls(
+            prompt_tokens=sum(estimate_tokens(text) for text in prompt),
+            completion_tokens=estimate_tokens(completion),
+            estimated=True,
+        )
 
     def __add__(self, other: Usage) -> Usage:
         """Several calls behind one answer (autocontinue) cost their sum; estimated if any part was."""

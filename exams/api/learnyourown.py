@@ -17,12 +17,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.serializers import StrictSerializer
+from accounts.api.learnyourown import LearnyourownSerializer, LearnyourownView, valid
 from exams.generation.text import fold
 from exams.models import SUBJECT_MAX_LENGTH, TITLE_MAX_LENGTH
 from exams.selectors import exam_get_by_title
 from exams.services import exam_create
-from knowledge.api.learnyourown import LearnyourownView, valid
 
 FIELD_ALIASES = {
     "asignatura": "subject",
@@ -48,11 +47,7 @@ class SpanishBooleanField(serializers.BooleanField):
     TRUE_VALUES = serializers.BooleanField.TRUE_VALUES | {"si", "sí", "Si", "Sí", "SI", "SÍ"}
 
 
-class LearnyourownExamSerializer(StrictSerializer):
-    user = serializers.CharField(required=False, allow_blank=True)
-    token = serializers.CharField(required=False, allow_blank=True, write_only=True)
-    type_user = serializers.CharField(required=False, allow_blank=True, max_length=50)
-
+class LearnyourownExamSerializer(LearnyourownSerializer):
     def to_internal_value(self, data):
         return super().to_internal_value(english_fields(data) if hasattr(data, "keys") else data)
 

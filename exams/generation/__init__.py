@@ -6,7 +6,7 @@ import json
 
 from accounts.models import User
 from bots.llm.local import MODEL_ID as LOCAL_MODEL_ID
-from bots.llm.types import Usage, estimate_tokens
+from bots.llm.types import Usage
 from bots.models import TaskType
 from bots.routing import route_model
 from exams.generation.cloze import cloze_exam
@@ -18,11 +18,7 @@ from exams.generation.types import ExamSpec, Generated, Material
 def local_exam(*, spec: ExamSpec, material: Material) -> Generated:
     drafts = tuple(cloze_exam(passages=material.passages, spec=spec))
     written = json.dumps([[d.text, d.options, d.hint] for d in drafts], ensure_ascii=False)
-    usage = Usage(
-        prompt_tokens=sum(estimate_tokens(p.text) for p in material.passages),
-        completion_tokens=estimate_tokens(written),
-        estimated=True,
-    )
+    usage = Usage.estimate((passage.text for passage in material.passages), written)
     return Generated(drafts=drafts, model=LOCAL_MODEL_ID, usage=usage)
 
 

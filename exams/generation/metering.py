@@ -17,6 +17,7 @@ from accounts.models import User
 from accounts.quotas import quota_refund, quota_take
 from accounts.services import model_call_record
 from bots.llm.types import Usage
+from config.connections import database_connection_release
 
 SURFACE = "exams"
 
@@ -31,6 +32,7 @@ Output = TypeVar("Output", bound=ModelOutput)
 
 def metered_call(*, user: User, call: Callable[[], Output]) -> Output:
     charge = quota_take(user=user)
+    database_connection_release()
     try:
         output = call()
     except BaseException:

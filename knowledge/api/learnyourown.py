@@ -10,28 +10,17 @@ from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts.authentication import BodyTokenAuthentication, check_named_user
+from accounts.api.learnyourown import LearnyourownSerializer, LearnyourownView, valid
 from config.errors import DomainError
-from config.serializers import validated
 from knowledge.retrieval import search
 from knowledge.selectors import document_list, knowledge_base_get, knowledge_base_list
 from knowledge.services import documents_store_all, knowledge_base_delete, read_upload, upload_check
 
 MAX_FILES_PER_LOAD = settings.DATA_UPLOAD_MAX_NUMBER_FILES
-
-
-class LearnyourownSerializer(serializers.Serializer):
-    """Fields every 000 request may carry; `user` must name the caller, `type_user` is never trusted."""
-
-    user = serializers.CharField(required=False, allow_blank=True)
-    token = serializers.CharField(required=False, allow_blank=True, write_only=True)
-    type_user = serializers.CharField(required=False, allow_blank=True)
 
 
 class InlineFileSerializer(serializers.Serializer):
@@ -54,17 +43,6 @@ class NameSerializer(LearnyourownSerializer):
 
 class DocumentsFilterSerializer(LearnyourownSerializer):
     name = serializers.CharField(max_length=200, required=False)
-
-
-def valid(serializer_class, request: Request) -> dict:
-    data = validated(serializer_class, request.data)
-    check_named_user(request, request.user)
-    return data
-
-
-class LearnyourownView(APIView):
-    authentication_classes = [JWTAuthentication, BodyTokenAuthentication]
-    parser_classes = [JSONParser, FormParser]
 
 
 class LoadContextView(LearnyourownView):
