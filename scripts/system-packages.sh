@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs, installed only when missing (.ci/run calls this first):
 #   fonts-dejavu-core  the TrueType family embedded in exam PDFs (without it they fall back to Helvetica)
+#   chromium, chromium-driver  the headless browser of the widget's tests (driven by Playwright at /usr/bin/chromium)
 set -euo pipefail
-packages=(fonts-dejavu-core)
+packages=(fonts-dejavu-core chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
