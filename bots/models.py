@@ -33,6 +33,18 @@ class Bot(models.Model):
     name = models.CharField(_("name"), max_length=120)
     description = models.TextField(_("description"), blank=True, max_length=2000)
     system_prompt = models.TextField(_("system prompt"), blank=True, max_length=8000)
+    # Public mode (the web widget): anonymous visitors of an allowed origin chat with the bot,
+    # on its owner's quota. The key is publishable: it names the bot, it grants nothing else.
+    public = models.BooleanField(_("public"), default=False)
+    public_key = models.CharField(_("public key"), max_length=64, unique=True, null=True, blank=True, editable=False)
+    allowed_origins = models.JSONField(
+        _("allowed origins"),
+        default=list,
+        blank=True,
+        help_text=_('Pages allowed to embed the widget, e.g. ["https://www.example.com"].'),
+    )
+    # The bot of the /demo/ page; at most one.
+    demo = models.BooleanField(_("demo bot"), default=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -41,6 +53,9 @@ class Bot(models.Model):
         verbose_name_plural = _("bots")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["demo"], condition=models.Q(demo=True), name="bots_one_demo_bot")
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from bots.models import Bot, ModelConfig
+from bots.origins import origin_normalize
 from config.errors import Conflict, DomainError, NotFound
 
 BOT_FIELDS = ("name", "description", "system_prompt")
@@ -82,3 +84,53 @@ def model_config_delete(*, bot: Bot, config_id: int) -> None:
     deleted, _unused = ModelConfig.objects.filter(bot=bot, pk=config_id).delete()
     if not deleted:
         raise NotFound(_("Model config not found."), code="model_config_not_found")
+
+
+PUBLIC_KEY_PREFIX = "pk_"
+ALLOWED_ORIGINS_MAX = 20
+
+
+def allowed_origins_clean(origins: Any) -> list[str]:
+    """A list of at most ALLOWED_ORIGINS_MAX http(s) origins (`https://www.example.com`), normalised;
+    anything else (a path, a wildcard, another scheme) is a 400 naming it."""
+    if not isinstance(origins, list) or len(origins) > ALLOWED_ORIGINS_MAX:
+        raise DomainError(
+            _("allowed_origins: give a list of at most %(n)d origins.") % {"n": ALLOWED_ORIGINS_MAX}, code="invalid"
+        )
+    cleaned: list[str] = []
+    for origin in origins:
+        normalized = origin_normalize(origin)
+        if normalized is None:
+            shown = str(origin)[:100]
+            message = _('allowed_origins: "%(origin)s" is not an origin such as https://www.example.com.')
+            raise DomainError(message % {"origin": shown}, code="invalid")
+        if normalized not in cleaned:
+            cleaned.append(normalized)
+    return cleaned
+
+
+def bot_public_set(*, bot: Bot, public: bool, allowed_origins: Any = None) -> Bot:
+    """Turn the bot's public mode (the web widget) on or off; a key is made the first time it is on."""
+    bot.public = public
+    if allowed_origins is not None:
+        bot.allowed_origins = allowed_origins_clean(allowed_origins)
+    if public and not bot.public_key:
+        bot.public_key = PUBLIC_KEY_PREFIX + secrets.token_urlsafe(24)
+    bot.save(update_fields=["public", "public_key", "allowed_origins", "updated_at"])
+    return bot
+
+
+def bot_public_key_rotate(*, bot: Bot) -> Bot:
+    """A new publishable key; pages embedding the old one stop working."""
+    bot.public_key = PUBLIC_KEY_PREFIX + secrets.token_urlsafe(24)
+    bot.save(update_fields=["public_key", "updated_at"])
+    return bot
+
+
+def demo_bot_set(*, bot: Bot) -> Bot:
+    """Make this bot the one the /demo/ page shows (there is one at most)."""
+    with transaction.atomic():
+        Bot.objects.filter(demo=True).exclude(pk=bot.pk).update(demo=False)
+        Bot.objects.filter(pk=bot.pk).update(demo=True)
+    bot.demo = True
+    return bot

@@ -27,7 +27,6 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chats.models import Surface
-from chats.selectors import chat_get
 from chats.services import (
     chat_context_update,
     context_merge,
@@ -37,7 +36,7 @@ from chats.services import (
 )
 from chats.streaming import reply_stream
 from chats.types import ReplyRequest
-from chats.ws_auth import SocketIdentity, socket_identity_check
+from chats.ws_auth import SocketIdentity, identity_chat_get, socket_identity_check
 from chats.ws_frames import ClientFrame, parse_frame
 from chats.ws_groups import GroupRelay, session_group, user_group
 from chats.ws_limits import FrameRate, socket_slot_acquire, socket_slot_release
@@ -95,6 +94,11 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.entered: set[uuid.UUID] = set()
         self.background: set[asyncio.Task] = set()
 
+    @property
+    def slot_holder(self) -> int | str:
+        """Whose sockets this one counts against: the user's, or a widget visitor's."""
+        return self.identity.stream_holder or self.identity.user_id
+
     @cached_property
     def language(self) -> str:
         return language_of(self.scope)
@@ -110,9 +114,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.identity = self.scope["chat_session"]
         self.session_id = uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"])
         try:
-            self.slot_taken = await sync_to_async(socket_slot_acquire)(user_id=self.identity.user_id)
+            self.slot_taken = await sync_to_async(socket_slot_acquire)(user_id=self.slot_holder)
         except Exception:
-            logger.exception("could not count the sockets of user %s; refused", self.identity.user_id)
+            logger.exception("could not count the sockets of %s; refused", self.slot_holder)
             await self.close()
             return
         await self.accept()
@@ -127,7 +131,10 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 CLOSE_TOO_MANY,
             )
             return
-        for group in (session_group(self.session_id), user_group(self.identity.user_id)):
+        groups = [session_group(self.session_id)]
+        if self.identity.visitor_id is None:  # the owner's "delete all" closes the owner's sockets, not visitors'
+            groups.append(user_group(self.identity.user_id))
+        for group in groups:
             try:
                 await self.channel_layer.group_add(group, self.channel_name)
             except Exception:
@@ -201,12 +208,18 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         the context is valid, then the turn starts (its refusals are DomainErrors) and the context
         is merged before the model reads it."""
         user: User = socket_identity_check(self.identity)
-        chat = chat_get(user=user, chat_id=self.session_id)
+        chat = identity_chat_get(self.identity, user, self.session_id)
         changes = None
         if context is not None:
             changes = context_validate(context)
             context_merge(chat.context, changes)  # refuse an overflow before anything is stored
-        reply, _task_type = turn_start(user=user, prompt=content, chat=chat, surface=Surface.SESSIONS)
+        reply, _task_type = turn_start(
+            user=user,
+            prompt=content,
+            chat=chat,
+            surface=Surface.WIDGET if self.identity.visitor_id else Surface.SESSIONS,
+            stream_holder=self.identity.stream_holder,
+        )
         if changes:
             try:
                 chat_context_update(chat=reply.chat, changes=changes)
@@ -344,7 +357,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         if self.slot_taken and self.identity is not None:
             self.slot_taken = False
-            await sync_to_async(socket_slot_release)(user_id=self.identity.user_id)
+            await sync_to_async(socket_slot_release)(user_id=self.slot_holder)
 
     # -- sending -------------------------------------------------------------------------------
     async def _send_json(self, frame: dict[str, Any]) -> None:

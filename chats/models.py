@@ -13,6 +13,13 @@ class Surface(models.TextChoices):
     CONVERSATIONS = "conversations", _("Conversations (002)")
     SESSIONS = "sessions", _("Chat sessions (003)")
     CHATS = "chats", _("Chats (004)")
+    WIDGET = "widget", _("Web widget")
+
+
+class ChatQuerySet(models.QuerySet):
+    def owned_by(self, user) -> "ChatQuerySet":
+        """The chats a user holds; those of a public bot's visitors belong to the visitors (chats.visitors)."""
+        return self.filter(owner=user, visitor_id__isnull=True)
 
 
 class Chat(models.Model):
@@ -31,14 +38,19 @@ class Chat(models.Model):
     current_node = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("current node")
     )
+    # An anonymous visitor of a public bot (the widget): the chat is theirs; `owner` is the bot's
+    # owner, whose quota pays for it.
+    visitor_id = models.UUIDField(_("visitor"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = ChatQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("chat")
         verbose_name_plural = _("chats")
         ordering = ["-updated_at"]
-        indexes = [models.Index(fields=["owner", "-updated_at"])]
+        indexes = [models.Index(fields=["owner", "-updated_at"]), models.Index(fields=["visitor_id"])]
 
     def __str__(self) -> str:
         return self.title or str(self.id)

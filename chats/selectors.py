@@ -15,7 +15,7 @@ from config.errors import DomainError, NotFound
 
 def chat_get(*, user: User, chat_id: uuid.UUID | str, bot: Bot | None = None) -> Chat:
     """The user's chat; with `bot`, only a chat held with that bot."""
-    chats = Chat.objects.filter(owner=user, pk=chat_id)
+    chats = Chat.objects.owned_by(user).filter(pk=chat_id)
     if bot is not None:
         chats = chats.filter(bot=bot)
     chat = chats.select_related("bot").first()
@@ -49,7 +49,7 @@ def branch_history(*, chat: Chat, leaf_id: uuid.UUID | None, limit: int) -> list
 
 def chat_list(*, user: User) -> QuerySet[Chat]:
     """All of the user's chats, whichever surface made them, most recently active first."""
-    return Chat.objects.filter(owner=user).order_by("-updated_at", "-created_at")
+    return Chat.objects.owned_by(user).order_by("-updated_at", "-created_at")
 
 
 def chat_messages(*, chat: Chat) -> list[Message]:
@@ -83,9 +83,13 @@ def branch_messages(*, chat: Chat, leaf_id: uuid.UUID | None = None) -> list[Mes
 def answer_target_get(*, user: User, target_id: uuid.UUID | str) -> tuple[Chat, Message]:
     """What 004 `inference` answers: for a chat id, the latest Human message on the chat's current
     branch; for the id of one of the user's Human messages, that message. Another user's ids are 404."""
-    chat = Chat.objects.filter(owner=user, pk=target_id).select_related("bot").first()
+    chat = Chat.objects.owned_by(user).filter(pk=target_id).select_related("bot").first()
     if chat is None:
-        message = Message.objects.filter(chat__owner=user, pk=target_id).select_related("chat__bot").first()
+        message = (
+            Message.objects.filter(chat__owner=user, chat__visitor_id__isnull=True, pk=target_id)
+            .select_related("chat__bot")
+            .first()
+        )
         if message is None:
             raise NotFound(_("Chat or message not found."), code="chat_not_found")
         if message.role != Role.USER:
@@ -99,3 +103,25 @@ def answer_target_get(*, user: User, target_id: uuid.UUID | str) -> tuple[Chat, 
             return chat, Message.objects.get(pk=node_id)
         node_id, steps = parent_id, steps + 1
     raise DomainError(_("This chat has no Human message to answer yet."), code="nothing_to_answer")
+
+
+def public_bot_get(*, key: object) -> Bot:
+    """The public bot with this publishable key, whose owner can still use it; else 404."""
+    bot = None
+    if isinstance(key, str) and 0 < len(key) <= 64:
+        bot = Bot.objects.filter(public=True, public_key=key, owner__is_active=True).select_related("owner").first()
+    if bot is None:
+        raise NotFound(_("No public bot has this key."), code="bot_not_found")
+    return bot
+
+
+def visitor_chat_get(*, visitor_id: uuid.UUID, chat_id: uuid.UUID | str) -> Chat:
+    """A widget visitor's own chat with a bot that is still public; any other chat is a 404."""
+    chat = (
+        Chat.objects.filter(pk=chat_id, visitor_id=visitor_id, bot__public=True, owner__is_active=True)
+        .select_related("bot", "owner")
+        .first()
+    )
+    if chat is None:
+        raise NotFound(_("Chat not found."), code="chat_not_found")
+    return chat

@@ -50,7 +50,7 @@ def chat_create(
 
 def chat_delete(*, user: User, chat_id: uuid.UUID | str) -> None:
     """Delete one of the user's chats and its messages; another user's chat is a 404."""
-    deleted, _per_model = Chat.objects.filter(owner=user, pk=chat_id).delete()
+    deleted, _per_model = Chat.objects.owned_by(user).filter(pk=chat_id).delete()
     if not deleted:
         raise NotFound(_("Chat not found."), code="chat_not_found")
     # Sockets open on it (003) send an error frame and close.
@@ -59,7 +59,7 @@ def chat_delete(*, user: User, chat_id: uuid.UUID | str) -> None:
 
 def chats_delete_all(*, user: User) -> int:
     """Delete every chat of the user, whichever surface made it; other users' chats are untouched."""
-    deleted = Chat.objects.filter(owner=user).delete()[1].get(Chat._meta.label, 0)
+    deleted = Chat.objects.owned_by(user).delete()[1].get(Chat._meta.label, 0)
     transaction.on_commit(lambda: sessions_deleted_notify(user_id=user.pk))
     return deleted
 
@@ -145,16 +145,23 @@ def turn_lease_release(lease: TurnLease, *, answered: bool = False) -> None:
     """Give back what a turn holds; its quota charge too, unless the model answered (accounts/quotas.py)."""
     if lease.chat_id is not None and lease.lock_token:
         chat_answer_unlock(lease.chat_id, lease.lock_token)
-    stream_slot_release(user_id=lease.user_id)
+    stream_slot_release(user_id=lease.holder)
     if lease.charge is not None and not answered:
         quota_refund(lease.charge)
 
 
-def _lease_take(user: User, *, chat: Chat | None, new_chat: Callable[[], Chat] | None = None) -> tuple[TurnLease, Chat]:
-    """A stream slot, one model call of today's quota, then the chat (`new_chat()` when None) and
-    its answer lock; on any refusal, what was taken is given back and nothing is charged."""
-    stream_slot_acquire(user_id=user.pk)
-    lease = TurnLease(user_id=user.pk)
+def _lease_take(
+    user: User,
+    *,
+    chat: Chat | None,
+    new_chat: Callable[[], Chat] | None = None,
+    stream_holder: str | None = None,
+) -> tuple[TurnLease, Chat]:
+    """A stream slot (the user's, or `stream_holder`'s), one model call of the user's quota today,
+    then the chat (`new_chat()` when None) and its answer lock; on any refusal, what was taken is
+    given back and nothing is charged."""
+    lease = TurnLease(user_id=user.pk, stream_holder=stream_holder)
+    stream_slot_acquire(user_id=lease.holder)
     try:
         lease = dataclasses.replace(lease, charge=quota_take(user=user))
         if chat is None and new_chat is not None:
@@ -182,6 +189,7 @@ def turn_start(
     max_tokens: int | None = None,
     autocontinue: bool = False,
     web_search: bool = False,
+    stream_holder: str | None = None,
 ) -> tuple[ReplyRequest, str]:
     """Everything before an answer: pick the model, take a stream slot, a unit of the daily quota and
     the chat's answer lock, store the question. With `chat`, a new turn in it; without, a new chat
@@ -197,7 +205,7 @@ def turn_start(
     def new_chat() -> Chat:
         return chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
 
-    lease, chat = _lease_take(user, chat=chat, new_chat=new_chat)
+    lease, chat = _lease_take(user, chat=chat, new_chat=new_chat, stream_holder=stream_holder)
     try:
         user_message = user_message_create(chat=chat, content=prompt, parent=parent)
     except BaseException:
@@ -369,3 +377,8 @@ def chat_context_update(*, chat: Chat, changes: Any) -> dict[str, Any]:
         Chat.objects.filter(pk=chat.pk).update(context=merged, updated_at=timezone.now())
     chat.context = merged
     return merged
+
+
+def visitor_session_create(*, bot: Bot, visitor_id: uuid.UUID) -> Chat:
+    """A widget visitor's new chat with a public bot: the visitor's, answered on the owner's quota."""
+    return Chat.objects.create(owner=bot.owner, bot=bot, surface=Surface.WIDGET, visitor_id=visitor_id)

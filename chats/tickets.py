@@ -2,13 +2,15 @@
 
 A browser cannot set headers on `new WebSocket(url)`, so the URL itself carries the credential. A
 ticket names one session and one user, lives WS_TICKET_SECONDS, and opens one socket: it is useless
-to anyone who reads it later from a log or a proxy.
+to anyone who reads it later from a log or a proxy. A visitor's ticket (the widget) also names the
+visitor and the page origin it was issued to: only a handshake from that origin may use it.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
@@ -25,17 +27,38 @@ class TicketRefused(DomainError):
     code = "ticket_invalid"
 
 
-def ticket_issue(*, user_id: int, session_id: uuid.UUID | str) -> str:
-    payload = {"s": uuid.UUID(str(session_id)).hex, "u": user_id, "n": secrets.token_urlsafe(12)}
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    user_id: int
+    visitor_id: uuid.UUID | None = None
+    origin: str = ""
+
+
+def ticket_issue(
+    *, user_id: int, session_id: uuid.UUID | str, visitor_id: uuid.UUID | None = None, origin: str = ""
+) -> str:
+    payload: dict[str, object] = {"s": uuid.UUID(str(session_id)).hex, "u": user_id, "n": secrets.token_urlsafe(12)}
+    if visitor_id is not None:
+        payload.update(v=visitor_id.hex, o=origin)
     return signing.dumps(payload, salt=SALT)
+
+
+def ticket_origin(ticket: str) -> str:
+    """The origin a visitor's ticket was issued to, read without using the ticket up; "" for any other."""
+    try:
+        payload = signing.loads(ticket, salt=SALT, max_age=settings.WS_TICKET_SECONDS)
+    except signing.BadSignature:
+        return ""
+    origin = payload.get("o") if isinstance(payload, dict) else None
+    return origin if isinstance(origin, str) else ""
 
 
 def _used_key(nonce: str) -> str:
     return f"ws-ticket-used:{nonce}"
 
 
-def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str) -> int:
-    """The user id of a valid ticket for this session, which is used up; else TicketRefused."""
+def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str) -> Ticket:
+    """Who a valid ticket for this session lets in; the ticket is used up. Else TicketRefused."""
     try:
         payload = signing.loads(ticket, salt=SALT, max_age=settings.WS_TICKET_SECONDS)
     except signing.SignatureExpired as exc:
@@ -58,4 +81,9 @@ def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str) -> int:
         raise TicketRefused(
             _("The connection ticket was already used; ask for a new WebSocket URL."), code="ticket_used"
         )
-    return payload["u"]
+    visitor = payload.get("v")
+    if visitor is None:
+        return Ticket(user_id=payload["u"])
+    if not isinstance(visitor, str) or not isinstance(payload.get("o"), str):
+        raise TicketRefused(_("The connection ticket is not valid."))
+    return Ticket(user_id=payload["u"], visitor_id=uuid.UUID(hex=visitor), origin=payload["o"])

@@ -19,6 +19,12 @@ class TurnLease:
     chat_id: uuid.UUID | None = None
     lock_token: str = ""
     charge: QuotaCharge | None = None
+    # Whose stream slot: the user's, or a widget visitor's ("visitor:<id>") answered on the owner's quota.
+    stream_holder: int | str | None = None
+
+    @property
+    def holder(self) -> int | str:
+        return self.user_id if self.stream_holder is None else self.stream_holder
 
 
 @dataclass(frozen=True, slots=True)

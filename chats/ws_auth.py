@@ -22,8 +22,11 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.models import User
-from chats.selectors import chat_get
-from chats.tickets import ticket_redeem
+from bots.models import Bot
+from chats.models import Chat
+from chats.selectors import chat_get, visitor_chat_get
+from chats.tickets import Ticket, ticket_origin, ticket_redeem
+from chats.visitors import bot_allows_page, origin_normalize
 from config.errors import DomainError, NotAuthenticated
 
 logger = logging.getLogger(__name__)
@@ -62,14 +65,40 @@ def origin_allowed(headers: list[tuple[bytes, bytes]]) -> bool:
     return True
 
 
+def handshake_origin(scope: dict) -> str | None:
+    """The handshake's Origin (None when absent), as the page that opened the socket sent it."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"origin":
+            return value.decode("latin1")
+    return None
+
+
+def own_origin(scope: dict) -> str:
+    """Bytchat's own origin as this handshake reached it (its Host, http or https)."""
+    host = next((value.decode("latin1") for name, value in scope.get("headers", []) if name.lower() == b"host"), "")
+    return ("https" if scope.get("scheme") == "wss" else "http") + "://" + host
+
+
+def visitor_ticket_origin_matches(scope: dict) -> bool:
+    """A widget visitor's ticket was issued to exactly this page origin (checked in full at the handshake)."""
+    origin = origin_normalize(handshake_origin(scope))
+    issued_to = ticket_origin(_query_value(scope.get("query_string", b""), "ticket"))
+    return origin is not None and origin == issued_to
+
+
 class OriginPolicyMiddleware:
-    """Refuses (HTTP 403, before accept) a WebSocket handshake whose Origin is not allowed."""
+    """Refuses (HTTP 403, before accept) a WebSocket handshake whose Origin is not allowed: one of
+    Bytchat's hosts or WS_ALLOWED_ORIGINS, or the page a widget visitor's ticket was issued to."""
 
     def __init__(self, application: Any) -> None:
         self.application = application
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and not origin_allowed(scope.get("headers", [])):
+        if (
+            scope["type"] == "websocket"
+            and not origin_allowed(scope.get("headers", []))
+            and not visitor_ticket_origin_matches(scope)
+        ):
             return await refuse(scope, receive, send)
         return await self.application(scope, receive, send)
 
@@ -81,6 +110,16 @@ class SocketIdentity:
     password: str
     # When the access JWT of the handshake expires; None for a ticket (the socket's age is capped instead).
     expires_at: float | None = None
+    # A public bot's visitor (the widget): `user_id` is the bot's owner, who pays; the socket is the
+    # visitor's, from the page `origin`, and lasts while the bot is public and allows that page.
+    visitor_id: uuid.UUID | None = None
+    bot_id: uuid.UUID | None = None
+    origin: str = ""
+    own_origin: str = ""
+
+    @property
+    def stream_holder(self) -> str | None:
+        return f"visitor:{self.visitor_id.hex}" if self.visitor_id is not None else None
 
 
 def _query_value(query_string: bytes, name: str) -> str:
@@ -91,16 +130,23 @@ def _query_value(query_string: bytes, name: str) -> str:
     return values[-1] if values else ""
 
 
-def socket_authenticate(*, query_string: bytes, session_id: uuid.UUID) -> SocketIdentity:
+def socket_authenticate(
+    *, query_string: bytes, session_id: uuid.UUID, origin: str | None = None, own: str = ""
+) -> SocketIdentity:
     """The identity behind `?ticket=` (preferred) or `?token=` (an access JWT), owning the session.
 
-    Anything else raises a DomainError and the handshake is refused. Runs the ORM: call it in a thread.
+    A widget visitor's ticket opens only the visitor's chat, from the page origin it was issued to,
+    while the bot allows that page. Anything else raises a DomainError and the handshake is refused.
+    Runs the ORM: call it in a thread.
     """
     ticket = _query_value(query_string, "ticket")
     token = _query_value(query_string, "token")
     expires_at: float | None = None
     if ticket:
-        user = User.objects.filter(pk=ticket_redeem(ticket=ticket, session_id=session_id)).first()
+        redeemed = ticket_redeem(ticket=ticket, session_id=session_id)
+        if redeemed.visitor_id is not None:
+            return _visitor_identity(redeemed, session_id=session_id, origin=origin, own=own)
+        user = User.objects.filter(pk=redeemed.user_id).first()
         if user is None or not user.is_active:
             raise NotAuthenticated(_("User not found or inactive."), code="user_inactive")
     elif token:
@@ -119,8 +165,34 @@ def socket_authenticate(*, query_string: bytes, session_id: uuid.UUID) -> Socket
     return SocketIdentity(user_id=user.pk, password=user.password, expires_at=expires_at)
 
 
+def _visitor_identity(ticket: Ticket, *, session_id: uuid.UUID, origin: str | None, own: str) -> SocketIdentity:
+    if origin_normalize(origin) != ticket.origin:
+        raise NotAuthenticated(_("This connection is for another page."), code="origin_not_allowed")
+    chat = visitor_chat_get(visitor_id=ticket.visitor_id, chat_id=session_id)
+    if chat.owner_id != ticket.user_id or not bot_allows_page(chat.bot, ticket.origin, own_origin=own):
+        raise NotAuthenticated(_("This page may not use this chat."), code="origin_not_allowed")
+    return SocketIdentity(
+        user_id=chat.owner_id,
+        password="",
+        visitor_id=ticket.visitor_id,
+        bot_id=chat.bot_id,
+        origin=ticket.origin,
+        own_origin=own,
+    )
+
+
+def identity_chat_get(identity: SocketIdentity, user: User, session_id: uuid.UUID) -> Chat:
+    """The session as this socket may use it: the user's chat, or the visitor's."""
+    if identity.visitor_id is not None:
+        return visitor_chat_get(visitor_id=identity.visitor_id, chat_id=session_id)
+    return chat_get(user=user, chat_id=session_id)
+
+
 def socket_identity_check(identity: SocketIdentity) -> User:
-    """The socket's user, still allowed to use it (RELIABILITY E4), or NotAuthenticated. Runs the ORM."""
+    """The socket's user (a visitor's: the bot owner), still allowed to use it (RELIABILITY E4), or
+    NotAuthenticated. Runs the ORM."""
+    if identity.visitor_id is not None:
+        return _visitor_check(identity)
     user = User.objects.filter(pk=identity.user_id).first()
     if user is None or not user.is_active or user.password != identity.password:
         raise NotAuthenticated(
@@ -145,7 +217,10 @@ class SessionHandshakeMiddleware:
         try:
             session_id = uuid.UUID(scope["url_route"]["kwargs"]["session_id"])
             identity = await database_sync_to_async(socket_authenticate, thread_sensitive=False)(
-                query_string=scope.get("query_string", b""), session_id=session_id
+                query_string=scope.get("query_string", b""),
+                session_id=session_id,
+                origin=handshake_origin(scope),
+                own=own_origin(scope),
             )
         except DomainError as exc:
             logger.info("refused a chat session socket: %s", exc.code)
@@ -154,3 +229,15 @@ class SessionHandshakeMiddleware:
             logger.exception("could not check a chat session socket; refused")
             return await refuse(scope, receive, send)
         return await self.application({**scope, "chat_session": identity}, receive, send)
+
+
+def _visitor_check(identity: SocketIdentity) -> User:
+    """The bot's owner, while the owner is active and the visitor's bot is public and allows the page."""
+    bot = Bot.objects.filter(pk=identity.bot_id).select_related("owner").first()
+    if (
+        bot is None
+        or not bot.owner.is_active
+        or not bot_allows_page(bot, identity.origin, own_origin=identity.own_origin)
+    ):
+        raise NotAuthenticated(_("This chat is no longer available on this page."), code="widget_unavailable")
+    return bot.owner

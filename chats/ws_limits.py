@@ -11,11 +11,11 @@ from django.utils.translation import gettext as _
 from accounts.quotas import RateLimited, slot_give_back, slot_take
 
 
-def _socket_key(user_id: int) -> str:
+def _socket_key(user_id: int | str) -> str:
     return f"ws-sockets:{user_id}"
 
 
-def socket_slot_acquire(*, user_id: int) -> bool:
+def socket_slot_acquire(*, user_id: int | str) -> bool:
     """Take one of the user's WS_PER_USER socket slots; False when all are taken.
 
     No socket outlives WS_MAX_AGE_SECONDS, so the count of a process that died resets after it.
@@ -23,7 +23,7 @@ def socket_slot_acquire(*, user_id: int) -> bool:
     return slot_take(_socket_key(user_id), limit=settings.WS_PER_USER, ttl=settings.WS_MAX_AGE_SECONDS + 60)
 
 
-def socket_slot_release(*, user_id: int) -> None:
+def socket_slot_release(*, user_id: int | str) -> None:
     slot_give_back(_socket_key(user_id))
 
 

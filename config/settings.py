@@ -421,6 +421,11 @@ EXAM_RENDER_MEMORY_MB = env.int("EXAM_RENDER_MEMORY_MB", default=768)
 # A TrueType family for the PDF (Debian's fonts-dejavu-core); without it, the PDF falls back to Helvetica (Latin-1).
 EXAM_PDF_FONT_DIR = env.str("EXAM_PDF_FONT_DIR", default="/usr/share/fonts/truetype/dejavu")
 
+# The web widget (public bots): how long a browser keeps its visitor identity, and new sessions per
+# client address (anonymous visitors have no account to count against).
+WIDGET_VISITOR_DAYS = env.int("WIDGET_VISITOR_DAYS", default=180)
+WIDGET_SESSIONS_RATE = env.str("WIDGET_SESSIONS_RATE", default="30/hour")
+
 BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from chats import views as chat_views
 from config import views
 
 handler400 = "config.views.bad_request"
@@ -14,6 +15,7 @@ handler500 = "config.views.server_error"
 urlpatterns = [
     re_path(r"^$", views.root, name="root"),
     path("admin/", admin.site.urls),
+    re_path(r"^demo/?$", chat_views.demo_page, name="demo"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

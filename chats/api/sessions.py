@@ -37,10 +37,23 @@ WEBSOCKET_HELP = (
 )
 
 
-def websocket_url(request: Request, session_id: uuid.UUID) -> str:
-    """Usable as given (`new WebSocket(url)`): browsers cannot send an Authorization header there."""
+def websocket_url(
+    request: Request,
+    session_id: uuid.UUID,
+    *,
+    user_id: int | None = None,
+    visitor_id: uuid.UUID | None = None,
+    origin: str = "",
+) -> str:
+    """Usable as given (`new WebSocket(url)`): browsers cannot send an Authorization header there.
+    The ticket is for the caller, or (the widget) for a bot owner's visitor on the page `origin`."""
     scheme = "wss" if request.is_secure() else "ws"
-    ticket = ticket_issue(user_id=request.user.pk, session_id=session_id)
+    ticket = ticket_issue(
+        user_id=request.user.pk if user_id is None else user_id,
+        session_id=session_id,
+        visitor_id=visitor_id,
+        origin=origin,
+    )
     return f"{scheme}://{request.get_host()}/chat/ws/{session_id}?{urlencode({'ticket': ticket})}"
 
 

@@ -1,6 +1,6 @@
 """Every chat surface keeps its documented paths; each module lists its own routes."""
 
-from chats.api import bytchat, conversations, internet_chats, learnyourown, sessions
+from chats.api import bytchat, conversations, internet_chats, learnyourown, sessions, widget
 
 urlpatterns = [
     *bytchat.urlpatterns,
@@ -8,4 +8,5 @@ urlpatterns = [
     *sessions.urlpatterns,
     *internet_chats.urlpatterns,
     *learnyourown.urlpatterns,
+    *widget.urlpatterns,
 ]

@@ -1,0 +1,201 @@
+"""The web widget's API (`chats/static/bytchat/widget.js`): anonymous visitors of a public bot.
+
+- `POST /widget/sessions` `{"bot_key", "visitor_token"?}` -> 201 a new session of this browser's
+  visitor, with the visitor token to keep and a `websocket_url` for the 003 socket.
+- `GET /widget/sessions/<id>/messages` -> the session's messages (the history a widget reloads).
+- `POST /widget/sessions/<id>/websocket` -> a fresh `websocket_url` (tickets are single-use).
+
+The last two authenticate with `Authorization: Visitor <token>`. Requests come from other sites'
+pages, so every response carries CORS headers for the calling origin: the API uses no cookies, and
+what guards it is the server-side check that the page's origin is one the bot allows (chats.visitors).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponse
+from django.urls import re_path
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from accounts.quotas import rate_limit_take
+from bots.models import Bot
+from chats.api.sessions import websocket_url
+from chats.models import Chat, Message
+from chats.selectors import branch_messages, public_bot_get, visitor_chat_get
+from chats.services import visitor_session_create
+from chats.visitors import Visitor, bot_allows_page, visitor_from_token, visitor_new, visitor_token_issue
+from config.errors import DomainError, NotAuthenticated
+from config.paths import UUID
+from config.serializers import StrictSerializer, validated
+
+VISITOR_HEADER = {"WWW-Authenticate": 'Visitor realm="widget"'}
+
+
+class WidgetSessionCreateSerializer(StrictSerializer):
+    bot_key = serializers.CharField(max_length=64, help_text="The bot's publishable key (`pk_...`).")
+    visitor_token = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, help_text="The token this browser kept, if any."
+    )
+
+
+class WidgetMessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "role", "content", "status", "citations", "created_at"]
+        read_only_fields = fields
+
+
+def _own_origin(request: Request) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
+def _page_check(request: Request, bot: Bot, *, required: bool) -> str:
+    """The calling page's origin, which the bot must allow; browsers always send it cross-origin."""
+    origin = request.headers.get("Origin")
+    if origin is None and not required:
+        return ""
+    if not bot_allows_page(bot, origin, own_origin=_own_origin(request)):
+        raise DomainError(
+            _("This page (%(origin)s) may not use this chat widget.") % {"origin": (origin or "no origin")[:100]},
+            code="origin_not_allowed",
+            status_code=403,
+        )
+    return origin or ""
+
+
+def _visitor(request: Request) -> Visitor:
+    scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
+    visitor = visitor_from_token(token) if scheme == "Visitor" else None
+    if visitor is None:
+        raise NotAuthenticated(
+            _("Send the visitor token of this browser: Authorization: Visitor <token>."),
+            code="visitor_token_invalid",
+            headers=VISITOR_HEADER,
+        )
+    return visitor
+
+
+def _visitor_chat(request: Request, session_id: str, *, page_required: bool) -> tuple[Visitor, Chat, str]:
+    visitor = _visitor(request)
+    chat = visitor_chat_get(visitor_id=visitor.id, chat_id=session_id)
+    return visitor, chat, _page_check(request, chat.bot, required=page_required)
+
+
+class WidgetView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser]
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
+        """CORS preflight: the request that follows is checked in full."""
+        return HttpResponse(status=204)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        origin = request.headers.get("Origin")
+        if origin:
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response["Access-Control-Max-Age"] = "600"
+            response["Vary"] = "Origin"
+        return response
+
+
+class WidgetSessionCreateView(WidgetView):
+    @extend_schema(
+        request=WidgetSessionCreateSerializer,
+        responses={
+            201: inline_serializer(
+                "WidgetSession",
+                {
+                    "session_id": serializers.UUIDField(),
+                    "visitor_token": serializers.CharField(),
+                    "websocket_url": serializers.CharField(),
+                    "bot": inline_serializer("WidgetBot", {"name": serializers.CharField()}),
+                },
+            )
+        },
+        auth=[],
+        description="A new chat of this browser's visitor with a public bot, from a page the bot allows.",
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(WidgetSessionCreateSerializer, request.data)
+        bot = public_bot_get(key=data["bot_key"])
+        origin = _page_check(request, bot, required=True)
+        address = BaseThrottle().get_ident(request)  # the client address, behind NUM_PROXIES proxies
+        rate_limit_take(user_id=f"addr:{address}", scope="widget-sessions", rate=settings.WIDGET_SESSIONS_RATE)
+        visitor = visitor_from_token(data.get("visitor_token"))
+        if visitor is None or visitor.bot_id != bot.pk:
+            visitor = visitor_new(bot)
+        chat = visitor_session_create(bot=bot, visitor_id=visitor.id)
+        url = websocket_url(request, chat.pk, user_id=bot.owner_id, visitor_id=visitor.id, origin=origin)
+        return Response(
+            {
+                "session_id": str(chat.pk),
+                "visitor_token": visitor_token_issue(visitor),
+                "websocket_url": url,
+                "bot": {"name": bot.name},
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+VISITOR_AUTH = [OpenApiParameter("Authorization", str, OpenApiParameter.HEADER, description="`Visitor <token>`")]
+
+
+class WidgetMessagesView(WidgetView):
+    @extend_schema(
+        parameters=VISITOR_AUTH,
+        responses={
+            200: inline_serializer(
+                "WidgetHistory",
+                {"session_id": serializers.UUIDField(), "messages": WidgetMessageSerializer(many=True)},
+            )
+        },
+        auth=[],
+        description="The visitor's session, oldest message first (the current branch).",
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        _who, chat, _page = _visitor_chat(request, session_id, page_required=False)
+        messages = branch_messages(chat=chat)[-settings.LIST_MAX_ROWS :]
+        return Response({"session_id": str(chat.pk), "messages": WidgetMessageSerializer(messages, many=True).data})
+
+
+class WidgetWebsocketView(WidgetView):
+    @extend_schema(
+        parameters=VISITOR_AUTH,
+        request=None,
+        responses={200: inline_serializer("WidgetWebsocket", {"websocket_url": serializers.CharField()})},
+        auth=[],
+        description="A fresh socket URL for the visitor's session (each ticket opens one socket, within 60 s).",
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        visitor, chat, origin = _visitor_chat(request, session_id, page_required=True)
+        url = websocket_url(request, chat.pk, user_id=chat.owner_id, visitor_id=visitor.id, origin=origin)
+        return Response({"websocket_url": url})
+
+
+urlpatterns = [
+    re_path(r"^widget/sessions/?$", WidgetSessionCreateView.as_view(), name="widget-sessions"),
+    re_path(
+        rf"^widget/sessions/(?P<session_id>{UUID})/messages/?$",
+        WidgetMessagesView.as_view(),
+        name="widget-session-messages",
+    ),
+    re_path(
+        rf"^widget/sessions/(?P<session_id>{UUID})/websocket/?$",
+        WidgetWebsocketView.as_view(),
+        name="widget-session-websocket",
+    ),
+]

@@ -1,0 +1,1176 @@
+/*! Bytchat chat widget: one dependency-free file, no build step (ES2020).
+ *
+ * Embed it on any page whose origin is in the bot's allowed origins:
+ *
+ *   <script src="https://chat.example.com/static/bytchat/widget.js" data-bot-key="pk_..." defer></script>
+ *
+ * Attributes of the script tag:
+ *   data-bot-key   (required) the bot's publishable key (pk_...)
+ *   data-title     the panel's title (default: the bot's name)
+ *   data-open      "true" to start with the panel open (default: closed, or as the visitor left it in this tab)
+ *   data-lang      "en" or "es": the widget's own texts, also sent as Accept-Language (default: the page's language)
+ *   data-position  "right" (default) or "left": the corner of the launcher button
+ *   data-accent    a CSS color for buttons and the visitor's messages (default #2f5bea)
+ *   data-server    the server's base URL, when widget.js is served from elsewhere (default: derived from src)
+ *
+ * How it works: on first open it creates a session (POST {BASE}/widget/sessions), keeps the session id and
+ * the visitor token in localStorage (per bot key) and connects to the session's websocket_url. Answers
+ * stream as `chunk` frames and end with `done` (citations, finish_reason) or `error`. After a dropped
+ * connection it reloads the history (GET {BASE}/widget/sessions/<id>/messages), asks for a fresh URL
+ * (POST {BASE}/widget/sessions/<id>/websocket) and reconnects, backing off from 0.5 s to 10 s.
+ *
+ * Safety: model and document text is only ever put in the page as text nodes (textContent); the small
+ * Markdown renderer builds elements itself, links are http(s) only, and images are never loaded.
+ * Everything lives in a shadow root, so the page's CSS and the widget's do not meet.
+ */
+(() => {
+  "use strict";
+
+  const VERSION = "1";
+  const STATIC_MARK = "/static/bytchat/";
+  const FETCH_TIMEOUT_MS = 15000;
+  const BACKOFF_FIRST_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+  // Application close codes of the chat socket.
+  const CLOSE_EXPIRED = 4000;
+  const CLOSE_UNAUTHORIZED = 4401;
+  const CLOSE_DELETED = 4404;
+  const CLOSE_TOO_MANY = 4429;
+
+  const STRINGS = {
+    en: {
+      chat: "Chat",
+      open: "Open chat",
+      close: "Close chat",
+      newChat: "New conversation",
+      send: "Send",
+      stop: "Stop",
+      stopLabel: "Stop the answer",
+      stopping: "Stopping…",
+      message: "Message",
+      placeholder: "Type your message…",
+      you: "You:",
+      assistant: "Assistant:",
+      sources: "Sources",
+      page: "p.",
+      stopped: "Stopped",
+      truncated: "The answer was cut short (length limit).",
+      interrupted: "Interrupted: the connection was lost.",
+      failed: "The answer failed.",
+      thinking: "Writing an answer…",
+      connecting: "Connecting…",
+      reconnecting: "Connection lost. Reconnecting in {s} s…",
+      notAllowed: "This website is not allowed to use this chat.",
+      notFound: "This chat is not available.",
+      tooMany: "Too many requests. Please try again later.",
+      unavailable: "The chat is unavailable right now. Please try again later.",
+      deleted: "This conversation was deleted; a new one was started.",
+      unauthorized: "This chat session is no longer authorized.",
+    },
+    es: {
+      chat: "Chat",
+      open: "Abrir el chat",
+      close: "Cerrar el chat",
+      newChat: "Nueva conversación",
+      send: "Enviar",
+      stop: "Detener",
+      stopLabel: "Detener la respuesta",
+      stopping: "Deteniendo…",
+      message: "Mensaje",
+      placeholder: "Escribe tu mensaje…",
+      you: "Tú:",
+      assistant: "Asistente:",
+      sources: "Fuentes",
+      page: "pág.",
+      stopped: "Detenida",
+      truncated: "La respuesta se cortó (límite de longitud).",
+      interrupted: "Interrumpida: se perdió la conexión.",
+      failed: "La respuesta falló.",
+      thinking: "Escribiendo una respuesta…",
+      connecting: "Conectando…",
+      reconnecting: "Se perdió la conexión. Reconectando en {s} s…",
+      notAllowed: "Este sitio web no puede usar este chat.",
+      notFound: "Este chat no está disponible.",
+      tooMany: "Demasiadas solicitudes. Inténtalo más tarde.",
+      unavailable: "El chat no está disponible ahora. Inténtalo más tarde.",
+      deleted: "Esta conversación se eliminó; se empezó una nueva.",
+      unauthorized: "Esta sesión de chat ya no está autorizada.",
+    },
+  };
+
+  const CSS = `
+:host { all: initial; }
+.bcw-root {
+  --bcw-accent: #2f5bea; --bcw-fg: #1d2330; --bcw-muted: #5d6675; --bcw-bg: #ffffff; --bcw-soft: #f2f4f8;
+  --bcw-border: #d9dde5; --bcw-error: #b42318;
+  position: fixed; bottom: 20px; right: 20px; z-index: 2147483000;
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  color: var(--bcw-fg); text-align: left; direction: ltr;
+  display: flex; flex-direction: column; align-items: flex-end; gap: 12px;
+}
+.bcw-root.bcw-left { right: auto; left: 20px; align-items: flex-start; }
+.bcw-root *, .bcw-root *::before, .bcw-root *::after { box-sizing: border-box; }
+.bcw-sr { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+.bcw-launcher { width: 56px; height: 56px; border-radius: 50%; border: 0; cursor: pointer;
+  background: var(--bcw-accent); color: #fff; box-shadow: 0 6px 20px rgba(20, 30, 60, .25);
+  display: inline-flex; align-items: center; justify-content: center; padding: 0; }
+.bcw-launcher svg { width: 26px; height: 26px; fill: currentColor; }
+.bcw-panel { width: 370px; max-width: calc(100vw - 40px); height: 540px; max-height: calc(100vh - 110px);
+  background: var(--bcw-bg); border: 1px solid var(--bcw-border); border-radius: 14px;
+  box-shadow: 0 12px 40px rgba(20, 30, 60, .22); display: flex; flex-direction: column; overflow: hidden; }
+.bcw-panel[hidden] { display: none; }
+.bcw-header { display: flex; align-items: center; gap: 8px; padding: 12px 14px;
+  background: var(--bcw-accent); color: #fff; }
+.bcw-title { flex: 1; margin: 0; font-size: 15px; font-weight: 600; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; }
+.bcw-icon-btn { border: 0; background: transparent; color: inherit; cursor: pointer; border-radius: 6px;
+  width: 30px; height: 30px; display: inline-flex; align-items: center; justify-content: center; padding: 0;
+  font: inherit; font-size: 18px; line-height: 1; }
+.bcw-icon-btn:hover { background: rgba(255, 255, 255, .18); }
+.bcw-status { padding: 6px 14px; font-size: 12px; color: var(--bcw-muted); background: var(--bcw-soft);
+  border-bottom: 1px solid var(--bcw-border); }
+.bcw-status:empty { display: none; }
+.bcw-log { flex: 1; overflow-y: auto; padding: 14px; display: flex; flex-direction: column; gap: 10px;
+  background: var(--bcw-bg); overscroll-behavior: contain; }
+.bcw-msg { max-width: 88%; padding: 8px 12px; border-radius: 12px; word-wrap: break-word;
+  overflow-wrap: anywhere; }
+.bcw-msg--user { align-self: flex-end; background: var(--bcw-accent); color: #fff; white-space: pre-wrap;
+  border-bottom-right-radius: 4px; }
+.bcw-msg--assistant, .bcw-msg--greeting { align-self: flex-start; background: var(--bcw-soft);
+  border-bottom-left-radius: 4px; }
+.bcw-msg--greeting { color: var(--bcw-muted); }
+.bcw-msg--notice { align-self: stretch; max-width: 100%; background: #fdecea; color: var(--bcw-error);
+  border: 1px solid #f5c2bd; font-size: 13px; }
+.bcw-body > :first-child { margin-top: 0; }
+.bcw-body > :last-child { margin-bottom: 0; }
+.bcw-body p, .bcw-body ul, .bcw-body ol, .bcw-body pre, .bcw-body blockquote { margin: 0 0 8px; }
+.bcw-body h1, .bcw-body h2, .bcw-body h3, .bcw-body h4, .bcw-body h5, .bcw-body h6 {
+  margin: 4px 0 6px; font-size: 15px; line-height: 1.3; font-weight: 700; }
+.bcw-body h1 { font-size: 17px; } .bcw-body h2 { font-size: 16px; }
+.bcw-body ul, .bcw-body ol { padding-left: 20px; }
+.bcw-body code { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  background: rgba(27, 31, 35, .08); padding: 1px 4px; border-radius: 4px; }
+.bcw-body pre { background: #1f2430; color: #e6e9ef; padding: 8px 10px; border-radius: 8px; overflow-x: auto; }
+.bcw-body pre code { background: none; padding: 0; color: inherit; white-space: pre; }
+.bcw-body blockquote { border-left: 3px solid var(--bcw-border); padding-left: 8px; color: var(--bcw-muted); }
+.bcw-body a { color: var(--bcw-accent); text-decoration: underline; }
+.bcw-body hr { border: 0; border-top: 1px solid var(--bcw-border); margin: 8px 0; }
+.bcw-img { color: var(--bcw-muted); font-style: italic; }
+.bcw-typing { display: inline-flex; gap: 4px; padding: 4px 0; }
+.bcw-typing span { width: 6px; height: 6px; border-radius: 50%; background: var(--bcw-muted);
+  animation: bcw-blink 1.2s infinite ease-in-out; }
+.bcw-typing span:nth-child(2) { animation-delay: .2s; } .bcw-typing span:nth-child(3) { animation-delay: .4s; }
+@keyframes bcw-blink { 0%, 80%, 100% { opacity: .25; } 40% { opacity: 1; } }
+.bcw-meta { margin-top: 6px; font-size: 12px; color: var(--bcw-muted); }
+.bcw-meta:empty { display: none; }
+.bcw-msg[data-status="cancelled"] .bcw-meta::before { content: "■ "; }
+.bcw-msg[data-status="error"] .bcw-meta, .bcw-msg[data-status="interrupted"] .bcw-meta { color: var(--bcw-error); }
+.bcw-sources { margin-top: 8px; padding-top: 6px; border-top: 1px solid var(--bcw-border); font-size: 12px;
+  color: var(--bcw-muted); }
+.bcw-sources:empty { display: none; }
+.bcw-sources-title { font-weight: 600; margin: 0 0 2px; }
+.bcw-sources ol { margin: 0; padding-left: 18px; }
+.bcw-sources a { color: var(--bcw-accent); }
+.bcw-form { display: flex; gap: 8px; align-items: flex-end; padding: 10px; border-top: 1px solid var(--bcw-border);
+  background: var(--bcw-bg); }
+.bcw-input { flex: 1; resize: none; min-height: 38px; max-height: 120px; padding: 8px 10px; margin: 0;
+  border: 1px solid var(--bcw-border); border-radius: 10px; font: inherit; color: var(--bcw-fg);
+  background: #fff; outline: none; }
+.bcw-input:focus { border-color: var(--bcw-accent); box-shadow: 0 0 0 2px rgba(47, 91, 234, .18); }
+.bcw-btn { height: 38px; padding: 0 14px; border-radius: 10px; border: 1px solid var(--bcw-accent);
+  background: var(--bcw-accent); color: #fff; font: inherit; font-weight: 600; cursor: pointer; margin: 0; }
+.bcw-btn[disabled] { opacity: .5; cursor: default; }
+.bcw-btn[hidden] { display: none; }
+.bcw-stop { background: #fff; color: var(--bcw-fg); border-color: var(--bcw-border); }
+.bcw-launcher:focus-visible, .bcw-btn:focus-visible, .bcw-icon-btn:focus-visible, .bcw-body a:focus-visible {
+  outline: 2px solid #ffbf47; outline-offset: 2px; }
+@media (max-width: 480px) {
+  .bcw-root { bottom: 12px; right: 12px; }
+  .bcw-root.bcw-left { left: 12px; }
+  .bcw-panel { width: calc(100vw - 24px); max-width: none; height: calc(100vh - 96px); max-height: none; }
+}
+@media (prefers-reduced-motion: reduce) { .bcw-typing span { animation: none; opacity: .6; } }
+`;
+
+  // -- Markdown, rendered as DOM nodes only ---------------------------------------------------
+  // Blocks: paragraphs (single newlines are line breaks), # headings, fenced code, - / 1. lists,
+  // > quotes, --- rules. Inline: **bold**, *italic*, ~~strike~~, `code`, [links](http(s) only),
+  // <https://autolinks> and bare http(s) URLs; ![images](...) become their alt text (or URL).
+
+  const MAX_DEPTH = 6;
+  const MAX_LINK_SCAN = 2000;
+
+  function h(tag, className) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function safeHref(url) {
+    try {
+      const parsed = new URL(url);
+      if (parsed.protocol === "http:" || parsed.protocol === "https:") return parsed.href;
+    } catch (_error) {
+      // relative, javascript:, data: and malformed URLs are not links
+    }
+    return null;
+  }
+
+  function link(href, label, parent, depth) {
+    const anchor = h("a");
+    anchor.setAttribute("href", href);
+    anchor.setAttribute("target", "_blank");
+    anchor.setAttribute("rel", "noopener noreferrer nofollow");
+    inline(label, anchor, depth + 1, true);
+    parent.append(anchor);
+  }
+
+  // [text](url "title") starting at text[start] === "["; null when it is not a link.
+  function parseLink(text, start) {
+    let depth = 0;
+    let end = -1;
+    const limit = Math.min(text.length, start + MAX_LINK_SCAN);
+    for (let j = start; j < limit; j++) {
+      const c = text[j];
+      if (c === "\\") j++;
+      else if (c === "[") depth++;
+      else if (c === "]" && --depth === 0) {
+        end = j;
+        break;
+      }
+    }
+    if (end < 0 || text[end + 1] !== "(") return null;
+    const rest = text.slice(end + 1, end + 1 + MAX_LINK_SCAN);
+    const match = /^\(\s*<?([^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)>?(?:\s+(?:"[^"]*"|'[^']*'))?\s*\)/.exec(rest);
+    if (!match) return null;
+    return { label: text.slice(start + 1, end), url: match[1], end: end + 1 + match[0].length };
+  }
+
+  function inline(text, parent, depth = 0, inLink = false) {
+    if (depth > MAX_DEPTH) {
+      parent.append(document.createTextNode(text));
+      return;
+    }
+    let buffer = "";
+    const flush = () => {
+      if (buffer) parent.append(document.createTextNode(buffer));
+      buffer = "";
+    };
+    const unclosed = new Set(); // delimiters with no closing one after the current position
+    let i = 0;
+    while (i < text.length) {
+      const c = text[i];
+      if (c === "\\" && i + 1 < text.length && /[\\`*_{}[\]()#+\-.!~<>|]/.test(text[i + 1])) {
+        buffer += text[i + 1];
+        i += 2;
+        continue;
+      }
+      if (c === "`") {
+        let n = 1;
+        while (text[i + n] === "`") n++;
+        const fence = "`".repeat(n);
+        let close = text.indexOf(fence, i + n);
+        while (close >= 0 && text[close + n] === "`") close = text.indexOf(fence, close + n + 1);
+        if (close >= 0) {
+          flush();
+          const code = h("code");
+          let inner = text.slice(i + n, close);
+          if (/^ .*\S.* $/.test(inner)) inner = inner.slice(1, -1);
+          code.textContent = inner;
+          parent.append(code);
+          i = close + n;
+        } else {
+          buffer += fence;
+          i += n;
+        }
+        continue;
+      }
+      if (c === "!" && text[i + 1] === "[") {
+        const image = parseLink(text, i + 1);
+        if (image) {
+          flush();
+          const alt = h("span", "bcw-img");
+          alt.textContent = `[${image.label.trim() || image.url}]`;
+          parent.append(alt);
+          i = image.end;
+          continue;
+        }
+      }
+      if (c === "[") {
+        const found = parseLink(text, i);
+        if (found) {
+          flush();
+          const href = safeHref(found.url);
+          if (href && !inLink) link(href, found.label, parent, depth);
+          else inline(found.label, parent, depth + 1, inLink);
+          i = found.end;
+          continue;
+        }
+      }
+      if (c === "<") {
+        const auto = /^<(https?:\/\/[^\s<>]+)>/i.exec(text.slice(i, i + MAX_LINK_SCAN));
+        const href = auto && safeHref(auto[1]);
+        if (href && !inLink) {
+          flush();
+          link(href, auto[1], parent, depth);
+          i += auto[0].length;
+          continue;
+        }
+      }
+      if ((c === "h" || c === "H") && !inLink && !/[\w/]/.test(text[i - 1] || "")) {
+        const bare = /^https?:\/\/[^\s<>"]*[^\s<>".,;:!?')\]*_~]/i.exec(text.slice(i, i + MAX_LINK_SCAN));
+        const href = bare && safeHref(bare[0]);
+        if (href) {
+          flush();
+          link(href, bare[0], parent, depth);
+          i += bare[0].length;
+          continue;
+        }
+      }
+      if (c === "*" || c === "_" || c === "~") {
+        let run = 1;
+        while (text[i + run] === c) run++;
+        const intraword = c === "_" && /[\p{L}\p{N}]/u.test(text[i - 1] || "");
+        const sizes = c === "~" ? (run >= 2 ? [2] : []) : run >= 2 ? [2, 1] : [1];
+        let done = false;
+        for (const n of intraword ? [] : sizes) {
+          const delimiter = c.repeat(n);
+          const after = text[i + n];
+          if (!after || /\s/.test(after) || unclosed.has(delimiter)) continue;
+          let close = -1;
+          for (let j = text.indexOf(delimiter, i + n + 1); j >= 0; j = text.indexOf(delimiter, j + 1)) {
+            if (/\s/.test(text[j - 1])) continue;
+            if (n === 1 && (text[j + 1] === c || text[j - 1] === c)) continue;
+            let k = j;
+            while (n === 2 && text[k + n] === c) k++; // ***x***: the strong closes after the em
+            if (c === "_" && /[\p{L}\p{N}]/u.test(text[k + n] || "")) continue;
+            close = k;
+            break;
+          }
+          if (close < 0) {
+            unclosed.add(delimiter);
+            continue;
+          }
+          flush();
+          const tag = c === "~" ? "del" : n === 2 ? "strong" : "em";
+          const node = h(tag);
+          inline(text.slice(i + n, close), node, depth + 1, inLink);
+          parent.append(node);
+          i = close + n;
+          done = true;
+          break;
+        }
+        if (done) continue;
+        buffer += c.repeat(run);
+        i += run;
+        continue;
+      }
+      buffer += c;
+      i++;
+    }
+    flush();
+  }
+
+  function listItem(line) {
+    let m = /^\s{0,6}[-*+]\s+(.*)$/.exec(line);
+    if (m) return { ordered: false, text: m[1] };
+    m = /^\s{0,6}(\d{1,9})[.)]\s+(.*)$/.exec(line);
+    if (m) return { ordered: true, start: Number(m[1]), text: m[2] };
+    return null;
+  }
+
+  function lines(parent, list, depth) {
+    list.forEach((line, index) => {
+      if (index) parent.append(h("br"));
+      inline(line, parent, depth);
+    });
+  }
+
+  function blocks(text, parent, depth = 0) {
+    const source = text.replace(/\r\n?/g, "\n").split("\n");
+    let paragraph = null;
+    const flush = () => {
+      if (paragraph) {
+        const p = h("p");
+        lines(p, paragraph, depth);
+        parent.append(p);
+      }
+      paragraph = null;
+    };
+    let i = 0;
+    while (i < source.length) {
+      const line = source[i];
+      let m;
+      if ((m = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)/.exec(line))) {
+        flush();
+        const closing = new RegExp(`^ {0,3}${m[1][0] === "`" ? "`" : "~"}{${m[1].length},}\\s*$`);
+        const code = [];
+        for (i++; i < source.length && !closing.test(source[i]); i++) code.push(source[i]);
+        i++; // the closing fence (or the end of an answer still streaming)
+        const pre = h("pre");
+        const inner = h("code");
+        if (m[2]) inner.dataset.lang = m[2].slice(0, 40);
+        inner.textContent = code.join("\n");
+        pre.append(inner);
+        parent.append(pre);
+        continue;
+      }
+      if (!line.trim()) {
+        flush();
+        i++;
+        continue;
+      }
+      if ((m = /^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$/.exec(line))) {
+        flush();
+        const heading = h(`h${m[1].length}`);
+        inline(m[2], heading, depth);
+        parent.append(heading);
+        i++;
+        continue;
+      }
+      if (/^ {0,3}([-*_])(?:\s*\1){2,}\s*$/.test(line)) {
+        flush();
+        parent.append(h("hr"));
+        i++;
+        continue;
+      }
+      if (/^ {0,3}>/.test(line)) {
+        flush();
+        const quoted = [];
+        for (; i < source.length && /^ {0,3}>/.test(source[i]); i++) quoted.push(source[i].replace(/^ {0,3}> ?/, ""));
+        const quote = h("blockquote");
+        if (depth < MAX_DEPTH) blocks(quoted.join("\n"), quote, depth + 1);
+        else quote.textContent = quoted.join("\n");
+        parent.append(quote);
+        continue;
+      }
+      const first = listItem(line);
+      if (first) {
+        flush();
+        const list = h(first.ordered ? "ol" : "ul");
+        if (first.ordered && first.start !== 1) list.setAttribute("start", String(first.start));
+        let item;
+        while (i < source.length && (item = listItem(source[i])) && item.ordered === first.ordered) {
+          const texts = [item.text];
+          // Indented lines that are not items themselves continue the item.
+          for (i++; i < source.length && /^\s+\S/.test(source[i]) && !listItem(source[i]); i++) {
+            texts.push(source[i].trim());
+          }
+          const li = h("li");
+          lines(li, texts, depth);
+          list.append(li);
+        }
+        parent.append(list);
+        continue;
+      }
+      (paragraph ||= []).push(line);
+      i++;
+    }
+    flush();
+  }
+
+  function markdown(text) {
+    const fragment = document.createDocumentFragment();
+    blocks(String(text || ""), fragment);
+    return fragment;
+  }
+
+  // -- the server -----------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, detail) {
+      super(detail || code || `HTTP ${status}`);
+      this.status = status;
+      this.code = code || "";
+      this.detail = detail || "";
+    }
+  }
+
+  function storage(kind) {
+    try {
+      const store = window[kind];
+      const probe = "__bytchat_probe__";
+      store.setItem(probe, "1");
+      store.removeItem(probe);
+      return store;
+    } catch (_error) {
+      const memory = new Map(); // storage disabled (privacy settings, sandboxed frames): this page only
+      return {
+        getItem: (key) => (memory.has(key) ? memory.get(key) : null),
+        setItem: (key, value) => memory.set(key, String(value)),
+        removeItem: (key) => memory.delete(key),
+      };
+    }
+  }
+
+  // -- the widget -----------------------------------------------------------------------------
+
+  class BytchatWidget {
+    constructor(script) {
+      const data = script.dataset;
+      this.botKey = (data.botKey || "").trim();
+      this.base = BytchatWidget.baseOf(script);
+      const lang = (data.lang || document.documentElement.lang || navigator.language || "en").toLowerCase();
+      this.lang = lang.startsWith("es") ? "es" : "en";
+      this.requestLang = data.lang ? this.lang : "";
+      this.t = STRINGS[this.lang];
+      this.title = (data.title || "").trim();
+      this.position = data.position === "left" ? "left" : "right";
+      this.accent = data.accent && window.CSS && CSS.supports("color", data.accent) ? data.accent : "";
+      this.local = storage("localStorage");
+      this.tab = storage("sessionStorage");
+      this.storeKey = `bytchat.widget.v${VERSION}.${this.botKey}`;
+      this.state = this.load();
+      this.socket = null;
+      this.greeting = "";
+      this.items = []; // {role, content, status, citations, finishReason, note, el}
+      this.answer = null; // the assistant item being streamed
+      this.awaiting = false; // this socket asked and its answer has not ended
+      this.connected = false;
+      this.started = false;
+      this.stopped = false; // a fatal error: no more reconnects
+      this.attempt = 0;
+      this.timer = null;
+      this.generation = 0; // bumps when a connection is abandoned; stale callbacks check it
+      this.build();
+      const open = data.open === "true" || this.tab.getItem(`${this.storeKey}.open`) === "1";
+      if (open) this.setOpen(true, false);
+      window.addEventListener("online", () => {
+        if (this.started && !this.connected && !this.stopped) this.reconnectNow();
+      });
+    }
+
+    static baseOf(script) {
+      if (script.dataset.server) return script.dataset.server.replace(/\/+$/, "");
+      const url = new URL(script.getAttribute("src") || "", document.baseURI);
+      const index = url.pathname.lastIndexOf(STATIC_MARK);
+      return url.origin + (index >= 0 ? url.pathname.slice(0, index) : "");
+    }
+
+    load() {
+      try {
+        const saved = JSON.parse(this.local.getItem(this.storeKey) || "{}");
+        return saved && typeof saved === "object" ? saved : {};
+      } catch (_error) {
+        return {};
+      }
+    }
+
+    save() {
+      this.local.setItem(this.storeKey, JSON.stringify(this.state));
+    }
+
+    // -- DOM ----------------------------------------------------------------------------------
+    build() {
+      this.host = document.createElement("bytchat-widget");
+      this.host.setAttribute("data-bot-key", this.botKey);
+      const shadow = this.host.attachShadow({ mode: "open" });
+      const style = h("style");
+      style.textContent = CSS;
+      shadow.append(style);
+
+      const root = h("div", `bcw-root${this.position === "left" ? " bcw-left" : ""}`);
+      if (this.accent) root.style.setProperty("--bcw-accent", this.accent);
+      root.lang = this.lang;
+
+      const panel = h("section", "bcw-panel");
+      panel.id = "bcw-panel";
+      panel.hidden = true;
+      panel.setAttribute("role", "dialog");
+      panel.setAttribute("aria-labelledby", "bcw-title");
+
+      const header = h("div", "bcw-header");
+      const title = h("h2", "bcw-title");
+      title.id = "bcw-title";
+      title.textContent = this.title || this.state.botName || this.t.chat;
+      const fresh = this.iconButton("bcw-new", this.t.newChat, "+");
+      fresh.addEventListener("click", () => this.newConversation());
+      const close = this.iconButton("bcw-close", this.t.close, "×");
+      close.addEventListener("click", () => this.setOpen(false));
+      header.append(title, fresh, close);
+
+      const status = h("div", "bcw-status");
+      status.setAttribute("role", "status");
+
+      const log = h("div", "bcw-log");
+      log.setAttribute("role", "log");
+      log.setAttribute("aria-live", "polite");
+      log.setAttribute("aria-relevant", "additions text");
+      log.setAttribute("aria-busy", "false");
+      log.tabIndex = 0;
+
+      const form = h("form", "bcw-form");
+      const label = h("label", "bcw-sr");
+      label.htmlFor = "bcw-input";
+      label.textContent = this.t.message;
+      const input = h("textarea", "bcw-input");
+      input.id = "bcw-input";
+      input.rows = 1;
+      input.placeholder = this.t.placeholder;
+      input.maxLength = 8000;
+      const send = h("button", "bcw-btn bcw-send");
+      send.type = "submit";
+      send.textContent = this.t.send;
+      send.disabled = true;
+      const stop = h("button", "bcw-btn bcw-stop");
+      stop.type = "button";
+      stop.textContent = this.t.stop;
+      stop.setAttribute("aria-label", this.t.stopLabel);
+      stop.hidden = true;
+      form.append(label, input, stop, send);
+      panel.append(header, status, log, form);
+
+      const launcher = h("button", "bcw-launcher");
+      launcher.type = "button";
+      launcher.setAttribute("aria-label", this.t.open);
+      launcher.setAttribute("aria-controls", "bcw-panel");
+      launcher.setAttribute("aria-expanded", "false");
+      launcher.append(BytchatWidget.chatIcon());
+      launcher.addEventListener("click", () => this.setOpen(panel.hidden));
+
+      root.append(panel, launcher);
+      shadow.append(root);
+      Object.assign(this, { shadow, root, panel, titleEl: title, statusEl: status, log, form, input, send, stop, launcher });
+
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        this.submit();
+      });
+      input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          this.submit();
+        }
+      });
+      input.addEventListener("input", () => {
+        input.style.height = "auto";
+        input.style.height = `${Math.min(input.scrollHeight, 120)}px`;
+        this.updateControls();
+      });
+      stop.addEventListener("click", () => this.requestStop());
+      panel.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") this.setOpen(false);
+      });
+      document.body.append(this.host);
+      this.renderAll();
+    }
+
+    iconButton(className, label, glyph) {
+      const button = h("button", `bcw-icon-btn ${className}`);
+      button.type = "button";
+      button.setAttribute("aria-label", label);
+      button.title = label;
+      const mark = h("span");
+      mark.setAttribute("aria-hidden", "true");
+      mark.textContent = glyph;
+      button.append(mark);
+      return button;
+    }
+
+    static chatIcon() {
+      const ns = "http://www.w3.org/2000/svg";
+      const svg = document.createElementNS(ns, "svg");
+      svg.setAttribute("viewBox", "0 0 24 24");
+      svg.setAttribute("aria-hidden", "true");
+      const path = document.createElementNS(ns, "path");
+      path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 6v2h2V9H7zm4 0v2h2V9h-2zm4 0v2h2V9h-2z");
+      svg.append(path);
+      return svg;
+    }
+
+    setOpen(open, focus = true) {
+      this.panel.hidden = !open;
+      this.launcher.setAttribute("aria-expanded", String(open));
+      this.launcher.setAttribute("aria-label", open ? this.t.close : this.t.open);
+      this.tab.setItem(`${this.storeKey}.open`, open ? "1" : "0");
+      if (open) {
+        if (!this.started) this.start();
+        if (focus) this.input.focus();
+        this.scrollDown(true);
+      } else if (focus) {
+        this.launcher.focus();
+      }
+    }
+
+    setStatus(text) {
+      this.statusEl.textContent = text || "";
+    }
+
+    updateControls() {
+      const streaming = this.awaiting;
+      this.send.disabled = !this.connected || streaming || !this.input.value.trim();
+      this.stop.hidden = !streaming;
+      if (!streaming) {
+        this.stop.disabled = false;
+        this.stop.textContent = this.t.stop;
+      }
+      this.log.setAttribute("aria-busy", String(streaming));
+    }
+
+    nearBottom() {
+      return this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 60;
+    }
+
+    scrollDown(force = false) {
+      if (force || this.nearBottom()) this.log.scrollTop = this.log.scrollHeight;
+    }
+
+    renderAll() {
+      const nodes = [];
+      if (this.greeting) {
+        const greeting = h("div", "bcw-msg bcw-msg--greeting");
+        greeting.textContent = this.greeting;
+        nodes.push(greeting);
+      }
+      for (const item of this.items) {
+        item.el = this.renderItem(item);
+        nodes.push(item.el);
+      }
+      this.log.replaceChildren(...nodes);
+      this.scrollDown(true);
+    }
+
+    addItem(item) {
+      this.items.push(item);
+      const follow = this.nearBottom();
+      item.el = this.renderItem(item);
+      this.log.append(item.el);
+      this.scrollDown(follow);
+      return item;
+    }
+
+    renderItem(item) {
+      const node = h("div", `bcw-msg bcw-msg--${item.role}`);
+      node.dataset.role = item.role;
+      const who = h("span", "bcw-sr");
+      who.textContent = item.role === "user" ? this.t.you : item.role === "assistant" ? this.t.assistant : "";
+      const body = h("div", "bcw-body");
+      const meta = h("div", "bcw-meta");
+      const sources = h("div", "bcw-sources");
+      node.append(who, body, meta, sources);
+      item.el = node;
+      this.updateItem(item);
+      return node;
+    }
+
+    updateItem(item) {
+      const node = item.el;
+      const [, body, meta, sources] = node.children;
+      node.dataset.status = item.status || "complete";
+      if (item.role === "user" || item.role === "notice") {
+        body.textContent = item.content;
+        if (item.role === "notice") node.setAttribute("role", "alert");
+      } else if (!item.content && item.status === "streaming") {
+        const typing = h("span", "bcw-typing");
+        typing.setAttribute("aria-label", this.t.thinking);
+        typing.setAttribute("role", "img");
+        typing.append(h("span"), h("span"), h("span"));
+        body.replaceChildren(typing);
+      } else {
+        body.replaceChildren(markdown(item.content));
+      }
+      meta.textContent = this.metaText(item);
+      this.renderSources(sources, item.citations || []);
+    }
+
+    metaText(item) {
+      if (item.role !== "assistant") return "";
+      if (item.status === "cancelled") return this.t.stopped;
+      if (item.status === "interrupted") return this.t.interrupted;
+      if (item.status === "error") return item.note || this.t.failed;
+      if (item.finishReason === "length") return this.t.truncated;
+      return "";
+    }
+
+    renderSources(container, citations) {
+      // One line per document (pages merged), or per web result; in the order first cited.
+      const groups = new Map();
+      for (const citation of citations) {
+        if (!citation || typeof citation !== "object") continue;
+        const filename = typeof citation.filename === "string" ? citation.filename.trim() : "";
+        const url = typeof citation.url === "string" ? citation.url : "";
+        const name = filename || (typeof citation.title === "string" && citation.title.trim()) || url;
+        if (!name) continue;
+        const key = filename ? `doc:${filename}` : `web:${url || name}`;
+        if (!groups.has(key)) groups.set(key, { name, href: filename ? null : safeHref(url), pages: new Set() });
+        const page = citation.page;
+        if (filename && (typeof page === "number" || (typeof page === "string" && page.trim()))) {
+          groups.get(key).pages.add(String(page));
+        }
+      }
+      if (!groups.size) {
+        container.replaceChildren();
+        return;
+      }
+      const heading = h("p", "bcw-sources-title");
+      heading.textContent = this.t.sources;
+      const list = h("ol");
+      for (const group of groups.values()) {
+        const entry = h("li", "bcw-source");
+        const label = h(group.href ? "a" : "span", "bcw-source-name");
+        label.textContent = group.name;
+        if (group.href) {
+          label.setAttribute("href", group.href);
+          label.setAttribute("target", "_blank");
+          label.setAttribute("rel", "noopener noreferrer nofollow");
+        }
+        entry.append(label);
+        if (group.pages.size) {
+          const pages = [...group.pages].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
+          entry.append(document.createTextNode(` (${this.t.page} ${pages.join(", ")})`));
+        }
+        list.append(entry);
+      }
+      container.replaceChildren(heading, list);
+    }
+
+    notice(text) {
+      this.addItem({ role: "notice", content: text, status: "error" });
+    }
+
+    // -- HTTP ---------------------------------------------------------------------------------
+    async api(method, path, body) {
+      const headers = { Accept: "application/json" };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (this.state.visitorToken && path !== "/widget/sessions") headers.Authorization = `Visitor ${this.state.visitorToken}`;
+      if (this.requestLang) headers["Accept-Language"] = this.requestLang;
+      const controller = new AbortController();
+      const timeout = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+      let response;
+      try {
+        response = await fetch(this.base + path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          mode: "cors",
+          credentials: "omit",
+          cache: "no-store",
+          signal: controller.signal,
+        });
+      } catch (_error) {
+        throw new ApiError(0, "network_error", "");
+      } finally {
+        clearTimeout(timeout);
+      }
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (_error) {
+        data = null;
+      }
+      if (!response.ok) {
+        const detail = data && typeof data.detail === "string" ? data.detail : "";
+        throw new ApiError(response.status, data && typeof data.code === "string" ? data.code : "", detail);
+      }
+      return data || {};
+    }
+
+    describe(error) {
+      if (error.code === "origin_not_allowed") return this.t.notAllowed;
+      if (error.code === "bot_not_found") return this.t.notFound;
+      if (error.detail) return error.detail;
+      if (error.status === 429) return this.t.tooMany;
+      return this.t.unavailable;
+    }
+
+    // -- the session --------------------------------------------------------------------------
+    async start() {
+      this.started = true;
+      if (!this.botKey) {
+        this.fatal(this.t.notFound);
+        return;
+      }
+      await this.reconnectNow();
+    }
+
+    // Loads the history (or creates a session), then opens a socket on a fresh URL.
+    async reconnectNow() {
+      clearTimeout(this.timer);
+      this.timer = null;
+      const generation = ++this.generation;
+      this.dropSocket();
+      this.setStatus(this.t.connecting);
+      try {
+        let url;
+        if (this.state.sessionId) {
+          try {
+            await this.loadHistory();
+            url = (await this.api("POST", `/widget/sessions/${encodeURIComponent(this.state.sessionId)}/websocket`)).websocket_url;
+          } catch (error) {
+            if (error.status !== 404 && error.status !== 401 && error.status !== 403) throw error;
+            url = null; // not this visitor's session (or gone): a new one
+          }
+        }
+        if (generation !== this.generation) return;
+        if (!url) url = await this.createSession();
+        if (generation !== this.generation) return;
+        this.connect(url, generation);
+      } catch (error) {
+        if (generation !== this.generation) return;
+        if (error.status === 403 || error.status === 404 || error.status === 400) {
+          this.fatal(this.describe(error)); // refused for good: this page, this key
+        } else {
+          if (error.status === 429 || (error.status >= 400 && error.detail)) this.setStatus(this.describe(error));
+          this.scheduleReconnect(error.status === 429);
+        }
+      }
+    }
+
+    async createSession() {
+      const body = { bot_key: this.botKey };
+      if (this.state.visitorToken) body.visitor_token = this.state.visitorToken;
+      const created = await this.api("POST", "/widget/sessions", body);
+      const fresh = this.state.sessionId !== created.session_id;
+      this.state = {
+        ...this.state,
+        sessionId: created.session_id,
+        visitorToken: created.visitor_token || this.state.visitorToken,
+        botName: (created.bot && created.bot.name) || this.state.botName || "",
+      };
+      this.save();
+      if (!this.title && this.state.botName) this.titleEl.textContent = this.state.botName;
+      if (fresh) {
+        this.items = this.items.filter((item) => item.role === "notice").slice(-1);
+        this.answer = null;
+        this.awaiting = false;
+        this.renderAll();
+      }
+      return created.websocket_url;
+    }
+
+    async loadHistory() {
+      const id = this.state.sessionId;
+      const data = await this.api("GET", `/widget/sessions/${encodeURIComponent(id)}/messages`);
+      if (id !== this.state.sessionId) return;
+      this.items = (Array.isArray(data.messages) ? data.messages : [])
+        .filter((m) => m && (m.role === "user" || m.role === "assistant"))
+        .map((m) => ({
+          id: m.id,
+          role: m.role,
+          content: typeof m.content === "string" ? m.content : "",
+          status: m.role === "assistant" ? m.status || "complete" : "complete",
+          citations: Array.isArray(m.citations) ? m.citations : [],
+        }));
+      this.answer = null;
+      this.awaiting = false;
+      this.renderAll();
+      this.updateControls();
+    }
+
+    async newConversation() {
+      if (this.stopped && !this.botKey) return;
+      this.stopped = false;
+      this.state = { ...this.state, sessionId: null };
+      this.save();
+      this.items = [];
+      this.greeting = "";
+      this.answer = null;
+      this.awaiting = false;
+      this.renderAll();
+      this.started = true;
+      await this.reconnectNow();
+      this.input.focus();
+    }
+
+    fatal(text) {
+      this.stopped = true;
+      this.connected = false;
+      clearTimeout(this.timer);
+      this.dropSocket();
+      this.setStatus("");
+      this.notice(text);
+      this.updateControls();
+    }
+
+    scheduleReconnect(slow = false) {
+      if (this.stopped || this.timer) return;
+      const base = Math.min(BACKOFF_FIRST_MS * 2 ** this.attempt, BACKOFF_MAX_MS);
+      const delay = Math.round(Math.min(slow ? Math.max(base, 5000) : base, BACKOFF_MAX_MS) * (0.85 + Math.random() * 0.3));
+      this.attempt++;
+      this.setStatus(this.t.reconnecting.replace("{s}", (delay / 1000).toFixed(delay < 1000 ? 1 : 0)));
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.reconnectNow();
+      }, delay);
+    }
+
+    // -- the socket ---------------------------------------------------------------------------
+    dropSocket() {
+      const socket = this.socket;
+      this.socket = null;
+      this.connected = false;
+      if (socket) {
+        socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+        if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) socket.close(1000);
+      }
+      this.updateControls();
+    }
+
+    connect(url, generation) {
+      let socket;
+      try {
+        socket = new WebSocket(url);
+      } catch (_error) {
+        this.scheduleReconnect();
+        return;
+      }
+      this.socket = socket;
+      socket.onopen = () => {
+        if (generation !== this.generation) return;
+        this.connected = true;
+        this.attempt = 0;
+        this.setStatus("");
+        this.updateControls();
+      };
+      socket.onmessage = (event) => {
+        if (generation !== this.generation) return;
+        let frame;
+        try {
+          frame = JSON.parse(event.data);
+        } catch (_error) {
+          return;
+        }
+        if (frame && typeof frame === "object") this.onFrame(frame);
+      };
+      socket.onclose = (event) => {
+        if (generation !== this.generation) return;
+        this.socket = null;
+        this.onClose(event.code);
+      };
+    }
+
+    onClose(code) {
+      this.connected = false;
+      if (this.answer) {
+        this.answer.status = "interrupted";
+        this.updateItem(this.answer);
+        this.answer = null;
+      }
+      this.awaiting = false;
+      this.updateControls();
+      if (code === CLOSE_DELETED) {
+        this.state = { ...this.state, sessionId: null };
+        this.save();
+        this.items = [];
+        this.renderAll();
+        this.notice(this.t.deleted);
+        this.reconnectNow();
+      } else if (code === CLOSE_UNAUTHORIZED) {
+        this.fatal(this.t.unauthorized);
+      } else if (code === CLOSE_EXPIRED) {
+        this.reconnectNow(); // too old: a fresh URL at once
+      } else {
+        this.scheduleReconnect(code === CLOSE_TOO_MANY);
+      }
+    }
+
+    onFrame(frame) {
+      const content = typeof frame.content === "string" ? frame.content : "";
+      switch (frame.type) {
+        case "system":
+          if (content && content !== this.greeting) {
+            this.greeting = content;
+            this.renderAll();
+          }
+          break;
+        case "chunk": {
+          const item = this.currentAnswer();
+          item.content += content;
+          this.updateItem(item);
+          this.scrollDown();
+          break;
+        }
+        case "done": {
+          const item = this.currentAnswer();
+          const remote = item.remote;
+          item.content = content || item.content;
+          item.citations = Array.isArray(frame.citations) ? frame.citations : [];
+          item.finishReason = frame.finish_reason || "stop";
+          item.status = item.finishReason === "cancelled" ? "cancelled" : "complete";
+          this.finishAnswer(item);
+          if (remote) this.refreshHistory(); // asked from another tab: fetch its question too
+          break;
+        }
+        case "error": {
+          const message = content || this.t.failed;
+          if (this.answer) {
+            const item = this.answer;
+            if (typeof frame.partial === "string" && frame.partial.length >= item.content.length) item.content = frame.partial;
+            item.status = "error";
+            item.note = message;
+            this.finishAnswer(item);
+          } else {
+            this.notice(message);
+            this.awaiting = false;
+            this.updateControls();
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+
+    currentAnswer() {
+      if (!this.answer) {
+        this.answer = this.addItem({ role: "assistant", content: "", status: "streaming", citations: [], remote: !this.awaiting });
+        this.log.setAttribute("aria-busy", "true");
+      }
+      return this.answer;
+    }
+
+    finishAnswer(item) {
+      this.updateItem(item);
+      this.scrollDown();
+      this.answer = null;
+      this.awaiting = false;
+      this.updateControls();
+    }
+
+    async refreshHistory() {
+      try {
+        if (!this.answer) await this.loadHistory();
+      } catch (_error) {
+        // the answer is shown already; its question appears on the next reload
+      }
+    }
+
+    submit() {
+      const text = this.input.value.trim();
+      if (!text || !this.connected || this.awaiting || !this.socket) return;
+      try {
+        this.socket.send(JSON.stringify({ type: "message", content: text }));
+      } catch (_error) {
+        return;
+      }
+      this.input.value = "";
+      this.input.style.height = "auto";
+      this.addItem({ role: "user", content: text, status: "complete" });
+      this.awaiting = true;
+      this.answer = null;
+      this.currentAnswer();
+      this.scrollDown(true);
+      this.updateControls();
+    }
+
+    requestStop() {
+      if (!this.awaiting || !this.socket || this.socket.readyState !== WebSocket.OPEN) return;
+      this.socket.send(JSON.stringify({ type: "stop" }));
+      this.stop.disabled = true;
+      this.stop.textContent = this.t.stopping;
+    }
+  }
+
+  function boot(script) {
+    if (!script || script.dataset.bytchatReady) return;
+    script.dataset.bytchatReady = "1";
+    const run = () => new BytchatWidget(script);
+    if (document.body) run();
+    else document.addEventListener("DOMContentLoaded", run, { once: true });
+  }
+
+  const current = document.currentScript;
+  if (current && current.dataset.botKey !== undefined) boot(current);
+  else document.querySelectorAll(`script[data-bot-key][src*="${STATIC_MARK}widget.js"]`).forEach(boot);
+})();
