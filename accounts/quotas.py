@@ -62,12 +62,13 @@ def slot_give_back(key: str) -> None:
             pass
 
 
-def _stream_key(user_id: int) -> str:
-    return f"streams:{user_id}"
+def _stream_key(holder: int | str) -> str:
+    return f"streams:{holder}"
 
 
-def stream_slot_acquire(*, user_id: int) -> None:
-    """Take one of the user's parallel-answer slots, or refuse with 429 (RELIABILITY C7)."""
+def stream_slot_acquire(*, user_id: int | str) -> None:
+    """Take one of the user's (or a widget visitor's: a string id) parallel-answer slots, or refuse
+    with 429 (RELIABILITY C7)."""
     if not slot_take(
         _stream_key(user_id), limit=settings.CHAT_PARALLEL_STREAMS, ttl=int(settings.LLM_TOTAL_TIMEOUT) + 60
     ):
@@ -78,7 +79,7 @@ def stream_slot_acquire(*, user_id: int) -> None:
         )
 
 
-def stream_slot_release(*, user_id: int) -> None:
+def stream_slot_release(*, user_id: int | str) -> None:
     slot_give_back(_stream_key(user_id))
 
 
@@ -96,7 +97,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip().lower()]
 
 
-def rate_limit_take(*, user_id: int, scope: str, rate: str) -> None:
+def rate_limit_take(*, user_id: int | str, scope: str, rate: str) -> None:
     """Count one request in the current fixed window, or refuse with 429 and `Retry-After`.
 
     Unlike DRF's throttles (read, modify, write), the count is one atomic cache increment,
