@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import re_path
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -108,7 +109,7 @@ class WidgetView(APIView):
             response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             response["Access-Control-Max-Age"] = "600"
-            response["Vary"] = "Origin"
+            patch_vary_headers(response, ["Origin"])
         return response
 
 
