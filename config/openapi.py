@@ -232,3 +232,22 @@ def inference_endpoints(result: dict[str, Any]) -> dict[str, Any]:
             }
         }
     return paths
+
+
+def widget_security(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """The widget's endpoints: a session is opened with the bot's public key alone; the rest take
+    the visitor token the browser keeps (`Authorization: Visitor <token>`)."""
+    schemes = result.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["visitorAuth"] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "`Visitor <token>`: the visitor token `POST /widget/sessions` returned to this browser.",
+    }
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/widget/"):
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["security"] = [] if path.rstrip("/") == "/widget/sessions" else [{"visitorAuth": []}]
+    return result

@@ -262,11 +262,13 @@ SPECTACULAR_SETTINGS = {
     # Messages and documents both have a `status`; each choice set keeps its own name.
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "chats.models.MessageStatus",
+        "MessageRoleEnum": "chats.models.Role",
         "DocumentStatusEnum": "knowledge.models.DocumentStatus",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_streaming_endpoints",
+        "config.openapi.widget_security",
     ],
 }
 

@@ -23,7 +23,8 @@ SEED_PATHS = {
     "/bots/{bot_id}/models/{config_id}": {"delete"},
     "/chat/{bot_id}": {"post"},
 }
-NOT_API = ("admin/", "api/schema", "api/docs", "api/redoc")
+# Pages for people, not API: the admin, the API docs, the widget demo.
+NOT_API = ("admin/", "api/schema", "api/docs", "api/redoc", "demo")
 HTTP_METHODS = {"get", "put", "patch", "post", "delete", "head", "options", "trace"}
 
 
@@ -77,7 +78,7 @@ def test_every_api_route_in_the_url_resolver_is_in_the_schema(schema):
 def test_protected_operations_declare_bearer_auth_and_public_ones_none(schema):
     assert "security" not in schema  # no global requirement: each operation says what it needs
     public = {("/", "get"), ("/users/", "post"), ("/token", "post"), ("/token/refresh", "post")}
-    public.add(("/token/revoke", "post"))
+    public |= {("/token/revoke", "post"), ("/widget/sessions", "post")}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             if method not in HTTP_METHODS:
@@ -85,6 +86,8 @@ def test_protected_operations_declare_bearer_auth_and_public_ones_none(schema):
             security = operation.get("security", [])
             if (path, method) in public:
                 assert not any(security), (path, method, security)
+            elif path.startswith("/widget/"):
+                assert security == [{"visitorAuth": []}], (path, method, security)
             else:
                 assert {"jwtAuth": []} in security, (path, method, security)
 

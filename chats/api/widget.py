@@ -19,7 +19,7 @@ from django.http import HttpResponse
 from django.urls import re_path
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
@@ -152,12 +152,8 @@ class WidgetSessionCreateView(WidgetView):
         )
 
 
-VISITOR_AUTH = [OpenApiParameter("Authorization", str, OpenApiParameter.HEADER, description="`Visitor <token>`")]
-
-
 class WidgetMessagesView(WidgetView):
     @extend_schema(
-        parameters=VISITOR_AUTH,
         responses={
             200: inline_serializer(
                 "WidgetHistory",
@@ -175,7 +171,6 @@ class WidgetMessagesView(WidgetView):
 
 class WidgetWebsocketView(WidgetView):
     @extend_schema(
-        parameters=VISITOR_AUTH,
         request=None,
         responses={200: inline_serializer("WidgetWebsocket", {"websocket_url": serializers.CharField()})},
         auth=[],
