@@ -14,8 +14,15 @@ from rest_framework.views import APIView
 from bots.llm import provider_is_configured
 from bots.models import Bot, ModelConfig, ProviderName, TaskType
 from bots.selectors import bot_get, bot_list
-from bots.services import bot_create, bot_delete, bot_update, model_config_add, model_config_delete
-from config.serializers import StrictSerializer
+from bots.services import (
+    bot_create,
+    bot_delete,
+    bot_public_set,
+    bot_update,
+    model_config_add,
+    model_config_delete,
+)
+from config.serializers import StrictSerializer, validated
 
 _MODEL_ID = re.compile(r"^[\w.:/@+-]+$")
 
@@ -134,3 +141,36 @@ class BotModelDetailView(APIView):
     def delete(self, request: Request, bot_id, config_id: int) -> Response:
         model_config_delete(bot=bot_get(user=request.user, bot_id=bot_id), config_id=config_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BotWidgetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Bot
+        fields = ["public", "public_key", "allowed_origins"]
+        read_only_fields = fields
+
+
+class BotWidgetUpdateSerializer(StrictSerializer):
+    public = serializers.BooleanField(required=False, help_text="Whether the web widget may chat with this bot.")
+    allowed_origins = serializers.ListField(
+        child=serializers.CharField(max_length=300),
+        required=False,
+        help_text="Pages allowed to embed the widget, e.g. https://www.example.com (at most 20).",
+    )
+
+
+class BotWidgetView(APIView):
+    """The bot's public mode (an extension of the seed): the web widget's key and allowed pages."""
+
+    @extend_schema(responses={200: BotWidgetSerializer})
+    def get(self, request: Request, bot_id) -> Response:
+        return Response(BotWidgetSerializer(bot_get(user=request.user, bot_id=bot_id)).data)
+
+    @extend_schema(request=BotWidgetUpdateSerializer, responses={200: BotWidgetSerializer})
+    def patch(self, request: Request, bot_id) -> Response:
+        bot = bot_get(user=request.user, bot_id=bot_id)
+        data = validated(BotWidgetUpdateSerializer, request.data)
+        bot = bot_public_set(
+            bot=bot, public=data.get("public", bot.public), allowed_origins=data.get("allowed_origins")
+        )
+        return Response(BotWidgetSerializer(bot).data)

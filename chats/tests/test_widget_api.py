@@ -224,3 +224,23 @@ def test_the_demo_command_prepares_one_public_bot_with_its_document(capsys, djan
 def test_the_demo_page_says_how_to_set_it_up_without_a_demo_bot(bot):
     page = Client().get("/demo/")
     assert page.status_code == 404 and "manage.py demo_bot" in page.content.decode()
+
+
+def test_owners_turn_public_mode_on_through_the_bots_api(user, other_user):
+    api = client_for(user)
+    bot = api.post("/bots/", {"name": "Shop helper"}, format="json").json()
+    path = f"/bots/{bot['id']}/widget"
+    assert api.get(path).json() == {"public": False, "public_key": None, "allowed_origins": []}
+    response = api.patch(path, {"public": True, "allowed_origins": ["https://Shop.example.com/"]}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["public"] is True and body["public_key"].startswith("pk_")
+    assert body["allowed_origins"] == ["https://shop.example.com"]
+    assert start(Client(), body["public_key"], origin="https://shop.example.com").status_code == 201
+    assert_error(api.patch(path, {"allowed_origins": ["*"]}, format="json"), 400, "allowed_origins")
+    assert_error(api.patch(path, {"public_key": "pk_mine"}, format="json"), 400, "public_key")
+    assert_error(client_for(other_user).patch(path, {"public": False}, format="json"), 404)
+    assert_error(client_for(other_user).get(path), 404)
+    off = api.patch(path, {"public": False}, format="json").json()
+    assert off["public"] is False and off["public_key"] == body["public_key"]
+    assert_error(start(Client(), body["public_key"], origin="https://shop.example.com"), 404)
