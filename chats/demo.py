@@ -21,6 +21,8 @@ DEMO_PROMPT = (
     "say so when they do not cover the question."
 )
 SAMPLE = Path(__file__).resolve().parent / "demo_material" / "bytchat.md"
+# Anyone may talk to a public demo: its owner's quota bounds what that costs a day.
+DEMO_DAILY_QUOTA = 1000
 
 
 def demo_bot_get() -> Bot | None:
@@ -28,19 +30,19 @@ def demo_bot_get() -> Bot | None:
     return Bot.objects.filter(demo=True, public=True, owner__is_active=True).first()
 
 
-def demo_bot_prepare(*, origins: list[str]) -> Bot:
-    """The demo owner (no password: it cannot log in), its public bot with the sample document,
-    the given page origins allowed besides Bytchat's own, marked as the demo bot."""
+def demo_bot_prepare(*, origins: list[str] | None = None) -> Bot:
+    """The demo owner (no password: it cannot log in; DEMO_DAILY_QUOTA calls a day), its public bot
+    with the sample document, marked as the demo bot. `origins`, when given, become the pages
+    allowed to embed it besides Bytchat's own (replacing the previous list); else the list is kept."""
     user_model = get_user_model()
     with transaction.atomic():
         owner = user_model.objects.filter(email=DEMO_OWNER_EMAIL).first()
         if owner is None:
-            owner = user_model.objects.create_user(email=DEMO_OWNER_EMAIL, password=None)
+            owner = user_model.objects.create_user(email=DEMO_OWNER_EMAIL, password=None, daily_quota=DEMO_DAILY_QUOTA)
         bot = Bot.objects.filter(owner=owner, name=DEMO_BOT_NAME).first()
         if bot is None:
             bot = Bot.objects.create(owner=owner, name=DEMO_BOT_NAME, system_prompt=DEMO_PROMPT)
-        allowed = list(dict.fromkeys([*bot.allowed_origins, *origins]))
-        bot_public_set(bot=bot, public=True, allowed_origins=allowed)
+        bot_public_set(bot=bot, public=True, allowed_origins=origins if origins else None)
         demo_bot_set(bot=bot)
         base = knowledge_base_get_or_create(owner=owner, name=DEMO_BOT_NAME)
         base.bots.add(bot)

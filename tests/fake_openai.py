@@ -18,6 +18,10 @@ Model names:
   fake-exam                     answers exam JSON built from the prompt's <<<PASSAGE n | ...>>> blocks: as many
                                 questions as "Write exactly <n>" asks, in Spanish ("¿Qué palabra aparece en el
                                 pasaje n? «excerpt»"), 4 options, a hint when the prompt says "Hints: yes"
+  fake-widget                   the web widget's tests: a Markdown answer chosen by the last user message,
+                                word by word 30 ms apart: "unsafe" -> raw HTML (<script>, <img onerror>, a
+                                javascript: link) that sets window.__pwned if executed, with **bold** text;
+                                "long" -> 60 tokens "w0 w1 ..." 60 ms apart; else a short Markdown answer
   fake-exam-invalid-<n>         invalid exam output (no JSON, 3 options, answer out of range, in turn) for the
                                 first n calls with this model since reset(), then as fake-exam; without -<n>, always
 
@@ -191,7 +195,27 @@ class FakeOpenAI(LoopbackServer):
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             return [f"t{i} " for i in range(int(match.group(1)))]
         last_user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+        if model == "fake-widget":
+            return re.findall(r"\S+\s*", cls.widget_answer(last_user))
         return re.findall(r"\S+\s*", f"Echo: {last_user}")
+
+    WIDGET_UNSAFE = (
+        "Here is **bold text** and raw HTML: <script>window.__pwned=1</script> and "
+        '<img src=x onerror="window.__pwned=2"> and [a bad link](javascript:window.__pwned=3) '
+        "and [a good link](https://example.com/docs)."
+    )
+    WIDGET_ANSWER = (
+        "## The widget\n\nBytchat streams **every answer** as it is *written*:\n\n"
+        "- one script tag\n- a publishable key\n\nSee `widget.js` for details."
+    )
+
+    @classmethod
+    def widget_answer(cls, question: str) -> str:
+        if "unsafe" in question:
+            return cls.WIDGET_UNSAFE
+        if "long" in question:
+            return "".join(f"w{i} " for i in range(60))
+        return cls.WIDGET_ANSWER
 
     @staticmethod
     def _usage(body: dict[str, Any], words: list[str]) -> dict[str, int]:
@@ -225,6 +249,8 @@ class FakeOpenAI(LoopbackServer):
         delay = 0.0
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             delay = int(match.group(2)) / 1000
+        if model == "fake-widget":
+            delay = 0.06 if words and words[0] == "w0 " else 0.03
         drop_after = int(m.group(1)) if (m := re.fullmatch(r"fake-drop-(\d+)", model)) else None
         broken = re.fullmatch(r"fake-(garbage|inband-error)-(\d+)", model)
 

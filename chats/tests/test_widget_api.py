@@ -12,7 +12,7 @@ from django.test import Client
 from accounts.models import DailyUsage, ModelCall
 from bots.models import Bot
 from bots.services import bot_public_set
-from chats.demo import DEMO_BOT_NAME
+from chats.demo import DEMO_BOT_NAME, DEMO_DAILY_QUOTA
 from chats.models import Chat, Message, Surface
 from conftest import client_for
 from knowledge.models import Document
@@ -214,7 +214,11 @@ def test_the_demo_command_prepares_one_public_bot_with_its_document(capsys, djan
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first == second and first["public_key"].startswith("pk_")
     bot = Bot.objects.get(name=DEMO_BOT_NAME)
-    assert bot.public and bot.demo and bot.allowed_origins == ["http://localhost:3000"]
+    assert bot.public and bot.demo and bot.allowed_origins == ["http://localhost:3000"]  # kept when none given
+    assert bot.owner.daily_quota == DEMO_DAILY_QUOTA and not bot.owner.has_usable_password()
+    call_command("demo_bot", "--origin", "http://localhost:4000")
+    bot.refresh_from_db()
+    assert bot.allowed_origins == ["http://localhost:4000"]  # replaced when given
     assert Document.objects.filter(knowledge_base__bots=bot, status="ready").count() == 1
     page = Client().get("/demo/")
     assert page.status_code == 200

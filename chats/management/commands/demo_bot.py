@@ -19,13 +19,14 @@ class Command(BaseCommand):
             "--origin",
             action="append",
             default=[],
-            help="A page origin allowed to embed the widget (repeatable), e.g. http://localhost:3000.",
+            help="A page origin allowed to embed the widget (repeatable), e.g. http://localhost:3000; "
+            "given, the origins replace the bot's list. Bytchat's own origin is always allowed.",
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON line for scripts.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            bot = demo_bot_prepare(origins=options["origin"])
+            bot = demo_bot_prepare(origins=options["origin"] or None)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         if options["json"]:

@@ -7,7 +7,7 @@
  * Attributes of the script tag:
  *   data-bot-key   (required) the bot's publishable key (pk_...)
  *   data-title     the panel's title (default: the bot's name)
- *   data-open      "true" to start with the panel open (default: closed, or as the visitor left it in this tab)
+ *   data-open      "true" to start with the panel open (default: closed); after that, as the visitor left it in this tab
  *   data-lang      "en" or "es": the widget's own texts, also sent as Accept-Language (default: the page's language)
  *   data-position  "right" (default) or "left": the corner of the launcher button
  *   data-accent    a CSS color for buttons and the visitor's messages (default #2f5bea)
@@ -258,6 +258,7 @@
       buffer = "";
     };
     const unclosed = new Set(); // delimiters with no closing one after the current position
+    const lastBracket = text.lastIndexOf("]"); // no link can start after it
     let i = 0;
     while (i < text.length) {
       const c = text[i];
@@ -286,7 +287,7 @@
         }
         continue;
       }
-      if (c === "!" && text[i + 1] === "[") {
+      if (c === "!" && text[i + 1] === "[" && i < lastBracket) {
         const image = parseLink(text, i + 1);
         if (image) {
           flush();
@@ -297,7 +298,7 @@
           continue;
         }
       }
-      if (c === "[") {
+      if (c === "[" && i < lastBracket) {
         const found = parseLink(text, i);
         if (found) {
           flush();
@@ -534,8 +535,8 @@
       this.timer = null;
       this.generation = 0; // bumps when a connection is abandoned; stale callbacks check it
       this.build();
-      const open = data.open === "true" || this.tab.getItem(`${this.storeKey}.open`) === "1";
-      if (open) this.setOpen(true, false);
+      const left = this.tab.getItem(`${this.storeKey}.open`); // as the visitor left it in this tab
+      if (left === null ? data.open === "true" : left === "1") this.setOpen(true, false);
       window.addEventListener("online", () => {
         if (this.started && !this.connected && !this.stopped) this.reconnectNow();
       });
@@ -700,6 +701,7 @@
     updateControls() {
       const streaming = this.awaiting;
       this.send.disabled = !this.connected || streaming || !this.input.value.trim();
+      this.input.disabled = this.stopped;
       this.stop.hidden = !streaming;
       if (!streaming) {
         this.stop.disabled = false;
@@ -1093,6 +1095,8 @@
           break;
         }
         case "error": {
+          // The close that follows these says it better (a fresh URL at once; a new session).
+          if (frame.code === "connection_expired" || frame.code === "session_deleted") break;
           const message = content || this.t.failed;
           if (this.answer) {
             const item = this.answer;

@@ -1,0 +1,359 @@
+"""The embeddable widget (chats/static/bytchat/widget.js) in Debian's headless Chromium, against a real daphne.
+
+The server answers with the fake OpenAI server's `fake-widget` model (Markdown streamed word by word) and
+its demo bot (`manage.py demo_bot`) has the sample document about Bytchat, so answers cite `bytchat.md`.
+Other origins are pages of small HTTP servers on other ports: one the bot allows, one it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.browser import ARTIFACTS, ROOT, TRACK_SOCKETS, HostPages, Widget, embedding_page, require_chromium
+from tests.live_server import LiveServer
+
+pytestmark = pytest.mark.browser
+
+WIDGET_JS = ROOT / "chats" / "static" / "bytchat" / "widget.js"
+QUESTION = "How does the Bytchat widget stream answers?"
+# Records the length of the last answer's text at every change of the widget's DOM.
+SAMPLE_ANSWER_LENGTHS = """
+() => {
+  const root = document.querySelector("bytchat-widget").shadowRoot;
+  window.__lengths = [];
+  window.__stopShown = false;
+  new MutationObserver(() => {
+    const bodies = root.querySelectorAll(".bcw-msg--assistant .bcw-body");
+    const last = bodies[bodies.length - 1];
+    if (!last) return;
+    const length = last.textContent.length;
+    if (window.__lengths[window.__lengths.length - 1] !== length) window.__lengths.push(length);
+    if (!root.querySelector(".bcw-stop").hidden) window.__stopShown = true;
+  }).observe(root, { subtree: true, childList: true, characterData: true, attributes: true });
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    allowed, foreign = HostPages().start(), HostPages().start()
+    yield allowed, foreign
+    allowed.stop()
+    foreign.stop()
+
+
+@pytest.fixture(scope="module")
+def site(fake_openai_server, tmp_path_factory, hosts):
+    """The live server with its demo bot (allowing the first host's origin) and the host pages."""
+    require_chromium()
+    allowed, foreign = hosts
+    live = LiveServer(
+        tmp_path_factory.mktemp("widget"),
+        {
+            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
+            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
+            "LLM_PROVIDER": "custom",
+            "LLM_MODEL": "fake-widget",
+            "LLM_MAX_RETRIES": "0",
+            # Counters that outlive a run on PostgreSQL + Redis: sessions per address, the demo owner's quota.
+            "WIDGET_SESSIONS_RATE": "1000/hour",
+            "QUOTA_DAILY_FREE": "100000",
+        },
+    ).start()
+    try:
+        # Ingested inline by the command, so the sample document is searchable before the first question.
+        env = {**live.env, "TASKS_BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}
+        command = [sys.executable, "manage.py", "demo_bot", "--json", "--origin", allowed.origin]
+        prepared = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert prepared.returncode == 0, prepared.stderr
+        key = json.loads(prepared.stdout.strip().splitlines()[-1])["public_key"]
+        allowed.pages["/shop.html"] = embedding_page(live.url, key, title="An allowed shop")
+        foreign.pages["/elsewhere.html"] = embedding_page(live.url, key, title="Somebody else's site")
+        yield {"live": live, "key": key, "allowed": allowed, "foreign": foreign}
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = require_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-proxy-server"])
+        yield browser
+        browser.close()
+
+
+class Console:
+    """JavaScript errors of a page: uncaught exceptions and console.error lines (the favicon aside)."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        page.on("console", self._console)
+
+    def _console(self, message) -> None:
+        if message.type == "error" and not (message.location or {}).get("url", "").endswith("/favicon.ico"):
+            self.errors.append(f"console: {message.text} ({(message.location or {}).get('url', '')})")
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser profile (its own localStorage: its own visitor) and one page; no JavaScript errors."""
+    context = browser.new_context(viewport={"width": 1100, "height": 760}, locale="en-US")
+    context.set_default_timeout(10_000)
+    context.add_init_script(TRACK_SOCKETS)
+    tab = context.new_page()
+    tab.console = Console(tab)
+    yield tab
+    errors = list(tab.console.errors)
+    context.close()
+    assert errors == []
+
+
+def screenshot(page, name: str):
+    ARTIFACTS.mkdir(exist_ok=True)
+    return page.screenshot(path=ARTIFACTS / name)
+
+
+def history(site, stored: dict) -> list[dict]:
+    response = httpx.get(
+        f"{site['live'].url}/widget/sessions/{stored['sessionId']}/messages",
+        headers={"Authorization": f"Visitor {stored['visitorToken']}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["messages"]
+
+
+def test_the_widget_never_writes_html():
+    """Model and document text reach the page as text only: the file has no HTML sink at all."""
+    source = WIDGET_JS.read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in source
+
+
+def test_demo_page_streams_an_answer_chunk_by_chunk_with_its_citation(site, page):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    expect(widget.root.locator(".bcw-title")).to_have_text("Bytchat demo")
+    page.evaluate(SAMPLE_ANSWER_LENGTHS)
+    widget.ask(QUESTION)
+    expect(widget.users).to_have_text([QUESTION])
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+
+    final = len(widget.body().text_content())
+    lengths = page.evaluate("window.__lengths")
+    partial = [n for n in lengths if 0 < n < final]
+    assert len(set(partial)) >= 5, lengths  # the answer was seen growing, not only whole
+    assert page.evaluate("window.__stopShown")  # the stop button was offered while it streamed
+    expect(widget.stop_button).to_be_hidden()
+
+    # Markdown, rendered as elements.
+    body = widget.body()
+    expect(body.locator("h2")).to_have_text("The widget")
+    expect(body.locator("strong")).to_have_text("every answer")
+    expect(body.locator("em")).to_have_text("written")
+    expect(body.locator("li")).to_have_text(["one script tag", "a publishable key"])
+    expect(body.locator("code")).to_have_text("widget.js")
+    # The citation names the sample document, once.
+    expect(widget.answer().locator(".bcw-source-name")).to_have_text(["bytchat.md"])
+    expect(widget.answer().locator(".bcw-sources-title")).to_have_text("Sources")
+
+    screenshot(page, "widget-demo.png")
+    # The README's picture: the widget alone (the page's text shows this run's port).
+    page.add_style_tag(content="body > * { visibility: hidden; } bytchat-widget { visibility: visible; }")
+    box = widget.root.locator(".bcw-root").bounding_box()
+    clip = {"x": box["x"] - 16, "y": box["y"] - 16, "width": box["width"] + 32, "height": box["height"] + 32}
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "widget.png", clip=clip)
+    if os.environ.get("UPDATE_SCREENSHOTS"):  # `UPDATE_SCREENSHOTS=1 make test` refreshes the README's copy
+        page.screenshot(path=ROOT / "docs" / "widget.png", clip=clip)
+
+
+def test_html_in_an_answer_is_shown_as_text_and_never_runs(site, page):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    widget.ask("Show me something unsafe about the widget")
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+
+    for _load in ("streamed", "reloaded from the history"):
+        body = widget.body()
+        expect(body).to_contain_text("<script>window.__pwned=1</script>")
+        expect(body).to_contain_text('<img src=x onerror="window.__pwned=2">')
+        expect(body.locator("strong")).to_have_text("bold text")
+        # Only the http(s) link is a link; the javascript: one is its text.
+        links = body.locator("a")
+        expect(links).to_have_count(1)
+        expect(links).to_have_text("a good link")
+        assert links.get_attribute("href") == "https://example.com/docs"
+        assert links.get_attribute("target") == "_blank"
+        assert links.get_attribute("rel") == "noopener noreferrer nofollow"
+        expect(body).to_contain_text("a bad link")
+        expect(widget.root.locator("script, img, iframe, object, embed, [onerror]")).to_have_count(0)
+        page.wait_for_timeout(300)  # time for an <img onerror> to fire, had one been made
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        page.reload()
+        widget.wait_ready()
+        expect(widget.answers).to_have_count(1)
+
+
+def test_stop_ends_the_answer_midway_and_the_server_keeps_it_cancelled(site, page):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    widget.ask("Write a long answer, please")
+    expect(widget.stop_button).to_be_visible()
+    expect(widget.body()).to_contain_text("w4")
+    widget.stop_button.click()
+
+    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Stopped")
+    expect(widget.stop_button).to_be_hidden()
+    shown = widget.body().text_content()
+    assert "w4" in shown and "w59" not in shown
+
+    messages = history(site, widget.stored(site["key"]))
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "cancelled")]
+    assert messages[1]["content"].strip() == shown.strip()
+
+    page.reload()
+    widget.wait_ready()
+    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Stopped")
+    expect(widget.body()).to_have_text(shown.strip())
+
+
+def test_a_reload_restores_the_conversation_of_this_browser_only(site, page, browser):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    widget.ask(QUESTION)
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    answer = widget.body().text_content()
+    stored = widget.stored(site["key"])
+    assert stored["sessionId"] and stored["visitorToken"]
+
+    created = []
+    page.on("request", lambda r: created.append(r.url) if r.method == "POST" and r.url.endswith("/sessions") else None)
+    page.reload()
+    widget.wait_ready()
+    expect(widget.users).to_have_text([QUESTION])
+    expect(widget.answers).to_have_count(1)
+    expect(widget.body()).to_have_text(answer)
+    expect(widget.answer().locator(".bcw-source-name")).to_have_text(["bytchat.md"])
+    assert widget.stored(site["key"]) == stored and created == []  # the same session, not a new one
+
+    # Another browser is another visitor: its own, empty session; the first one's is not its to read.
+    other = browser.new_context()
+    try:
+        stranger = other.new_page()
+        stranger.goto(f"{site['live'].url}/demo/")
+        theirs = Widget(stranger)
+        theirs.wait_ready()
+        expect(theirs.users).to_have_count(0)
+        their_stored = theirs.stored(site["key"])
+        assert their_stored["sessionId"] != stored["sessionId"]
+    finally:
+        other.close()
+    peek = httpx.get(
+        f"{site['live'].url}/widget/sessions/{stored['sessionId']}/messages",
+        headers={"Authorization": f"Visitor {their_stored['visitorToken']}"},
+    )
+    assert peek.status_code == 404
+
+
+def test_a_dropped_connection_reconnects_with_the_history_and_goes_on(site, page):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    widget.ask(QUESTION)
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    conversation = widget.root.locator(".bcw-msg--user, .bcw-msg--assistant")
+    before = conversation.all_text_contents()
+
+    requests: list[tuple[str, str]] = []
+    page.on("request", lambda r: requests.append((r.method, r.url.removeprefix(site["live"].url))))
+    page.evaluate("window.__sockets.at(-1).close()")  # the connection drops (the widget did not close it)
+    page.wait_for_function("window.__sockets.length === 2 && window.__sockets[1].readyState === WebSocket.OPEN")
+    widget.wait_ready()
+    session = widget.stored(site["key"])["sessionId"]
+    asked = [r for r in requests if r[0] != "OPTIONS"]
+    assert asked == [("GET", f"/widget/sessions/{session}/messages"), ("POST", f"/widget/sessions/{session}/websocket")]
+    expect(conversation).to_have_text(before)
+
+    # Dropped in the middle of an answer: the answer is marked, and the server's copy comes back.
+    widget.ask("Write a long answer, please")
+    expect(widget.body()).to_contain_text("w3")
+    page.evaluate("window.__sockets.at(-1).close()")
+    page.wait_for_function("window.__sockets.length === 3 && window.__sockets[2].readyState === WebSocket.OPEN")
+    widget.wait_ready()
+    expect(widget.answers).to_have_count(2)
+    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+
+    widget.ask("And after the reconnection?")
+    expect(widget.answers).to_have_count(3)
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    expect(widget.body().locator("h2")).to_have_text("The widget")
+    messages = history(site, widget.stored(site["key"]))
+    assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+
+
+def test_another_origin_works_when_the_bot_allows_it(site, page):
+    page.goto(f"{site['allowed'].origin}/shop.html")
+    widget = Widget(page)
+    widget.wait_ready()
+    # The page's CSS hides every button and form; none of it reaches the widget's shadow root.
+    expect(widget.input).to_be_visible()
+    widget.ask(QUESTION)
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    expect(widget.answer().locator(".bcw-source-name")).to_have_text(["bytchat.md"])
+    expect(widget.send_button).to_be_visible()
+    assert page.evaluate("window.__sockets.length") == 1
+    screenshot(page, "widget-allowed-origin.png")
+
+
+def test_another_origin_is_refused_when_the_bot_does_not_allow_it(site, page):
+    page.goto(f"{site['foreign'].origin}/elsewhere.html")
+    widget = Widget(page)
+    expect(widget.notices).to_have_text(["This website is not allowed to use this chat."])
+    expect(widget.greeting).to_have_count(0)
+    expect(widget.input).to_be_visible()
+    expect(widget.send_button).to_be_disabled()
+    page.wait_for_timeout(700)  # it does not retry into a socket either
+    assert page.evaluate("window.__sockets.length") == 0
+    screenshot(page, "widget-refused-origin.png")
+    # The browser logs the refused request itself; nothing else may appear.
+    refused = [e for e in page.console.errors if "403" in e and "/widget/sessions" in e]
+    assert refused and len(refused) == len(page.console.errors), page.console.errors
+    page.console.errors.clear()
+
+    # The server refuses that origin: the session, and a handshake even with a valid ticket.
+    live, allowed, foreign = site["live"], site["allowed"].origin, site["foreign"].origin
+    with httpx.Client(base_url=live.url, timeout=10) as http:
+        refused = http.post("/widget/sessions", json={"bot_key": site["key"]}, headers={"Origin": foreign})
+        assert refused.status_code == 403 and refused.json()["code"] == "origin_not_allowed"
+        created = http.post("/widget/sessions", json={"bot_key": site["key"]}, headers={"Origin": allowed})
+        assert created.status_code == 201, created.text
+        created = created.json()
+        with pytest.raises(InvalidStatus) as handshake:
+            connect(created["websocket_url"], origin=foreign, proxy=None, open_timeout=5).close()
+        assert handshake.value.response.status_code == 403
+        # A fresh ticket from the allowed page opens the same session.
+        fresh = http.post(
+            f"/widget/sessions/{created['session_id']}/websocket",
+            headers={"Origin": allowed, "Authorization": f"Visitor {created['visitor_token']}"},
+        )
+        assert fresh.status_code == 200, fresh.text
+    with connect(fresh.json()["websocket_url"], origin=allowed, proxy=None, open_timeout=5) as socket:
+        assert json.loads(socket.recv(timeout=5))["type"] == "system"
