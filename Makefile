@@ -6,10 +6,11 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker migrate test lint fmt messages
+.PHONY: help install run demo worker migrate test lint fmt messages
 
 help:
 	@echo "make run           set up if needed, migrate, start the server on http://$(HOST):$(PORT) (Ctrl-C stops)"
+	@echo "make demo          make run, with a demo bot answering from a sample document at /demo/"
 	@echo "make test          lint, then the whole test suite on the embedded defaults"
 	@echo "make lint | fmt    ruff check | ruff format"
 	@echo "make worker        the background worker alone (make run starts one)"
@@ -29,6 +30,12 @@ migrate: install
 
 # The server (HTTP and WebSocket) plus any background workers; see scripts/run.sh.
 run: migrate
+	@HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+# The widget's demo: a public bot with a sample document (ingested by the worker make run starts).
+demo: migrate
+	$(PY) manage.py demo_bot
+	@echo "Open http://$(HOST):$(PORT)/demo/"
 	@HOST=$(HOST) PORT=$(PORT) scripts/run.sh
 
 # The background worker alone (ingestion), for a server started elsewhere.
