@@ -97,7 +97,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip().lower()]
 
 
-def rate_limit_take(*, user_id: int | str, scope: str, rate: str) -> None:
+def rate_limit_take(*, key: int | str, scope: str, rate: str) -> None:
     """Count one request in the current fixed window, or refuse with 429 and `Retry-After`.
 
     Unlike DRF's throttles (read, modify, write), the count is one atomic cache increment,
@@ -107,7 +107,7 @@ def rate_limit_take(*, user_id: int | str, scope: str, rate: str) -> None:
     now = int(time.time())
     window = now // period
     with shared_state_required():
-        count = _counter_incr(f"rate:{scope}:{user_id}:{window}", timeout=period + 5)
+        count = _counter_incr(f"rate:{scope}:{key}:{window}", timeout=period + 5)
     if count > limit:
         retry_after = (window + 1) * period - now
         raise RateLimited(

@@ -4,7 +4,13 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
 from bots.models import Bot, ModelConfig
-from bots.services import allowed_origins_clean, bot_public_key_rotate, bot_public_set, demo_bot_set
+from bots.services import (
+    allowed_origins_clean,
+    bot_public_key_rotate,
+    bot_public_set,
+    demo_bot_set,
+    public_key_new,
+)
 from config.errors import DomainError
 
 
@@ -50,9 +56,9 @@ class BotAdmin(admin.ModelAdmin):
     actions = ["make_demo_bot", "rotate_public_key"]
 
     def save_model(self, request, obj: Bot, form, change) -> None:
-        super().save_model(request, obj, form, change)
         if obj.public and not obj.public_key:
-            bot_public_set(bot=obj, public=True)  # a public bot needs its publishable key
+            obj.public_key = public_key_new()  # a public bot needs its publishable key
+        super().save_model(request, obj, form, change)
 
     @admin.action(description=_("Show the selected bot on the /demo/ page (made public)"))
     def make_demo_bot(self, request, queryset) -> None:

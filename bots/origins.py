@@ -19,5 +19,12 @@ def origin_normalize(value: object) -> str | None:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         return None
     default = {"http": 80, "https": 443}[parts.scheme]
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    else:
+        try:  # browsers send internationalised names in punycode
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")

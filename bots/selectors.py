@@ -21,3 +21,8 @@ def bot_get(*, user: User, bot_id: uuid.UUID | str) -> Bot:
     if bot is None:
         raise NotFound(_("Bot not found."), code="bot_not_found")
     return bot
+
+
+def demo_bot_get() -> Bot | None:
+    """The bot the /demo/ page shows, while it is public and its owner active."""
+    return Bot.objects.filter(demo=True, public=True, owner__is_active=True).first()

@@ -109,20 +109,25 @@ def allowed_origins_clean(origins: Any) -> list[str]:
     return cleaned
 
 
+def public_key_new() -> str:
+    return PUBLIC_KEY_PREFIX + secrets.token_urlsafe(24)
+
+
 def bot_public_set(*, bot: Bot, public: bool, allowed_origins: Any = None) -> Bot:
     """Turn the bot's public mode (the web widget) on or off; a key is made the first time it is on."""
     bot.public = public
     if allowed_origins is not None:
         bot.allowed_origins = allowed_origins_clean(allowed_origins)
     if public and not bot.public_key:
-        bot.public_key = PUBLIC_KEY_PREFIX + secrets.token_urlsafe(24)
+        bot.public_key = public_key_new()
     bot.save(update_fields=["public", "public_key", "allowed_origins", "updated_at"])
     return bot
 
 
 def bot_public_key_rotate(*, bot: Bot) -> Bot:
-    """A new publishable key; pages embedding the old one stop working."""
-    bot.public_key = PUBLIC_KEY_PREFIX + secrets.token_urlsafe(24)
+    """A new publishable key: pages embedding the old one can no longer start sessions, and the
+    visitor tokens issued under it stop working (sockets already open end within WS_MAX_AGE_SECONDS)."""
+    bot.public_key = public_key_new()
     bot.save(update_fields=["public_key", "updated_at"])
     return bot
 

@@ -36,6 +36,7 @@ from chats.services import (
 )
 from chats.streaming import reply_stream
 from chats.types import ReplyRequest
+from chats.visitors import visitor_citations
 from chats.ws_auth import SocketIdentity, identity_chat_get, socket_identity_check
 from chats.ws_frames import ClientFrame, parse_frame
 from chats.ws_groups import GroupRelay, session_group, user_group
@@ -263,6 +264,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                         final = event.to_ws()
                         if event.type == "error":
                             final["partial"] = "".join(parts)
+                        if self.identity.visitor_id is not None and "citations" in final:
+                            final["citations"] = visitor_citations(final["citations"])
                         continue
                     parts.append(event.content)
                     seq += 1

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from bots.models import Bot
-from bots.services import bot_public_set, demo_bot_set
+from bots.services import bot_create, bot_public_set, demo_bot_set
 from knowledge.services import document_store, knowledge_base_get_or_create, upload_check
 
 DEMO_OWNER_EMAIL = "demo@bytchat.invalid"
@@ -25,11 +25,6 @@ SAMPLE = Path(__file__).resolve().parent / "demo_material" / "bytchat.md"
 DEMO_DAILY_QUOTA = 1000
 
 
-def demo_bot_get() -> Bot | None:
-    """The bot the /demo/ page shows, while it is public."""
-    return Bot.objects.filter(demo=True, public=True, owner__is_active=True).first()
-
-
 def demo_bot_prepare(*, origins: list[str] | None = None) -> Bot:
     """The demo owner (no password: it cannot log in; DEMO_DAILY_QUOTA calls a day), its public bot
     with the sample document, marked as the demo bot. `origins`, when given, become the pages
@@ -41,7 +36,7 @@ def demo_bot_prepare(*, origins: list[str] | None = None) -> Bot:
             owner = user_model.objects.create_user(email=DEMO_OWNER_EMAIL, password=None, daily_quota=DEMO_DAILY_QUOTA)
         bot = Bot.objects.filter(owner=owner, name=DEMO_BOT_NAME).first()
         if bot is None:
-            bot = Bot.objects.create(owner=owner, name=DEMO_BOT_NAME, system_prompt=DEMO_PROMPT)
+            bot = bot_create(owner=owner, name=DEMO_BOT_NAME, system_prompt=DEMO_PROMPT)
         bot_public_set(bot=bot, public=True, allowed_origins=origins if origins else None)
         demo_bot_set(bot=bot)
         base = knowledge_base_get_or_create(owner=owner, name=DEMO_BOT_NAME)

@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from bots.models import Bot
 from chats.models import Chat, Message, MessageStatus, Role
-from config.errors import DomainError, NotFound
+from chats.visitors import Visitor, page_check, visitor_from_token
+from config.errors import DomainError, NotAuthenticated, NotFound
 
 
 def chat_get(*, user: User, chat_id: uuid.UUID | str, bot: Bot | None = None) -> Chat:
@@ -115,13 +116,31 @@ def public_bot_get(*, key: object) -> Bot:
     return bot
 
 
-def visitor_chat_get(*, visitor_id: uuid.UUID, chat_id: uuid.UUID | str) -> Chat:
-    """A widget visitor's own chat with a bot that is still public; any other chat is a 404."""
-    chat = (
-        Chat.objects.filter(pk=chat_id, visitor_id=visitor_id, bot__public=True, owner__is_active=True)
-        .select_related("bot", "owner")
-        .first()
-    )
+def visitor_chat_get(*, visitor_id: uuid.UUID, chat_id: uuid.UUID | str, bot_id: uuid.UUID | None = None) -> Chat:
+    """A widget visitor's own chat (with `bot_id`, with that bot) while the bot is public; else 404."""
+    chats = Chat.objects.filter(pk=chat_id, visitor_id=visitor_id, bot__public=True, owner__is_active=True)
+    if bot_id is not None:
+        chats = chats.filter(bot_id=bot_id)
+    chat = chats.select_related("bot", "owner").first()
     if chat is None:
         raise NotFound(_("Chat not found."), code="chat_not_found")
     return chat
+
+
+def visitor_session_get(
+    *, visitor_token: str, session_id: uuid.UUID | str, origin: str | None, own_origin: str, page_required: bool
+) -> tuple[Visitor, Chat, str]:
+    """The visitor a token names (under the bot's current key), their session, and the calling page,
+    which the bot must allow: 401 for a bad token, 404 for any other session, 403 for another page."""
+    visitor = visitor_from_token(visitor_token)
+    chat = None
+    if visitor is not None:
+        chat = visitor_chat_get(visitor_id=visitor.id, chat_id=session_id, bot_id=visitor.bot_id)
+    if visitor is None or chat is None or visitor_from_token(visitor_token, bot=chat.bot) is None:
+        raise NotAuthenticated(
+            _("Send the visitor token of this browser: Authorization: Visitor <token>."),
+            code="visitor_token_invalid",
+            headers={"WWW-Authenticate": 'Visitor realm="widget"'},
+        )
+    page = page_check(chat.bot, origin, own_origin=own_origin, required=page_required)
+    return visitor, chat, page

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from accounts.quotas import quota_refund, quota_take, stream_slot_acquire, stream_slot_release
+from accounts.quotas import quota_refund, quota_take, rate_limit_take, stream_slot_acquire, stream_slot_release
 from bots.llm import get_provider
 from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
@@ -25,6 +25,7 @@ from chats.locks import chat_answer_lock, chat_answer_unlock, chat_is_answering
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
+from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
 from chats.ws_groups import session_deleted_notify, sessions_deleted_notify
 from config.errors import Conflict, DomainError, NotFound
 from knowledge.selectors import knowledge_base_ids_for_bot, knowledge_base_ids_for_owner
@@ -44,8 +45,11 @@ def chat_create(
     bot: Bot | None = None,
     title: str = "",
     context: dict[str, Any] | None = None,
+    visitor_id: uuid.UUID | None = None,
 ) -> Chat:
-    return Chat.objects.create(owner=owner, bot=bot, title=title, surface=surface, context=context or {})
+    return Chat.objects.create(
+        owner=owner, bot=bot, title=title, surface=surface, context=context or {}, visitor_id=visitor_id
+    )
 
 
 def chat_delete(*, user: User, chat_id: uuid.UUID | str) -> None:
@@ -379,6 +383,14 @@ def chat_context_update(*, chat: Chat, changes: Any) -> dict[str, Any]:
     return merged
 
 
-def visitor_session_create(*, bot: Bot, visitor_id: uuid.UUID) -> Chat:
-    """A widget visitor's new chat with a public bot: the visitor's, answered on the owner's quota."""
-    return Chat.objects.create(owner=bot.owner, bot=bot, surface=Surface.WIDGET, visitor_id=visitor_id)
+def widget_session_start(
+    *, bot: Bot, visitor_token: str | None, origin: str | None, own_origin: str, client: str
+) -> tuple[Chat, Visitor, str]:
+    """A new chat of a public bot's visitor, from a page the bot allows (403 otherwise), at most
+    WIDGET_SESSIONS_RATE per client address. The browser's visitor is kept if its token is for this
+    bot under its current key; else a new visitor. Returns the chat, the visitor and the page origin."""
+    page = page_check(bot, origin, own_origin=own_origin, required=True)
+    rate_limit_take(key=f"addr:{client}", scope="widget-sessions", rate=settings.WIDGET_SESSIONS_RATE)
+    visitor = visitor_from_token(visitor_token, bot=bot) or visitor_new(bot)
+    chat = chat_create(owner=bot.owner, bot=bot, surface=Surface.WIDGET, visitor_id=visitor.id)
+    return chat, visitor, page

@@ -32,14 +32,21 @@ class Ticket:
     user_id: int
     visitor_id: uuid.UUID | None = None
     origin: str = ""
+    # The page is Bytchat's own (the demo), as the HTTP request that issued the ticket saw it.
+    own_page: bool = False
 
 
 def ticket_issue(
-    *, user_id: int, session_id: uuid.UUID | str, visitor_id: uuid.UUID | None = None, origin: str = ""
+    *,
+    user_id: int,
+    session_id: uuid.UUID | str,
+    visitor_id: uuid.UUID | None = None,
+    origin: str = "",
+    own_page: bool = False,
 ) -> str:
     payload: dict[str, object] = {"s": uuid.UUID(str(session_id)).hex, "u": user_id, "n": secrets.token_urlsafe(12)}
     if visitor_id is not None:
-        payload.update(v=visitor_id.hex, o=origin)
+        payload.update(v=visitor_id.hex, o=origin, w=own_page)
     return signing.dumps(payload, salt=SALT)
 
 
@@ -86,4 +93,6 @@ def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str) -> Ticket:
         return Ticket(user_id=payload["u"])
     if not isinstance(visitor, str) or not isinstance(payload.get("o"), str):
         raise TicketRefused(_("The connection ticket is not valid."))
-    return Ticket(user_id=payload["u"], visitor_id=uuid.UUID(hex=visitor), origin=payload["o"])
+    return Ticket(
+        user_id=payload["u"], visitor_id=uuid.UUID(hex=visitor), origin=payload["o"], own_page=payload.get("w") is True
+    )

@@ -3,7 +3,7 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from chats.demo import demo_bot_get
+from bots.selectors import demo_bot_get
 
 
 def demo_page(request: HttpRequest) -> HttpResponse:

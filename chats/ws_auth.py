@@ -73,12 +73,6 @@ def handshake_origin(scope: dict) -> str | None:
     return None
 
 
-def own_origin(scope: dict) -> str:
-    """Bytchat's own origin as this handshake reached it (its Host, http or https)."""
-    host = next((value.decode("latin1") for name, value in scope.get("headers", []) if name.lower() == b"host"), "")
-    return ("https" if scope.get("scheme") == "wss" else "http") + "://" + host
-
-
 def visitor_ticket_origin_matches(scope: dict) -> bool:
     """A widget visitor's ticket was issued to exactly this page origin (checked in full at the handshake)."""
     origin = origin_normalize(handshake_origin(scope))
@@ -130,9 +124,7 @@ def _query_value(query_string: bytes, name: str) -> str:
     return values[-1] if values else ""
 
 
-def socket_authenticate(
-    *, query_string: bytes, session_id: uuid.UUID, origin: str | None = None, own: str = ""
-) -> SocketIdentity:
+def socket_authenticate(*, query_string: bytes, session_id: uuid.UUID, origin: str | None = None) -> SocketIdentity:
     """The identity behind `?ticket=` (preferred) or `?token=` (an access JWT), owning the session.
 
     A widget visitor's ticket opens only the visitor's chat, from the page origin it was issued to,
@@ -145,7 +137,7 @@ def socket_authenticate(
     if ticket:
         redeemed = ticket_redeem(ticket=ticket, session_id=session_id)
         if redeemed.visitor_id is not None:
-            return _visitor_identity(redeemed, session_id=session_id, origin=origin, own=own)
+            return _visitor_identity(redeemed, session_id=session_id, origin=origin)
         user = User.objects.filter(pk=redeemed.user_id).first()
         if user is None or not user.is_active:
             raise NotAuthenticated(_("User not found or inactive."), code="user_inactive")
@@ -165,9 +157,10 @@ def socket_authenticate(
     return SocketIdentity(user_id=user.pk, password=user.password, expires_at=expires_at)
 
 
-def _visitor_identity(ticket: Ticket, *, session_id: uuid.UUID, origin: str | None, own: str) -> SocketIdentity:
+def _visitor_identity(ticket: Ticket, *, session_id: uuid.UUID, origin: str | None) -> SocketIdentity:
     if origin_normalize(origin) != ticket.origin:
         raise NotAuthenticated(_("This connection is for another page."), code="origin_not_allowed")
+    own = ticket.origin if ticket.own_page else ""
     chat = visitor_chat_get(visitor_id=ticket.visitor_id, chat_id=session_id)
     if chat.owner_id != ticket.user_id or not bot_allows_page(chat.bot, ticket.origin, own_origin=own):
         raise NotAuthenticated(_("This page may not use this chat."), code="origin_not_allowed")
@@ -220,7 +213,6 @@ class SessionHandshakeMiddleware:
                 query_string=scope.get("query_string", b""),
                 session_id=session_id,
                 origin=handshake_origin(scope),
-                own=own_origin(scope),
             )
         except DomainError as exc:
             logger.info("refused a chat session socket: %s", exc.code)

@@ -427,6 +427,8 @@ EXAM_PDF_FONT_DIR = env.str("EXAM_PDF_FONT_DIR", default="/usr/share/fonts/truet
 # client address (anonymous visitors have no account to count against).
 WIDGET_VISITOR_DAYS = env.int("WIDGET_VISITOR_DAYS", default=180)
 WIDGET_SESSIONS_RATE = env.str("WIDGET_SESSIONS_RATE", default="30/hour")
+# Socket URLs per visitor (each opens one socket; a reconnecting widget asks for one per attempt).
+WIDGET_SOCKETS_RATE = env.str("WIDGET_SOCKETS_RATE", default="240/hour")
 
 BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)

@@ -185,7 +185,7 @@ def _start_new(request: HttpRequest) -> ReplyRequest:
     user = authenticate_bearer(request)
     data = validated(NewConversationSerializer, json_body(request))
     bot = bot_get(user=user, bot_id=data["bot_id"]) if data.get("bot_id") else None
-    rate_limit_take(user_id=user.pk, scope="conversations", rate=settings.CONVERSATIONS_RATE)
+    rate_limit_take(key=user.pk, scope="conversations", rate=settings.CONVERSATIONS_RATE)
     reply, _task_type = turn_start(
         user=user,
         prompt=data["prompt"],
@@ -203,7 +203,7 @@ def _start_ask(request: HttpRequest, conversation_id: str) -> ReplyRequest:
     data = validated(AskSerializer, json_body(request))
     chat = chat_get(user=user, chat_id=conversation_id)
     parent = message_get(chat=chat, message_id=data["parent_id"]) if data.get("parent_id") else None
-    rate_limit_take(user_id=user.pk, scope="conversations", rate=settings.CONVERSATIONS_RATE)
+    rate_limit_take(key=user.pk, scope="conversations", rate=settings.CONVERSATIONS_RATE)
     reply, _task_type = turn_start(
         user=user,
         prompt=data["prompt"],

@@ -44,6 +44,7 @@ def websocket_url(
     user_id: int | None = None,
     visitor_id: uuid.UUID | None = None,
     origin: str = "",
+    own_page: bool = False,
 ) -> str:
     """Usable as given (`new WebSocket(url)`): browsers cannot send an Authorization header there.
     The ticket is for the caller, or (the widget) for a bot owner's visitor on the page `origin`."""
@@ -53,6 +54,7 @@ def websocket_url(
         session_id=session_id,
         visitor_id=visitor_id,
         origin=origin,
+        own_page=own_page,
     )
     return f"{scheme}://{request.get_host()}/chat/ws/{session_id}?{urlencode({'ticket': ticket})}"
 

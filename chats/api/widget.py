@@ -18,7 +18,6 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.urls import re_path
 from django.utils.cache import patch_vary_headers
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -29,17 +28,13 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.quotas import rate_limit_take
-from bots.models import Bot
 from chats.api.sessions import websocket_url
 from chats.models import Chat, Message
-from chats.selectors import branch_messages, public_bot_get, visitor_chat_get
-from chats.services import visitor_session_create
-from chats.visitors import Visitor, bot_allows_page, visitor_from_token, visitor_new, visitor_token_issue
-from config.errors import DomainError, NotAuthenticated
+from chats.selectors import branch_messages, public_bot_get, visitor_session_get
+from chats.services import widget_session_start
+from chats.visitors import Visitor, is_own_page, visitor_citations, visitor_token_issue
 from config.paths import UUID
 from config.serializers import StrictSerializer, validated
-
-VISITOR_HEADER = {"WWW-Authenticate": 'Visitor realm="widget"'}
 
 
 class WidgetSessionCreateSerializer(StrictSerializer):
@@ -50,46 +45,41 @@ class WidgetSessionCreateSerializer(StrictSerializer):
 
 
 class WidgetMessageSerializer(serializers.ModelSerializer):
+    citations = serializers.SerializerMethodField()
+
     class Meta:
         model = Message
         fields = ["id", "role", "content", "status", "citations", "created_at"]
         read_only_fields = fields
+
+    def get_citations(self, message: Message) -> list[dict[str, Any]]:
+        return visitor_citations(message.citations)
 
 
 def _own_origin(request: Request) -> str:
     return f"{request.scheme}://{request.get_host()}"
 
 
-def _page_check(request: Request, bot: Bot, *, required: bool) -> str:
-    """The calling page's origin, which the bot must allow; browsers always send it cross-origin."""
-    origin = request.headers.get("Origin")
-    if origin is None and not required:
-        return ""
-    if not bot_allows_page(bot, origin, own_origin=_own_origin(request)):
-        raise DomainError(
-            _("This page (%(origin)s) may not use this chat widget.") % {"origin": (origin or "no origin")[:100]},
-            code="origin_not_allowed",
-            status_code=403,
-        )
-    return origin or ""
-
-
-def _visitor(request: Request) -> Visitor:
+def _visitor_session(request: Request, session_id: str, *, page_required: bool) -> tuple[Visitor, Chat, str]:
     scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
-    visitor = visitor_from_token(token) if scheme == "Visitor" else None
-    if visitor is None:
-        raise NotAuthenticated(
-            _("Send the visitor token of this browser: Authorization: Visitor <token>."),
-            code="visitor_token_invalid",
-            headers=VISITOR_HEADER,
-        )
-    return visitor
+    return visitor_session_get(
+        visitor_token=token if scheme == "Visitor" else "",
+        session_id=session_id,
+        origin=request.headers.get("Origin"),
+        own_origin=_own_origin(request),
+        page_required=page_required,
+    )
 
 
-def _visitor_chat(request: Request, session_id: str, *, page_required: bool) -> tuple[Visitor, Chat, str]:
-    visitor = _visitor(request)
-    chat = visitor_chat_get(visitor_id=visitor.id, chat_id=session_id)
-    return visitor, chat, _page_check(request, chat.bot, required=page_required)
+def _websocket_url(request: Request, chat: Chat, visitor: Visitor, page: str) -> str:
+    return websocket_url(
+        request,
+        chat.pk,
+        user_id=chat.owner_id,
+        visitor_id=visitor.id,
+        origin=page,
+        own_page=is_own_page(page, _own_origin(request)),
+    )
 
 
 class WidgetView(APIView):
@@ -132,21 +122,19 @@ class WidgetSessionCreateView(WidgetView):
     )
     def post(self, request: Request) -> Response:
         data = validated(WidgetSessionCreateSerializer, request.data)
-        bot = public_bot_get(key=data["bot_key"])
-        origin = _page_check(request, bot, required=True)
-        address = BaseThrottle().get_ident(request)  # the client address, behind NUM_PROXIES proxies
-        rate_limit_take(user_id=f"addr:{address}", scope="widget-sessions", rate=settings.WIDGET_SESSIONS_RATE)
-        visitor = visitor_from_token(data.get("visitor_token"))
-        if visitor is None or visitor.bot_id != bot.pk:
-            visitor = visitor_new(bot)
-        chat = visitor_session_create(bot=bot, visitor_id=visitor.id)
-        url = websocket_url(request, chat.pk, user_id=bot.owner_id, visitor_id=visitor.id, origin=origin)
+        chat, visitor, page = widget_session_start(
+            bot=public_bot_get(key=data["bot_key"]),
+            visitor_token=data.get("visitor_token"),
+            origin=request.headers.get("Origin"),
+            own_origin=_own_origin(request),
+            client=BaseThrottle().get_ident(request),  # the client address, behind NUM_PROXIES proxies
+        )
         return Response(
             {
                 "session_id": str(chat.pk),
                 "visitor_token": visitor_token_issue(visitor),
-                "websocket_url": url,
-                "bot": {"name": bot.name},
+                "websocket_url": _websocket_url(request, chat, visitor, page),
+                "bot": {"name": chat.bot.name},
             },
             status=status.HTTP_201_CREATED,
         )
@@ -164,7 +152,7 @@ class WidgetMessagesView(WidgetView):
         description="The visitor's session, oldest message first (the current branch).",
     )
     def get(self, request: Request, session_id: str) -> Response:
-        _who, chat, _page = _visitor_chat(request, session_id, page_required=False)
+        _visitor, chat, _page = _visitor_session(request, session_id, page_required=False)
         messages = branch_messages(chat=chat)[-settings.LIST_MAX_ROWS :]
         return Response({"session_id": str(chat.pk), "messages": WidgetMessageSerializer(messages, many=True).data})
 
@@ -177,9 +165,10 @@ class WidgetWebsocketView(WidgetView):
         description="A fresh socket URL for the visitor's session (each ticket opens one socket, within 60 s).",
     )
     def post(self, request: Request, session_id: str) -> Response:
-        visitor, chat, origin = _visitor_chat(request, session_id, page_required=True)
-        url = websocket_url(request, chat.pk, user_id=chat.owner_id, visitor_id=visitor.id, origin=origin)
-        return Response({"websocket_url": url})
+        visitor, chat, page = _visitor_session(request, session_id, page_required=True)
+        # Each URL opens one socket; a visitor asking for many is a client gone wrong or a flood.
+        rate_limit_take(key=f"visitor:{visitor.id.hex}", scope="widget-sockets", rate=settings.WIDGET_SOCKETS_RATE)
+        return Response({"websocket_url": _websocket_url(request, chat, visitor, page)})
 
 
 urlpatterns = [

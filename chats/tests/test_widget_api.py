@@ -248,3 +248,98 @@ def test_owners_turn_public_mode_on_through_the_bots_api(user, other_user):
     off = api.patch(path, {"public": False}, format="json").json()
     assert off["public"] is False and off["public_key"] == body["public_key"]
     assert_error(start(Client(), body["public_key"], origin="https://shop.example.com"), 404)
+
+
+def test_bytchats_own_page_over_https_opens_its_socket(bot):
+    """The demo page behind TLS: the ticket says the page is Bytchat's own, whatever the socket's scheme."""
+    client = Client()
+    body = client.post(
+        "/widget/sessions",
+        {"bot_key": bot.public_key},
+        content_type="application/json",
+        HTTP_ORIGIN="https://testserver",
+        secure=True,
+    ).json()
+    assert body["websocket_url"].startswith("wss://testserver/")
+
+    async def connects() -> dict:
+        async with ws_session(socket_path(body["websocket_url"]), origin_header("https://testserver")) as socket:
+            return await socket.receive_nothing(timeout=0.1)
+
+    from asgiref.sync import async_to_sync
+
+    assert async_to_sync(connects)() is True
+
+
+async def test_a_visitor_ticket_opens_one_socket_of_one_session(bot):
+    client = Client()
+    first = (await sync_to_async(start)(client, bot.public_key)).json()
+    second = (await sync_to_async(start)(client, bot.public_key, visitor_token=first["visitor_token"])).json()
+    path = socket_path(first["websocket_url"])
+    elsewhere = path.replace(first["session_id"], second["session_id"])
+    assert await ws_refused(elsewhere, origin_header(PAGE)), "a ticket names its session"
+    async with ws_session(path, origin_header(PAGE)):
+        pass
+    assert await ws_refused(path, origin_header(PAGE)), "and opens one socket"
+
+
+async def test_a_page_removed_from_the_allowed_origins_loses_its_socket(bot):
+    body = (await sync_to_async(start)(Client(), bot.public_key)).json()
+    async with ws_session(socket_path(body["websocket_url"]), origin_header(PAGE)) as socket:
+        await sync_to_async(bot_public_set)(bot=bot, public=True, allowed_origins=["https://other.example.com"])
+        await socket.send_json_to({"type": "message", "content": "hello?"})
+        frame = await socket.receive_json_from(timeout=5)
+        assert frame["code"] == "widget_unavailable"
+        assert (await socket.receive_output(timeout=5))["code"] == 4401
+
+
+def test_a_new_public_key_retires_the_old_visitor_tokens(bot):
+    from bots.services import bot_public_key_rotate
+
+    client = Client()
+    body = start(client, bot.public_key).json()
+    path = "/widget/sessions/{}/messages".format(body["session_id"])
+    assert visitor_get(client, path, body["visitor_token"]).status_code == 200
+    old_key = bot.public_key
+    bot_public_key_rotate(bot=bot)
+    assert_error(visitor_get(client, path, body["visitor_token"]), 401)
+    assert_error(start(client, old_key), 404)
+    renewed = start(client, bot.public_key, visitor_token=body["visitor_token"]).json()
+    assert Chat.objects.get(pk=renewed["session_id"]).visitor_id != Chat.objects.get(pk=body["session_id"]).visitor_id
+
+
+def test_socket_urls_per_visitor_are_rate_limited(bot, settings):
+    settings.WIDGET_SOCKETS_RATE = "2/hour"
+    client = Client()
+    body = start(client, bot.public_key).json()
+    path = "/widget/sessions/{}/websocket".format(body["session_id"])
+    statuses = [
+        client.post(path, HTTP_AUTHORIZATION=f"Visitor {body['visitor_token']}", HTTP_ORIGIN=PAGE).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+
+
+async def test_visitors_see_document_names_not_the_owners_passages(bot, user, django_capture_on_commit_callbacks):
+    from knowledge.services import document_store, knowledge_base_get_or_create, upload_check
+
+    def attach() -> None:
+        base = knowledge_base_get_or_create(owner=user, name="faq")
+        base.bots.add(bot)
+        upload = upload_check(filename="shipping.txt", data=b"Shipping to Spain takes three working days.")
+        with django_capture_on_commit_callbacks(execute=True):
+            document_store(knowledge_base=base, checked=upload)
+
+    await sync_to_async(attach)()
+    client = Client()
+    body = (await sync_to_async(start)(client, bot.public_key)).json()
+    async with ws_session(socket_path(body["websocket_url"]), origin_header(PAGE)) as socket:
+        await socket.send_json_to({"type": "message", "content": "How long does shipping to Spain take?"})
+        done = (await ws_answer(socket))[-1]
+    assert done["citations"] == [{"filename": "shipping.txt", "page": None}]
+    history = await sync_to_async(visitor_get)(
+        client, "/widget/sessions/{}/messages".format(body["session_id"]), body["visitor_token"]
+    )
+    assert history.json()["messages"][-1]["citations"] == [{"filename": "shipping.txt", "page": None}]
+    stored = await Message.objects.aget(role="assistant")
+    assert stored.citations[0]["text"]  # the owner's own record keeps the passage
