@@ -21,7 +21,8 @@ Model names:
   fake-widget                   the web widget's tests: a Markdown answer chosen by the last user message,
                                 word by word 30 ms apart: "unsafe" -> raw HTML (<script>, <img onerror>, a
                                 javascript: link) that sets window.__pwned if executed, with **bold** text;
-                                "long" -> 60 tokens "w0 w1 ..." 60 ms apart; else a short Markdown answer
+                                "long" -> 60 tokens "w0 w1 ..." 60 ms apart; "stress" -> 60,000 characters of
+                                Markdown in 40-character chunks 2 ms apart; else a short Markdown answer
   fake-exam-invalid-<n>         invalid exam output (no JSON, 3 options, answer out of range, in turn) for the
                                 first n calls with this model since reset(), then as fake-exam; without -<n>, always
 
@@ -195,6 +196,8 @@ class FakeOpenAI(LoopbackServer):
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             return [f"t{i} " for i in range(int(match.group(1)))]
         last_user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+        if model == "fake-widget" and "stress" in last_user:
+            return [cls.WIDGET_STRESS[i : i + 40] for i in range(0, len(cls.WIDGET_STRESS), 40)]
         if model == "fake-widget":
             return re.findall(r"\S+\s*", cls.widget_answer(last_user))
         return re.findall(r"\S+\s*", f"Echo: {last_user}")
@@ -208,6 +211,13 @@ class FakeOpenAI(LoopbackServer):
         "## The widget\n\nBytchat streams **every answer** as it is *written*:\n\n"
         "- one script tag\n- a publishable key\n\nSee `widget.js` for details."
     )
+
+    WIDGET_STRESS = "".join(
+        (f"## Part {i}\n\n" if i % 20 == 0 else "")
+        + f"Line {i:03d} has **bold**, *italic*, `code` and [a link](https://example.com/{i:03d}).\n\n"
+        + ("- an item\n- another item\n\n" if i % 7 == 0 else "")
+        for i in range(720)
+    )[:60_000]
 
     @classmethod
     def widget_answer(cls, question: str) -> str:
@@ -250,7 +260,7 @@ class FakeOpenAI(LoopbackServer):
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             delay = int(match.group(2)) / 1000
         if model == "fake-widget":
-            delay = 0.06 if words and words[0] == "w0 " else 0.03
+            delay = 0.002 if len(words) > 1000 else 0.06 if words and words[0] == "w0 " else 0.03
         drop_after = int(m.group(1)) if (m := re.fullmatch(r"fake-drop-(\d+)", model)) else None
         broken = re.fullmatch(r"fake-(garbage|inband-error)-(\d+)", model)
 

@@ -9,21 +9,35 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.browser import ARTIFACTS, ROOT, TRACK_SOCKETS, HostPages, Widget, embedding_page, require_chromium
+from tests.browser import (
+    ARTIFACTS,
+    COUNT_RENDERS,
+    MEASURE_WORK,
+    ROOT,
+    TRACK_SOCKETS,
+    WIDGET_JS,
+    HostPages,
+    Widget,
+    chromium,
+    embedding_page,
+    fresh_page,
+    require_chromium,
+)
+from tests.fake_openai import FakeOpenAI
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.browser
 
-WIDGET_JS = ROOT / "chats" / "static" / "bytchat" / "widget.js"
 QUESTION = "How does the Bytchat widget stream answers?"
 # Records the length of the last answer's text at every change of the widget's DOM.
 SAMPLE_ANSWER_LENGTHS = """
@@ -40,6 +54,18 @@ SAMPLE_ANSWER_LENGTHS = """
     if (!root.querySelector(".bcw-stop").hidden) window.__stopShown = true;
   }).observe(root, { subtree: true, childList: true, characterData: true, attributes: true });
 }
+"""
+# Opens a socket from the page; reports whether it ever opened, and its close code.
+OPEN_A_SOCKET = """
+(url) => new Promise((resolve) => {
+  const socket = new WebSocket(url);
+  let opened = false;
+  socket.onopen = () => {
+    opened = true;
+    socket.close();
+  };
+  socket.onclose = (event) => resolve({ opened, code: event.code });
+})
 """
 
 
@@ -85,38 +111,15 @@ def site(fake_openai_server, tmp_path_factory, hosts):
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = require_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-proxy-server"])
+    with chromium() as browser:
         yield browser
-        browser.close()
-
-
-class Console:
-    """JavaScript errors of a page: uncaught exceptions and console.error lines (the favicon aside)."""
-
-    def __init__(self, page) -> None:
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-        page.on("console", self._console)
-
-    def _console(self, message) -> None:
-        if message.type == "error" and not (message.location or {}).get("url", "").endswith("/favicon.ico"):
-            self.errors.append(f"console: {message.text} ({(message.location or {}).get('url', '')})")
 
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser profile (its own localStorage: its own visitor) and one page; no JavaScript errors."""
-    context = browser.new_context(viewport={"width": 1100, "height": 760}, locale="en-US")
-    context.set_default_timeout(10_000)
-    context.add_init_script(TRACK_SOCKETS)
-    tab = context.new_page()
-    tab.console = Console(tab)
-    yield tab
-    errors = list(tab.console.errors)
-    context.close()
-    assert errors == []
+    """A fresh browser profile (its own visitor) and one page whose sockets are tracked; no JavaScript errors."""
+    with fresh_page(browser, MEASURE_WORK, TRACK_SOCKETS) as tab:
+        yield tab
 
 
 def screenshot(page, name: str):
@@ -299,7 +302,10 @@ def test_a_dropped_connection_reconnects_with_the_history_and_goes_on(site, page
     page.wait_for_function("window.__sockets.length === 3 && window.__sockets[2].readyState === WebSocket.OPEN")
     widget.wait_ready()
     expect(widget.answers).to_have_count(2)
-    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+    # The server keeps it as `cancelled`, as it does a stopped answer; the visitor did not stop this one.
+    assert history(site, widget.stored(site["key"]))[-1]["status"] == "cancelled"
+    expect(widget.answer()).to_have_attribute("data-status", "interrupted")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Interrupted")
 
     widget.ask("And after the reconnection?")
     expect(widget.answers).to_have_count(3)
@@ -357,3 +363,90 @@ def test_another_origin_is_refused_when_the_bot_does_not_allow_it(site, page):
         assert fresh.status_code == 200, fresh.text
     with connect(fresh.json()["websocket_url"], origin=allowed, proxy=None, open_timeout=5) as socket:
         assert json.loads(socket.recv(timeout=5))["type"] == "system"
+
+    # In the browser: the foreign page's socket, with a ticket issued to the allowed page, never opens...
+    assert page.evaluate(OPEN_A_SOCKET, ticket(site, allowed)) == {"opened": False, "code": 1006}
+    assert len(page.console.errors) == 1 and "403" in page.console.errors[0], page.console.errors
+    page.console.errors.clear()
+    # ...while the allowed page's, with such a ticket, does.
+    page.goto(f"{allowed}/shop.html")
+    assert page.evaluate(OPEN_A_SOCKET, ticket(site, allowed))["opened"] is True
+
+
+def ticket(site, origin: str) -> str:
+    """The websocket_url of a new session created, as if by a page of `origin`, for the demo bot."""
+    created = httpx.post(
+        f"{site['live'].url}/widget/sessions", json={"bot_key": site["key"]}, headers={"Origin": origin}, timeout=10
+    )
+    assert created.status_code == 201, created.text
+    return created.json()["websocket_url"]
+
+
+def test_a_message_is_never_lost_to_a_dropped_connection(site, page):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    questions = widget.root.locator(".bcw-msg--user")
+
+    # Typed while the connection is down (and the server gives no new socket for a while): it waits, marked.
+    def unavailable(route):
+        route.fulfill(status=503, json={"detail": "Unavailable for a while."})
+
+    page.route("**/widget/sessions/*/websocket", unavailable)
+    page.evaluate("window.__sockets.at(-1).close()")
+    expect(widget.status).to_contain_text("Reconnecting")
+    widget.ask(QUESTION)
+    expect(questions).to_have_attribute("data-status", "queued")
+    expect(questions.locator(".bcw-meta")).to_have_text("Not sent yet: it will be sent when the connection is back.")
+    expect(widget.send_button).to_be_disabled()
+    expect(widget.answers).to_have_count(0)
+    page.wait_for_timeout(1600)  # two or three attempts reload the history and fail; the message stays
+    expect(questions).to_have_count(1)
+    expect(questions).to_have_attribute("data-status", "queued")
+    page.unroute("**/widget/sessions/*/websocket", unavailable)
+    expect(widget.answer()).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(questions).to_have_attribute("data-status", "complete")
+    expect(questions.locator(".bcw-meta")).to_have_text("")
+    failed = page.console.errors
+    assert failed and all("503" in error for error in failed), failed
+    page.console.errors.clear()
+
+    # Sent on a connection that is dying (the frame is lost): sent again on the next one, and only once.
+    page.evaluate("window.__sockets.at(-1).send = () => {}")
+    widget.ask("And the second question?")
+    expect(questions.last).to_have_attribute("data-status", "sent")
+    page.evaluate("window.__sockets.at(-1).close()")
+    page.wait_for_function("window.__sockets.length === 3")
+    expect(widget.answer(1)).to_have_attribute("data-status", "complete", timeout=15_000)
+    expect(widget.root.locator('.bcw-msg--user[data-status="complete"]')).to_have_count(2)
+    expect(widget.users).to_have_text([QUESTION, "And the second question?"])
+    messages = history(site, widget.stored(site["key"]))
+    asked = [m["content"] for m in messages if m["role"] == "user"]
+    assert asked == [QUESTION, "And the second question?"]
+    assert [m["status"] for m in messages if m["role"] == "assistant"] == ["complete", "complete"]
+
+
+def test_a_long_answer_streamed_in_many_chunks_is_rendered_at_most_once_a_frame(site, page):
+    """60,000 characters of Markdown in 1,500 chunks 2 ms apart: the host page does not re-parse the whole
+    answer for each chunk (which took seconds of its main thread)."""
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    page.evaluate(COUNT_RENDERS)
+    before = page.evaluate("window.__work.ms")
+    widget.ask("Please write a stress test answer")
+    expect(widget.answer()).to_have_attribute("data-status", "complete", timeout=60_000)
+
+    work = page.evaluate("({ ...window.__work })")
+    chunks = len(FakeOpenAI._words("fake-widget", {"messages": [{"role": "user", "content": "stress"}]}))
+    print(
+        f"\n{len(FakeOpenAI.WIDGET_STRESS)} characters in {chunks} chunks: {work['renders']} renders in "
+        f"{work['frames']} frames, {work['ms'] - before:.0f} ms of JavaScript, the longest call "
+        f"{work['longest']:.0f} ms"
+    )
+    assert work["renders"] <= work["frames"] + 1  # at most once a frame (and once more at the end)
+    assert work["renders"] < chunks / 2
+    targets = re.findall(r"\]\((https://[^)]+)\)", FakeOpenAI.WIDGET_STRESS)
+    links = widget.body().locator("a")
+    expect(links).to_have_count(len(targets))
+    expect(links.last).to_have_attribute("href", targets[-1])

@@ -15,13 +15,20 @@
  *
  * How it works: on first open it creates a session (POST {BASE}/widget/sessions), keeps the session id and
  * the visitor token in localStorage (per bot key) and connects to the session's websocket_url. Answers
- * stream as `chunk` frames and end with `done` (citations, finish_reason) or `error`. After a dropped
- * connection it reloads the history (GET {BASE}/widget/sessions/<id>/messages), asks for a fresh URL
- * (POST {BASE}/widget/sessions/<id>/websocket) and reconnects, backing off from 0.5 s to 10 s.
+ * stream as `chunk` frames (rendered at most once an animation frame) and end with `done` (citations,
+ * each a filename and page or a url and title; finish_reason) or `error`. After a dropped connection it
+ * reloads the history (GET {BASE}/widget/sessions/<id>/messages), asks for a fresh URL
+ * (POST {BASE}/widget/sessions/<id>/websocket) and reconnects, backing off from 0.5 s to 10 s. A message
+ * typed while the socket is down, or sent on one that dropped before its answer began (and missing from
+ * the reloaded history), stays on screen marked as not sent yet and is sent once connected. The server
+ * keeps stopped and cut answers alike as `cancelled`: the widget shows "Stopped" for those this tab
+ * stopped (their ids are noted in sessionStorage) and "Interrupted" for the others.
  *
  * Safety: model and document text is only ever put in the page as text nodes (textContent); the small
- * Markdown renderer builds elements itself, links are http(s) only, and images are never loaded.
- * Everything lives in a shadow root, so the page's CSS and the widget's do not meet.
+ * Markdown renderer builds elements itself, in about linear time even on hostile text; links are http(s)
+ * only and without credentials, a link whose label names another host shows the real one ("bank.com
+ * (evil.com)"), and images are never loaded. Everything lives in a shadow root, so the page's CSS and
+ * the widget's do not meet.
  */
 (() => {
   "use strict";
@@ -55,7 +62,9 @@
       page: "p.",
       stopped: "Stopped",
       truncated: "The answer was cut short (length limit).",
-      interrupted: "Interrupted: the connection was lost.",
+      interrupted: "Interrupted",
+      queued: "Not sent yet: it will be sent when the connection is back.",
+      notSent: "Not sent.",
       failed: "The answer failed.",
       thinking: "Writing an answer…",
       connecting: "Connecting…",
@@ -84,7 +93,9 @@
       page: "pág.",
       stopped: "Detenida",
       truncated: "La respuesta se cortó (límite de longitud).",
-      interrupted: "Interrumpida: se perdió la conexión.",
+      interrupted: "Interrumpida",
+      queued: "Aún no enviado: se enviará cuando vuelva la conexión.",
+      notSent: "No enviado.",
       failed: "La respuesta falló.",
       thinking: "Escribiendo una respuesta…",
       connecting: "Conectando…",
@@ -140,6 +151,8 @@
 .bcw-msg--assistant, .bcw-msg--greeting { align-self: flex-start; background: var(--bcw-soft);
   border-bottom-left-radius: 4px; }
 .bcw-msg--greeting { color: var(--bcw-muted); }
+.bcw-msg--user .bcw-meta { color: inherit; }
+.bcw-msg--user[data-status="queued"], .bcw-msg--user[data-status="failed"] { opacity: .75; }
 .bcw-msg--notice { align-self: stretch; max-width: 100%; background: #fdecea; color: var(--bcw-error);
   border: 1px solid #f5c2bd; font-size: 13px; }
 .bcw-body > :first-child { margin-top: 0; }
@@ -197,9 +210,14 @@
   // Blocks: paragraphs (single newlines are line breaks), # headings, fenced code, - / 1. lists,
   // > quotes, --- rules. Inline: **bold**, *italic*, ~~strike~~, `code`, [links](http(s) only),
   // <https://autolinks> and bare http(s) URLs; ![images](...) become their alt text (or URL).
+  // The time it takes grows about linearly with the text (hostile text included): no regex can backtrack
+  // over a line, brackets are matched in one pass, a search for a closing delimiter that failed is not
+  // made again, and lines longer than MAX_INLINE are shown as text.
 
   const MAX_DEPTH = 6;
-  const MAX_LINK_SCAN = 2000;
+  const MAX_LINK_SCAN = 2000; // the longest link target looked for after "](", "<" or "http"
+  const MAX_INLINE = 20000; // a longer line is shown as plain text
+  const LINK_TARGET = /^\(\s*<?([^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)>?(?:\s+(?:"[^"]*"|'[^']*'))?\s*\)/;
 
   function h(tag, className) {
     const node = document.createElement(tag);
@@ -207,15 +225,31 @@
     return node;
   }
 
+  // An http(s) URL without credentials (user:pass@host hides the real host), normalized; else null.
   function safeHref(url) {
     try {
       const parsed = new URL(url);
-      if (parsed.protocol === "http:" || parsed.protocol === "https:") return parsed.href;
+      const web = parsed.protocol === "http:" || parsed.protocol === "https:";
+      if (web && !parsed.username && !parsed.password) return parsed.href;
     } catch (_error) {
       // relative, javascript:, data: and malformed URLs are not links
     }
     return null;
   }
+
+  // The host a link label names, when it reads as an address ("https://bank.com/x", "bank.com"); else null.
+  function labelHost(label) {
+    const text = label.trim();
+    if (!text || /\s/.test(text) || text.length > MAX_LINK_SCAN) return null;
+    try {
+      const host = new URL(/^[a-z][a-z\d+.-]*:\/\//i.test(text) ? text : `http://${text}`).hostname;
+      return /\.[a-z]{2,}$|^[\d.]+$|^\[/i.test(host) ? host : null;
+    } catch (_error) {
+      return null;
+    }
+  }
+
+  const sameHost = (a, b) => a.replace(/^www\./, "") === b.replace(/^www\./, "");
 
   function link(href, label, parent, depth) {
     const anchor = h("a");
@@ -223,32 +257,62 @@
     anchor.setAttribute("target", "_blank");
     anchor.setAttribute("rel", "noopener noreferrer nofollow");
     inline(label, anchor, depth + 1, true);
+    // [https://bank.com](https://evil.com) reads "https://bank.com (evil.com)".
+    const real = new URL(href).hostname;
+    const named = labelHost(anchor.textContent);
+    if (named !== null && !sameHost(named, real)) {
+      const host = h("span", "bcw-link-host");
+      host.textContent = ` (${real})`;
+      anchor.append(host);
+    }
     parent.append(anchor);
   }
 
-  // [text](url "title") starting at text[start] === "["; null when it is not a link.
-  function parseLink(text, start) {
-    let depth = 0;
-    let end = -1;
-    const limit = Math.min(text.length, start + MAX_LINK_SCAN);
-    for (let j = start; j < limit; j++) {
+  // For each "[" of the text, the index of its matching "]" (backslash escapes skipped), in one pass.
+  function bracketPairs(text) {
+    const pairs = new Map();
+    const open = [];
+    for (let j = 0; j < text.length; j++) {
       const c = text[j];
       if (c === "\\") j++;
-      else if (c === "[") depth++;
-      else if (c === "]" && --depth === 0) {
-        end = j;
-        break;
-      }
+      else if (c === "[") open.push(j);
+      else if (c === "]" && open.length) pairs.set(open.pop(), j);
     }
-    if (end < 0 || text[end + 1] !== "(") return null;
-    const rest = text.slice(end + 1, end + 1 + MAX_LINK_SCAN);
-    const match = /^\(\s*<?([^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)>?(?:\s+(?:"[^"]*"|'[^']*'))?\s*\)/.exec(rest);
+    return pairs;
+  }
+
+  // [text](url "title") starting at text[start] === "["; null when it is not a link.
+  function parseLink(text, start, pairs) {
+    const end = pairs.get(start);
+    if (end === undefined || text[end + 1] !== "(") return null;
+    const match = LINK_TARGET.exec(text.slice(end + 1, end + 1 + MAX_LINK_SCAN));
     if (!match) return null;
     return { label: text.slice(start + 1, end), url: match[1], end: end + 1 + match[0].length };
   }
 
+  // The index of the backtick string closing a code span opened before `from`, or -1.
+  function codeClose(text, fence, from) {
+    let close = text.indexOf(fence, from);
+    while (close >= 0 && text[close + fence.length] === "`") close = text.indexOf(fence, close + fence.length + 1);
+    return close;
+  }
+
+  // The index of the delimiter closing a `size`-long run of `c` opened before `from`, or -1: the end of a
+  // later run (of 2 or more for **, of exactly 1 for *) that follows no space. Each run is looked at once.
+  function emphasisClose(text, c, size, from) {
+    for (let j = text.indexOf(c, from); j >= 0; j = text.indexOf(c, j)) {
+      const start = j;
+      while (text[j] === c) j++;
+      const run = j - start;
+      if (text[start - 1] === c || /\s/.test(text[start - 1]) || (size === 2 ? run < 2 : run !== 1)) continue;
+      if (c === "_" && /[\p{L}\p{N}]/u.test(text[j] || "")) continue;
+      return j - size;
+    }
+    return -1;
+  }
+
   function inline(text, parent, depth = 0, inLink = false) {
-    if (depth > MAX_DEPTH) {
+    if (depth > MAX_DEPTH || text.length > MAX_INLINE) {
       parent.append(document.createTextNode(text));
       return;
     }
@@ -258,7 +322,7 @@
       buffer = "";
     };
     const unclosed = new Set(); // delimiters with no closing one after the current position
-    const lastBracket = text.lastIndexOf("]"); // no link can start after it
+    let pairs = null; // of brackets, found on the first "["
     let i = 0;
     while (i < text.length) {
       const c = text[i];
@@ -271,40 +335,39 @@
         let n = 1;
         while (text[i + n] === "`") n++;
         const fence = "`".repeat(n);
-        let close = text.indexOf(fence, i + n);
-        while (close >= 0 && text[close + n] === "`") close = text.indexOf(fence, close + n + 1);
+        const close = unclosed.has(fence) ? -1 : codeClose(text, fence, i + n);
         if (close >= 0) {
           flush();
           const code = h("code");
           let inner = text.slice(i + n, close);
-          if (/^ .*\S.* $/.test(inner)) inner = inner.slice(1, -1);
+          if (inner.length > 2 && inner[0] === " " && inner[inner.length - 1] === " " && inner.trim()) {
+            inner = inner.slice(1, -1);
+          }
           code.textContent = inner;
           parent.append(code);
           i = close + n;
         } else {
+          unclosed.add(fence);
           buffer += fence;
           i += n;
         }
         continue;
       }
-      if (c === "!" && text[i + 1] === "[" && i < lastBracket) {
-        const image = parseLink(text, i + 1);
-        if (image) {
-          flush();
-          const alt = h("span", "bcw-img");
-          alt.textContent = `[${image.label.trim() || image.url}]`;
-          parent.append(alt);
-          i = image.end;
-          continue;
-        }
-      }
-      if (c === "[" && i < lastBracket) {
-        const found = parseLink(text, i);
+      if (c === "[" || (c === "!" && text[i + 1] === "[")) {
+        if (!pairs) pairs = bracketPairs(text);
+        const image = c === "!";
+        const found = parseLink(text, image ? i + 1 : i, pairs);
         if (found) {
           flush();
-          const href = safeHref(found.url);
-          if (href && !inLink) link(href, found.label, parent, depth);
-          else inline(found.label, parent, depth + 1, inLink);
+          if (image) {
+            const alt = h("span", "bcw-img");
+            alt.textContent = `[${found.label.trim() || found.url}]`;
+            parent.append(alt);
+          } else {
+            const href = safeHref(found.url);
+            if (href && !inLink) link(href, found.label, parent, depth);
+            else inline(found.label, parent, depth + 1, inLink);
+          }
           i = found.end;
           continue;
         }
@@ -339,23 +402,13 @@
           const delimiter = c.repeat(n);
           const after = text[i + n];
           if (!after || /\s/.test(after) || unclosed.has(delimiter)) continue;
-          let close = -1;
-          for (let j = text.indexOf(delimiter, i + n + 1); j >= 0; j = text.indexOf(delimiter, j + 1)) {
-            if (/\s/.test(text[j - 1])) continue;
-            if (n === 1 && (text[j + 1] === c || text[j - 1] === c)) continue;
-            let k = j;
-            while (n === 2 && text[k + n] === c) k++; // ***x***: the strong closes after the em
-            if (c === "_" && /[\p{L}\p{N}]/u.test(text[k + n] || "")) continue;
-            close = k;
-            break;
-          }
+          const close = emphasisClose(text, c, n, i + n + 1);
           if (close < 0) {
             unclosed.add(delimiter);
             continue;
           }
           flush();
-          const tag = c === "~" ? "del" : n === 2 ? "strong" : "em";
-          const node = h(tag);
+          const node = h(c === "~" ? "del" : n === 2 ? "strong" : "em");
           inline(text.slice(i + n, close), node, depth + 1, inLink);
           parent.append(node);
           i = close + n;
@@ -373,12 +426,22 @@
     flush();
   }
 
+  // The `s` flags matter: without them, a line ending in U+2028 makes `(.*)$` backtrack quadratically.
   function listItem(line) {
-    let m = /^\s{0,6}[-*+]\s+(.*)$/.exec(line);
+    let m = /^\s{0,6}[-*+]\s+(.*)$/s.exec(line);
     if (m) return { ordered: false, text: m[1] };
-    m = /^\s{0,6}(\d{1,9})[.)]\s+(.*)$/.exec(line);
+    m = /^\s{0,6}(\d{1,9})[.)]\s+(.*)$/s.exec(line);
     if (m) return { ordered: true, start: Number(m[1]), text: m[2] };
     return null;
+  }
+
+  // "## Title ##" -> "Title": closing #s go when a space precedes them (a loop, as a regex would backtrack).
+  function headingText(text) {
+    let end = text.trimEnd().length;
+    let k = end;
+    while (k > 0 && text[k - 1] === "#") k--;
+    if (k < end && (k === 0 || /\s/.test(text[k - 1]))) end = k;
+    return text.slice(0, end).trimEnd();
   }
 
   function lines(parent, list, depth) {
@@ -388,8 +451,27 @@
     });
   }
 
+  // The lines of a text, and where each starts in it.
+  function splitLines(text) {
+    const lines = [];
+    const starts = [];
+    const breaks = /\r\n?|\n/g;
+    let start = 0;
+    for (let m = breaks.exec(text); m; m = breaks.exec(text)) {
+      lines.push(text.slice(start, m.index));
+      starts.push(start);
+      start = m.index + m[0].length;
+    }
+    lines.push(text.slice(start));
+    starts.push(start);
+    return { lines, starts };
+  }
+
+  // Renders `text` into `parent`. Returns where the text could be cut without changing what precedes:
+  // after its last blank line that ends a block, as an offset in the text and a count of nodes rendered.
   function blocks(text, parent, depth = 0) {
-    const source = text.replace(/\r\n?/g, "\n").split("\n");
+    const { lines: source, starts } = splitLines(text);
+    const settled = { chars: 0, nodes: 0 };
     let paragraph = null;
     const flush = () => {
       if (paragraph) {
@@ -420,12 +502,13 @@
       if (!line.trim()) {
         flush();
         i++;
+        if (i < source.length) Object.assign(settled, { chars: starts[i], nodes: parent.childNodes.length });
         continue;
       }
-      if ((m = /^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$/.exec(line))) {
+      if ((m = /^ {0,3}(#{1,6})\s+(.*)$/s.exec(line))) {
         flush();
         const heading = h(`h${m[1].length}`);
-        inline(m[2], heading, depth);
+        inline(headingText(m[2]), heading, depth);
         parent.append(heading);
         i++;
         continue;
@@ -469,12 +552,19 @@
       i++;
     }
     flush();
+    return settled;
   }
 
-  function markdown(text) {
-    const fragment = document.createDocumentFragment();
-    blocks(String(text || ""), fragment);
-    return fragment;
+  // Renders an answer into `body`, again each time its text grows: the blocks that end before its last
+  // block-ending blank line are kept (`done` notes them), and only the text after them is parsed again.
+  function renderMarkdown(body, text, done) {
+    if (done.body !== body || !text.startsWith(done.source)) Object.assign(done, { body, source: "", nodes: 0 });
+    while (body.childNodes.length > done.nodes) body.lastChild.remove();
+    const rest = document.createDocumentFragment();
+    const settled = blocks(text.slice(done.source.length), rest);
+    body.append(rest);
+    done.source = text.slice(0, done.source.length + settled.chars);
+    done.nodes += settled.nodes;
   }
 
   // -- the server -----------------------------------------------------------------------------
@@ -525,9 +615,12 @@
       this.state = this.load();
       this.socket = null;
       this.greeting = "";
-      this.items = []; // {role, content, status, citations, finishReason, note, el}
+      this.items = []; // {id, role, content, status, citations, finishReason, note, el, rendered}
       this.answer = null; // the assistant item being streamed
       this.awaiting = false; // this socket asked and its answer has not ended
+      this.pending = null; // the visitor's message until an answer to it starts: status "queued" or "sent"
+      this.renderQueued = false;
+      this.renderAfter = 0; // performance.now() before which the streamed answer is not rendered again
       this.connected = false;
       this.started = false;
       this.stopped = false; // a fatal error: no more reconnects
@@ -700,7 +793,7 @@
 
     updateControls() {
       const streaming = this.awaiting;
-      this.send.disabled = !this.connected || streaming || !this.input.value.trim();
+      this.send.disabled = this.stopped || streaming || Boolean(this.pending) || !this.input.value.trim();
       this.input.disabled = this.stopped;
       this.stop.hidden = !streaming;
       if (!streaming) {
@@ -770,13 +863,15 @@
         typing.append(h("span"), h("span"), h("span"));
         body.replaceChildren(typing);
       } else {
-        body.replaceChildren(markdown(item.content));
+        if (!item.rendered) item.rendered = {};
+        renderMarkdown(body, item.content, item.rendered);
       }
       meta.textContent = this.metaText(item);
       this.renderSources(sources, item.citations || []);
     }
 
     metaText(item) {
+      if (item.role === "user") return { queued: this.t.queued, failed: this.t.notSent }[item.status] || "";
       if (item.role !== "assistant") return "";
       if (item.status === "cancelled") return this.t.stopped;
       if (item.status === "interrupted") return this.t.interrupted;
@@ -936,6 +1031,7 @@
         this.items = this.items.filter((item) => item.role === "notice").slice(-1);
         this.answer = null;
         this.awaiting = false;
+        this.restorePending();
         this.renderAll();
       }
       return created.websocket_url;
@@ -945,17 +1041,24 @@
       const id = this.state.sessionId;
       const data = await this.api("GET", `/widget/sessions/${encodeURIComponent(id)}/messages`);
       if (id !== this.state.sessionId) return;
-      this.items = (Array.isArray(data.messages) ? data.messages : [])
-        .filter((m) => m && (m.role === "user" || m.role === "assistant"))
-        .map((m) => ({
+      this.items = [];
+      for (const m of Array.isArray(data.messages) ? data.messages : []) {
+        if (!m || (m.role !== "user" && m.role !== "assistant")) continue;
+        const item = {
           id: m.id,
           role: m.role,
           content: typeof m.content === "string" ? m.content : "",
           status: m.role === "assistant" ? m.status || "complete" : "complete",
           citations: Array.isArray(m.citations) ? m.citations : [],
-        }));
+        };
+        // The server keeps both as `cancelled`: the visitor's stop, or a lost connection.
+        const question = this.items[this.items.length - 1];
+        if (item.status === "cancelled" && !this.stoppedHere(item, question)) item.status = "interrupted";
+        this.items.push(item);
+      }
       this.answer = null;
       this.awaiting = false;
+      this.restorePending();
       this.renderAll();
       this.updateControls();
     }
@@ -965,6 +1068,8 @@
       this.stopped = false;
       this.state = { ...this.state, sessionId: null };
       this.save();
+      if (this.pending && !this.input.value.trim()) this.input.value = this.pending.content; // to send again
+      this.pending = null;
       this.items = [];
       this.greeting = "";
       this.answer = null;
@@ -981,6 +1086,11 @@
       clearTimeout(this.timer);
       this.dropSocket();
       this.setStatus("");
+      if (this.pending) {
+        this.pending.status = "failed"; // it never will be
+        this.updateItem(this.pending);
+        this.pending = null;
+      }
       this.notice(text);
       this.updateControls();
     }
@@ -1024,6 +1134,7 @@
         this.attempt = 0;
         this.setStatus("");
         this.updateControls();
+        this.sendPending();
       };
       socket.onmessage = (event) => {
         if (generation !== this.generation) return;
@@ -1044,6 +1155,7 @@
 
     onClose(code) {
       this.connected = false;
+      this.unsendPending();
       if (this.answer) {
         this.answer.status = "interrupted";
         this.updateItem(this.answer);
@@ -1077,19 +1189,22 @@
           }
           break;
         case "chunk": {
+          this.confirmPending();
           const item = this.currentAnswer();
           item.content += content;
-          this.updateItem(item);
-          this.scrollDown();
+          this.queueRender();
           break;
         }
         case "done": {
+          this.confirmPending();
           const item = this.currentAnswer();
           const remote = item.remote;
           item.content = content || item.content;
           item.citations = Array.isArray(frame.citations) ? frame.citations : [];
           item.finishReason = frame.finish_reason || "stop";
-          item.status = item.finishReason === "cancelled" ? "cancelled" : "complete";
+          item.status = "complete";
+          if (item.finishReason === "cancelled") item.status = item.stopRequested ? "cancelled" : "interrupted";
+          if (item.status === "cancelled") this.rememberStopped([frame.message_id, frame.parent_id]);
           this.finishAnswer(item);
           if (remote) this.refreshHistory(); // asked from another tab: fetch its question too
           break;
@@ -1097,6 +1212,7 @@
         case "error": {
           // The close that follows these says it better (a fresh URL at once; a new session).
           if (frame.code === "connection_expired" || frame.code === "session_deleted") break;
+          this.confirmPending();
           const message = content || this.t.failed;
           if (this.answer) {
             const item = this.answer;
@@ -1125,8 +1241,9 @@
     }
 
     finishAnswer(item) {
+      const follow = this.nearBottom();
       this.updateItem(item);
-      this.scrollDown();
+      this.scrollDown(follow);
       this.answer = null;
       this.awaiting = false;
       this.updateControls();
@@ -1142,15 +1259,31 @@
 
     submit() {
       const text = this.input.value.trim();
-      if (!text || !this.connected || this.awaiting || !this.socket) return;
+      if (!text || this.stopped || this.awaiting || this.pending) return;
+      this.input.value = "";
+      this.input.style.height = "auto";
+      this.pending = this.addItem({ role: "user", content: text, status: "queued" });
+      this.scrollDown(true);
+      this.updateControls();
+      this.sendPending();
+    }
+
+    socketOpen() {
+      return this.connected && this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+    }
+
+    // Sends the visitor's queued message, if the socket is open; until then it shows as not sent.
+    sendPending() {
+      const item = this.pending;
+      if (!item || item.status !== "queued" || this.awaiting || !this.socketOpen()) return;
       try {
-        this.socket.send(JSON.stringify({ type: "message", content: text }));
+        this.socket.send(JSON.stringify({ type: "message", content: item.content }));
       } catch (_error) {
         return;
       }
-      this.input.value = "";
-      this.input.style.height = "auto";
-      this.addItem({ role: "user", content: text, status: "complete" });
+      item.status = "sent";
+      item.copies = this.copies(item); // to tell, after a lost connection, whether the server got it
+      this.updateItem(item);
       this.awaiting = true;
       this.answer = null;
       this.currentAnswer();
@@ -1158,11 +1291,98 @@
       this.updateControls();
     }
 
+    // The answer to the visitor's message has begun (or the server refused it): it was received.
+    confirmPending() {
+      if (!this.pending || this.pending.status !== "sent") return;
+      this.pending.status = "complete";
+      this.updateItem(this.pending);
+      this.pending = null;
+    }
+
+    // The connection closed before any answer to the sent message: it is queued again, and its answer
+    // (not begun) goes. The reloaded history says whether the server got it after all.
+    unsendPending() {
+      const item = this.pending;
+      if (!item || item.status !== "sent") return;
+      item.status = "queued";
+      item.unsure = true;
+      this.updateItem(item);
+      if (this.answer && !this.answer.content) {
+        this.answer.el.remove();
+        this.items = this.items.filter((other) => other !== this.answer);
+        this.answer = null;
+      }
+    }
+
+    // After the items were replaced (a reloaded history, a new session): the message not answered yet
+    // stays in the conversation, queued, unless the history holds it (received before the connection was lost).
+    restorePending() {
+      const item = this.pending;
+      if (!item) return;
+      if (item.unsure && this.copies(item) > item.copies) {
+        this.pending = null;
+        return;
+      }
+      item.unsure = false;
+      item.status = "queued";
+      this.items.push(item);
+    }
+
+    copies(message) {
+      const same = (item) => item !== message && item.role === "user" && item.content === message.content;
+      return this.items.filter(same).length;
+    }
+
     requestStop() {
-      if (!this.awaiting || !this.socket || this.socket.readyState !== WebSocket.OPEN) return;
+      if (!this.awaiting || !this.socketOpen()) return;
       this.socket.send(JSON.stringify({ type: "stop" }));
+      if (this.answer) this.answer.stopRequested = true;
       this.stop.disabled = true;
       this.stop.textContent = this.t.stopping;
+    }
+
+    // -- what this tab stopped (the server keeps stopped and cut answers alike as `cancelled`) --------
+    stoppedIds() {
+      try {
+        const ids = JSON.parse(this.tab.getItem(`${this.storeKey}.stopped`) || "[]");
+        return Array.isArray(ids) ? ids : [];
+      } catch (_error) {
+        return [];
+      }
+    }
+
+    // The ids of a stopped answer's `done` frame: its own, and its question's.
+    rememberStopped(ids) {
+      const known = this.stoppedIds().concat(ids.filter((id) => typeof id === "string" && id));
+      this.tab.setItem(`${this.storeKey}.stopped`, JSON.stringify(known.slice(-200)));
+    }
+
+    stoppedHere(answer, question) {
+      const ids = this.stoppedIds();
+      if (ids.includes(String(answer.id))) return true;
+      return Boolean(question && question.role === "user" && ids.includes(String(question.id)));
+    }
+
+    // -- streamed answers: rendered at most once an animation frame, and, after a slow render, only once
+    // three times as long has passed, so a long answer's renders take at most a quarter of the page's time.
+    queueRender() {
+      if (this.renderQueued) return;
+      this.renderQueued = true;
+      requestAnimationFrame(() => {
+        this.renderQueued = false;
+        const item = this.answer;
+        if (!item) return; // it ended and was rendered whole
+        const started = performance.now();
+        if (started < this.renderAfter) {
+          this.queueRender();
+          return;
+        }
+        const follow = this.nearBottom();
+        this.updateItem(item);
+        this.scrollDown(follow);
+        const ended = performance.now();
+        this.renderAfter = ended + 3 * (ended - started);
+      });
     }
   }
 

@@ -1,0 +1,209 @@
+"""The widget (chats/static/bytchat/widget.js) in Debian's headless Chromium, with no server: Playwright's router
+answers its HTTP API (tests.browser.FakeApi) and the test plays the socket's side frame by frame (FAKE_SOCKETS).
+
+What the widget makes of frames and histories: the Markdown renderer's cost on hostile input, link labels
+that name another host, citations as visitors get them, and the labels of cancelled answers.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import COUNT_RENDERS, FAKE_SOCKETS, MEASURE_WORK, FakeApi, chromium, fresh_page
+
+pytestmark = pytest.mark.browser
+
+# Lines that make a Markdown renderer backtrack or scan again and again. Before, the first heading and the
+# list item each held the host page's main thread for about 3 s, the code span 0.8 s, the closed brackets
+# 0.3 s. Lines over 20,000 characters are shown as plain text: the shorter ones go through the inline parser.
+HOSTILE = {
+    "a heading with a long run of spaces": "# a" + " " * 40_000 + "b",
+    "a heading of spaces": "# " + " " * 40_000 + "x",
+    "a list item ending in U+2028": "- " + " " * 40_000 + "x\u2028",
+    "opening brackets": "[" * 19_000,
+    "opening brackets, one closed": "[" * 19_000 + "]",
+    "link starts": "[a](" * 4_000,
+    "asterisks": "a" + "*" * 19_000,
+    "underscores within words": "_a" * 9_000,
+    "strong openers": "**a " * 4_000,
+    "a code span of one space and text": "` " + "a" * 19_000 + "`",
+    "backtick runs of every length": " ".join("`" * n + "a" for n in range(1, 190)),
+    "angle brackets": "<https://" * 2_000,
+}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser):
+    with fresh_page(browser, MEASURE_WORK, FAKE_SOCKETS) as tab:
+        yield tab
+
+
+def answer(page, widget, question: str, *frames: dict) -> None:
+    """Asks, then plays the server's frames for the answer (each in its own task)."""
+    widget.ask(question)
+    page.wait_for_function("q => window.__fake.last().sent.some((f) => f.content === q)", arg=question)
+    page.evaluate("frames => window.__fake.play(frames)", list(frames))
+
+
+def done(content: str, **fields) -> dict:
+    return {"type": "done", "content": content, "finish_reason": "stop", "citations": [], **fields}
+
+
+def test_hostile_markdown_renders_and_stays_markdown(page):
+    """Inputs that made the old renderer quadratic (figures in the README). Time is printed, not
+    asserted (house rule: benchmarks measure, tests do not time); the test fails if one hangs past
+    Playwright's own timeout or renders wrongly."""
+    widget = FakeApi(page).open()
+    spent = {}
+    for name, text in HOSTILE.items():
+        before = page.evaluate("window.__work.ms")
+        answer(page, widget, name, {"type": "chunk", "content": text}, done(text))
+        expect(widget.answer()).to_have_attribute("data-status", "complete")
+        spent[name] = page.evaluate("window.__work.ms") - before
+    print("\n" + "\n".join(f"{ms:7.1f} ms  {name}" for name, ms in spent.items()))
+
+    # Still Markdown.
+    assert widget.body(0).locator("h1").text_content() == "a" + " " * 40_000 + "b"
+    assert widget.body(1).locator("h1").text_content() == "x"
+    assert widget.body(6).text_content() == "a" + "*" * 19_000
+    assert widget.body(9).locator("code").text_content() == " " + "a" * 19_000
+
+
+def test_a_streamed_answer_renders_as_the_same_answer_loaded_whole(page):
+    """While an answer streams, blocks that ended are kept and only the rest is parsed again."""
+    text = (
+        "# Title ##\r\n\r\nA paragraph\nwith a break, **bold\n\ntext** and a [link](https://example.com/a).\n\n"
+        "```python\ndef f():\n\n    return 1\n```\n\n- one\n- two\n  more\n\n1. first\n\n2. second\n\n"
+        "> quoted\n>\n> ```\n> code\n\n---\n\n~~~\nunclosed fence\n\nto the end *x*"
+    )
+    api = FakeApi(page)
+    widget = api.open()
+    page.evaluate(COUNT_RENDERS)
+    chunks = [{"type": "chunk", "content": text[i : i + 7]} for i in range(0, len(text), 7)]
+    answer(page, widget, "Markdown, please", *chunks, done(text))
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    streamed = widget.body().inner_html()
+    assert page.evaluate("window.__work.renders") > 3  # it was seen growing
+
+    api.history = [
+        {"id": "u1", "role": "user", "content": "Markdown, please", "status": "complete", "citations": []},
+        {"id": "a1", "role": "assistant", "content": text, "status": "complete", "citations": []},
+    ]
+    page.reload()
+    widget.wait_ready()
+    assert widget.body().inner_html() == streamed
+    expect(widget.body().locator("pre")).to_have_count(3)
+    expect(widget.body().locator("h1")).to_have_text("Title")
+
+
+def test_a_link_label_cannot_pass_for_another_host(page):
+    text = " ".join(
+        [
+            "[https://bank.com](https://evil.com/login)",
+            "[bank.com](https://bank.com.evil.com/)",
+            "[**paypal.com**](https://evil.com/)",
+            "[apple.com](https://\u0430pple.com/)",  # U+0430, the Cyrillic a
+            "[www.bank.com/help](https://bank.com/help)",
+            "[https://bank.com](https://bank.com/x)",
+            "[the bank](https://evil.com/)",
+            "https://example.com/bare",
+            # Credentials in a URL hide its host: never a link.
+            "[my bank](https://bank.com@evil.com/)",
+            "https://user:secret@bank.example/",
+            "<https://bank.com:pw@evil.com/>",
+        ]
+    )
+    widget = FakeApi(page).open()
+    answer(page, widget, "Links, please", done(text))
+    links = widget.body().locator("a")
+    expect(links).to_have_text(
+        [
+            "https://bank.com (evil.com)",
+            "bank.com (bank.com.evil.com)",
+            "paypal.com (evil.com)",
+            "apple.com (xn--pple-43d.com)",
+            "www.bank.com/help",
+            "https://bank.com",
+            "the bank",
+            "https://example.com/bare",
+        ]
+    )
+    assert [links.nth(i).get_attribute("href") for i in range(3)] == [
+        "https://evil.com/login",
+        "https://bank.com.evil.com/",
+        "https://evil.com/",
+    ]
+    body = widget.body()
+    expect(body).to_contain_text("my bank https://user:secret@bank.example/ <https://bank.com:pw@evil.com/>")
+
+
+def test_sources_need_only_what_visitors_are_sent(page):
+    """Visitors get a document's filename and page, or a web result's url and title: nothing else is needed."""
+    citations = [
+        {"filename": "guide.pdf", "page": 3},
+        {"filename": "guide.pdf", "page": 1},
+        {"filename": "notes.md", "page": None},
+        {"url": "https://example.com/a", "title": "Example A"},
+        {"url": "https://example.com/b", "title": ""},
+        {"url": "https://user:pw@example.com/c", "title": "With credentials"},
+        {"url": "javascript:alert(1)", "title": "A script"},
+    ]
+    api = FakeApi(page)
+    widget = api.open()
+    answer(page, widget, "Sources, please", done("An answer [1].", citations=citations))
+    api.history = [
+        {"id": "u1", "role": "user", "content": "Sources, please", "status": "complete", "citations": []},
+        {"id": "a1", "role": "assistant", "content": "An answer [1].", "status": "complete", "citations": citations},
+    ]
+    for _load in ("streamed", "reloaded from the history"):
+        sources = widget.answer().locator(".bcw-source")
+        expect(sources).to_have_text(
+            ["guide.pdf (p. 1, 3)", "notes.md", "Example A", "https://example.com/b", "With credentials", "A script"]
+        )
+        links = widget.answer().locator(".bcw-sources a")
+        expect(links).to_have_text(["Example A", "https://example.com/b"])
+        assert links.first.get_attribute("href") == "https://example.com/a"
+        page.reload()
+        widget.wait_ready()
+
+
+def test_a_cancelled_answer_reads_stopped_only_if_this_tab_stopped_it(page):
+    api = FakeApi(page)
+    widget = api.open()
+    question = {"role": "user", "status": "complete", "citations": []}
+    cancelled = {"role": "assistant", "status": "cancelled", "citations": []}
+    # Stopped by the visitor: the server ends it with finish_reason `cancelled`.
+    answer(page, widget, "First", {"type": "chunk", "content": "Half"})
+    widget.stop_button.click()
+    page.wait_for_function("window.__fake.last().sent.some((f) => f.type === 'stop')")
+    page.evaluate("frames => window.__fake.play(frames)", [done("Half", finish_reason="cancelled", parent_id="u1")])
+    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Stopped")
+    # Cut by a lost connection; the server keeps both as `cancelled`, as the reloaded history shows.
+    answer(page, widget, "Second", {"type": "chunk", "content": "Part"})
+    api.history = [
+        {**question, "id": "u1", "content": "First"},
+        {**cancelled, "id": "a1", "content": "Half"},
+        {**question, "id": "u2", "content": "Second"},
+        {**cancelled, "id": "a2", "content": "Part"},
+    ]
+    page.evaluate("window.__fake.last().drop()")
+    expect(widget.answer()).to_have_attribute("data-status", "interrupted")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Interrupted")
+    widget.wait_ready()
+    expect(widget.answers.locator(".bcw-meta")).to_have_text(["Stopped", "Interrupted"])
+
+    # After a reload too; one cancelled in another tab, or with no `done` seen here, reads "Interrupted".
+    api.history += [{**question, "id": "u3", "content": "Third"}, {**cancelled, "id": "a3", "content": "Bit"}]
+    page.reload()
+    widget.wait_ready()
+    expect(widget.answers.locator(".bcw-meta")).to_have_text(["Stopped", "Interrupted", "Interrupted"])
+    statuses = [widget.answer(i).get_attribute("data-status") for i in range(3)]
+    assert statuses == ["cancelled", "interrupted", "interrupted"]
