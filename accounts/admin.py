@@ -1,4 +1,5 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.core.exceptions import PermissionDenied
@@ -11,9 +12,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.charts import usage_chart
-from accounts.models import DailyUsage, ModelCall, User
+from accounts.models import ApiKey, DailyUsage, ModelCall, User
 from accounts.quotas import daily_quota_of
 from accounts.selectors import platform_usage_by_day
+from accounts.services import api_key_create, api_key_revoke
 
 
 class UserAddForm(UserCreationForm):
@@ -136,3 +138,54 @@ class ModelCallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["user", "name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Staff make a key for a user (shown once, in the confirmation) and revoke keys; only the digest is kept."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at", "created_at"]
+    search_fields = ["name", "prefix", "user__email"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    actions = ["revoke"]
+
+    def get_form(self, request: HttpRequest, obj: ApiKey | None = None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+        return ["user", "name"] if obj is None else self.get_readonly_fields(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        if change:
+            return  # nothing of a key is editable
+        key, raw = api_key_create(user=obj.user, name=obj.name)
+        obj.pk, obj.prefix, obj.digest = key.pk, key.prefix, key.digest
+        self.message_user(
+            request,
+            _("The key for %(user)s is %(key)s. Copy it now: it is not shown again.") % {"user": obj.user, "key": raw},
+            messages.WARNING,
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(description=_("Revoke the selected API keys"))
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        for key in queryset:
+            api_key_revoke(key=key)
+        self.message_user(request, _("%(n)d key(s) revoked.") % {"n": queryset.count()}, messages.SUCCESS)

@@ -6,15 +6,49 @@ from collections.abc import Mapping
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
+from accounts.services import API_KEY_PREFIX, api_key_user
 from config.errors import DomainError, NotAuthenticated
 
 
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer byt_…`: a personal API key (accounts.models.ApiKey). Other bearer
+    tokens are left to JWTAuthentication, so it runs first in DRF's list."""
+
+    def authenticate(self, request) -> tuple[User, None] | None:
+        raw = api_key_in(request)
+        if raw is None:
+            return None
+        user = api_key_user(raw=raw)
+        if user is None:
+            raise AuthenticationFailed(_("API key is invalid or revoked."), code="api_key_not_valid")
+        return user, None
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+def api_key_in(request) -> str | None:
+    """The personal API key the request carries as its bearer token, if that is what it carries."""
+    scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.startswith(API_KEY_PREFIX):
+        return token.strip()
+    return None
+
+
 def authenticate_bearer(request: HttpRequest) -> User:
+    """The user of the request's bearer token: an access JWT or a personal API key (async views)."""
+    raw = api_key_in(request)
+    if raw is not None:
+        user = api_key_user(raw=raw)
+        if user is None:
+            raise NotAuthenticated(_("API key is invalid or revoked."), code="api_key_not_valid")
+        return user
     try:
         result = JWTAuthentication().authenticate(request)
     except AuthenticationFailed as exc:

@@ -103,3 +103,28 @@ class ModelCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} ({self.surface}, {self.day})"
+
+
+class ApiKey(models.Model):
+    """A personal API key: `Authorization: Bearer byt_…` instead of a JWT (OpenAI clients, scripts).
+
+    Only a SHA-256 digest is stored: the key is 32 random bytes, so a fast hash is as safe as a slow
+    one and lets a request be authenticated with one indexed lookup. The key is shown once.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys", verbose_name=_("user"))
+    name = models.CharField(_("name"), max_length=100)
+    # The key's first characters, to tell keys apart in lists.
+    prefix = models.CharField(_("prefix"), max_length=16)
+    digest = models.CharField(_("SHA-256"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

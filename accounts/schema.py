@@ -1,4 +1,4 @@
-"""OpenAPI description of the body-token authentication of the 000 surface."""
+"""OpenAPI descriptions of the authentications: the 000 body token and personal API keys."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
@@ -15,4 +15,16 @@ class BodyTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": "The same access token, sent as the `token` field of the JSON body (seed 000).",
+        }
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal API key (`byt_…`, made with `POST /api-keys`) as the bearer token.",
         }

@@ -6,12 +6,14 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from accounts.models import DailyUsage, ModelCall, User
+from accounts.models import ApiKey, DailyUsage, ModelCall, User
 from accounts.quotas import daily_quota_of, quota_resets_at
+from config.errors import NotFound
 
 _TOKENS = {
     "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),
@@ -102,3 +104,14 @@ def platform_usage_by_day(*, days: int = 30) -> list[DayUsage]:
             )
         )
     return result
+
+
+def api_key_list(*, user: User) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(user=user).order_by("-created_at")
+
+
+def api_key_get(*, user: User, key_id: int) -> ApiKey:
+    key = ApiKey.objects.filter(user=user, pk=key_id).first()
+    if key is None:
+        raise NotFound(_("API key not found."), code="api_key_not_found")
+    return key

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -18,9 +21,9 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from accounts.models import CallOutcome, ModelCall, User
+from accounts.models import ApiKey, CallOutcome, ModelCall, User
 from bots.llm.types import Usage
-from config.errors import DomainError, NotAuthenticated
+from config.errors import Conflict, DomainError, NotAuthenticated
 
 
 def user_create(*, email: str, password: str, username: str | None = None) -> User:
@@ -118,3 +121,48 @@ def model_call_record(
         surface=surface,
         calls=[CallRecord(model=model, usage=usage, day=day or timezone.localdate())],
     )
+
+
+API_KEY_PREFIX = "byt_"
+# How often `last_used_at` is written: not on every request.
+API_KEY_TOUCH_SECONDS = 60
+
+
+def api_key_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
+    """A new key for the user (at most API_KEYS_PER_USER active ones); the raw key is returned once."""
+    name = " ".join(name.split())[:100]
+    if not name:
+        raise DomainError(_("name: give the key a name."), code="invalid")
+    if ApiKey.objects.filter(user=user, revoked_at__isnull=True).count() >= settings.API_KEYS_PER_USER:
+        raise Conflict(
+            _("You have %(n)d active API keys, the most allowed; revoke one first.")
+            % {"n": settings.API_KEYS_PER_USER},
+            code="api_key_limit",
+        )
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:12], digest=api_key_digest(raw))
+    return key, raw
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    if key.revoked_at is None:
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_key_user(*, raw: str) -> User | None:
+    """The active user of an unrevoked key, noting when it was last used (once a minute at most)."""
+    key = (
+        ApiKey.objects.filter(digest=api_key_digest(raw), revoked_at__isnull=True, user__is_active=True)
+        .select_related("user")
+        .first()
+    )
+    if key is None:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= API_KEY_TOUCH_SECONDS:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key.user

@@ -217,7 +217,9 @@ CSRF_COOKIE_SECURE = not DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # First, so unauthenticated requests get 401 with WWW-Authenticate, not 403.
+        # Bearer tokens: personal API keys (byt_…), then JWTs. The first class's header makes an
+        # unauthenticated request a 401 with WWW-Authenticate, not a 403.
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -431,6 +433,7 @@ WIDGET_SESSIONS_RATE = env.str("WIDGET_SESSIONS_RATE", default="30/hour")
 WIDGET_SOCKETS_RATE = env.str("WIDGET_SOCKETS_RATE", default="240/hour")
 
 BOTS_PER_USER = env.int("BOTS_PER_USER", default=50)
+API_KEYS_PER_USER = env.int("API_KEYS_PER_USER", default=20)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 
 LOGGING = {

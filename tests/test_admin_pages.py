@@ -16,6 +16,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import DailyUsage, ModelCall
+from accounts.services import api_key_create
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, Surface
 from exams.models import Exam, Question
@@ -58,6 +59,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
     question_row = Question.objects.create(
         exam=exam, position=1, text="¿La ___ es la unidad de vida?", options=["célula", "roca"], answer_index=0
     )
+    api_key, _raw = api_key_create(user=owner, name="CLI")
     refresh = RefreshToken.for_user(owner)
     outstanding = OutstandingToken.objects.get(jti=refresh["jti"])
     blacklisted = BlacklistedToken.objects.create(token=outstanding)
@@ -75,6 +77,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         "accounts.User": owner,
         "accounts.DailyUsage": usage,
         "accounts.ModelCall": call,
+        "accounts.ApiKey": api_key,
         "bots.Bot": bot,
         "bots.ModelConfig": config,
         "chats.Chat": chat,
