@@ -16,6 +16,7 @@ from accounts.models import ApiKey, DailyUsage, ModelCall, User
 from accounts.quotas import daily_quota_of
 from accounts.selectors import platform_usage_by_day
 from accounts.services import api_key_create, api_key_revoke
+from config.admin import NoBulkDeleteMixin
 
 
 class UserAddForm(UserCreationForm):
@@ -69,7 +70,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(admin.ModelAdmin):
+class DailyUsageAdmin(NoBulkDeleteMixin, admin.ModelAdmin):
     """Usage by day, read-only, with the platform's chart (`chart/`) for staff."""
 
     list_display = ["day", "user", "requests"]
@@ -86,12 +87,6 @@ class DailyUsageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: DailyUsage | None = None) -> bool:
         return False
-
-    def get_actions(self, request: HttpRequest):
-        # Deleting a day's counter gives its calls back: one at a time, from its page, never in bulk.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def get_urls(self):
         chart = self.admin_site.admin_view(self.chart_view)

@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.admin import NoBulkDeleteMixin
 from exams.downloads import pdf_response
 from exams.models import Exam, Question
 from exams.services import exam_delete
@@ -34,7 +35,7 @@ class QuestionInline(admin.TabularInline):
 
 
 @admin.register(Exam)
-class ExamAdmin(admin.ModelAdmin):
+class ExamAdmin(NoBulkDeleteMixin, admin.ModelAdmin):
     list_display = ["title", "owner", "subject", "difficulty", "hints", "question_count", "created_at"]
     list_filter = ["difficulty", "hints", "language", "created_at"]
     search_fields = ["title", "subject", "owner__email"]
@@ -62,11 +63,6 @@ class ExamAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     def get_urls(self):
         own = [

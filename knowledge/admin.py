@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from config.admin import NoBulkDeleteMixin
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.services import document_delete, document_reindex
 
@@ -28,7 +29,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(NoBulkDeleteMixin, admin.ModelAdmin):
     """Read-only but for the actions, which call the services (re-index, delete with files)."""
 
     list_display = ["filename", "owner", "knowledge_base", "status", "progress", "attempts", "size", "created_at"]
@@ -40,11 +41,6 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.action(description=_("Re-index the selected documents"))
     def reindex(self, request, queryset) -> None:
