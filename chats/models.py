@@ -14,12 +14,14 @@ class Surface(models.TextChoices):
     SESSIONS = "sessions", _("Chat sessions (003)")
     CHATS = "chats", _("Chats (004)")
     WIDGET = "widget", _("Web widget")
+    OPENAI = "openai", _("OpenAI-compatible API (/v1)")
 
 
 class ChatQuerySet(models.QuerySet):
     def owned_by(self, user) -> "ChatQuerySet":
-        """The chats a user holds; those of a public bot's visitors belong to the visitors (chats.visitors)."""
-        return self.filter(owner=user, visitor_id__isnull=True)
+        """The chats a user holds; those of a public bot's visitors belong to the visitors (chats.visitors),
+        and each /v1 call is a record of its own (its client keeps the conversation), not listed."""
+        return self.filter(owner=user, visitor_id__isnull=True).exclude(surface=Surface.OPENAI)
 
 
 class Chat(models.Model):

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -194,6 +194,8 @@ def turn_start(
     autocontinue: bool = False,
     web_search: bool = False,
     stream_holder: str | None = None,
+    history: Sequence[tuple[str, str]] = (),
+    stop: tuple[str, ...] = (),
 ) -> tuple[ReplyRequest, str]:
     """Everything before an answer: pick the model, take a stream slot, a unit of the daily quota and
     the chat's answer lock, store the question. With `chat`, a new turn in it; without, a new chat
@@ -207,7 +209,9 @@ def turn_start(
     spec, routed_as = _model_plan(bot=bot, query=prompt, model=model, task_type=task_type)
 
     def new_chat() -> Chat:
-        return chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
+        chat = chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
+        _history_import(chat, history)
+        return chat
 
     lease, chat = _lease_take(user, chat=chat, new_chat=new_chat, stream_holder=stream_holder)
     try:
@@ -223,12 +227,36 @@ def turn_start(
         system_prompt=bot.system_prompt if bot is not None else "",
         temperature=temperature,
         max_tokens=max_tokens,
+        stop=stop,
         lease=lease,
         knowledge_base_ids=_knowledge_scope(bot, user),
         autocontinue=autocontinue,
         web_search=web_search,
     )
     return reply, routed_as
+
+
+def _history_import(chat: Chat, history: Sequence[tuple[str, str]]) -> None:
+    """Turns a client sent along (the /v1 API is stateless), as one branch under the new chat's root;
+    assistant turns are the client's (`authored_by_client`), not the model's."""
+    if not history:
+        return
+    messages: list[Message] = []
+    for role, content in history:
+        parent = messages[-1] if messages else None
+        messages.append(
+            Message(
+                chat=chat,
+                parent=parent,
+                role=role,
+                content=content,
+                status=MessageStatus.COMPLETE,
+                authored_by_client=role == Role.ASSISTANT,
+            )
+        )
+    Message.objects.bulk_create(messages)
+    Chat.objects.filter(pk=chat.pk).update(current_node=messages[-1])
+    chat.current_node = messages[-1]
 
 
 def answer_start(

@@ -196,6 +196,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
                 messages=messages,
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
+                stop=request.stop,
             )
             end: StreamEnd | None = None
             async with aclosing(provider.astream(completion)) as items:

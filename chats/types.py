@@ -37,6 +37,7 @@ class ReplyRequest:
     system_prompt: str = ""
     temperature: float | None = None
     max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
     # Given back by the engine when the answer ends, however it ends.
     lease: TurnLease | None = None
     # The knowledge bases whose passages ground the answer; None means every base of the chat's owner.

@@ -95,7 +95,58 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
     }
     result["paths"].update(whole_answer_endpoints())
     result["paths"].update(inference_endpoints(result))
+    result["paths"].update(openai_endpoints())
     return result
+
+
+OPENAI_ERROR = {
+    "description": "OpenAI's error object: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+    "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "object"}}}}},
+}
+
+
+def openai_endpoints() -> dict[str, Any]:
+    """`/v1/chat/completions`: OpenAI's request and response bodies, described by OpenAI's own spec."""
+    body = {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"type": "string", "description": "A bot: `bot-<uuid>` (see `/v1/models`)."},
+            "messages": {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 200},
+            "stream": {"type": "boolean"},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "max_completion_tokens": {"type": "integer", "minimum": 1},
+            "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        },
+    }
+    return {
+        "/v1/chat/completions": {
+            "post": {
+                "operationId": "openai_chat_completions",
+                "tags": ["openai"],
+                "summary": "A bot answers in OpenAI's chat completions format (JSON or SSE chunks).",
+                "description": (
+                    "The bot's system prompt, models and knowledge apply; the call is charged like any "
+                    "other. `stream: true` sends `chat.completion.chunk` events ending with `data: [DONE]`. "
+                    "Citations travel in an extra `citations` field."
+                ),
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "security": [{"jwtAuth": []}, {"apiKeyAuth": []}],
+                "responses": {
+                    "200": {
+                        "description": "A `chat.completion`, or its chunks as Server-Sent Events.",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **{status: OPENAI_ERROR for status in ("400", "401", "404", "405", "409", "429", "502", "503")},
+                },
+            }
+        }
+    }
 
 
 def json_operation(operation_id: str, summary: str, body: dict[str, Any], responses: dict[str, Any]) -> dict:

@@ -1,6 +1,6 @@
 """Every chat surface keeps its documented paths; each module lists its own routes."""
 
-from chats.api import bytchat, conversations, internet_chats, learnyourown, sessions, widget
+from chats.api import bytchat, conversations, internet_chats, learnyourown, openai, sessions, widget
 
 urlpatterns = [
     *bytchat.urlpatterns,
@@ -9,4 +9,5 @@ urlpatterns = [
     *internet_chats.urlpatterns,
     *learnyourown.urlpatterns,
     *widget.urlpatterns,
+    *openai.urlpatterns,
 ]

@@ -1,0 +1,242 @@
+"""`POST /v1/chat/completions`: a bot answers in OpenAI's wire format, through the one engine.
+
+The request names a bot as its model (`bot-<uuid>`, see bots.api.openai_models); the bot's system
+prompt, routed models and knowledge apply, and the call is charged and recorded like any other.
+The API is stateless, so each call is stored as a chat of its own (the turns the client sent, then
+the answer): a record for usage and audit, not listed among the user's conversations.
+
+Non-streaming answers are one `chat.completion`; streaming ones are `chat.completion.chunk` events
+ending with `data: [DONE]` (usage last when `stream_options.include_usage`). Citations travel in an
+extra `citations` field OpenAI clients ignore. Errors are OpenAI error objects: a JSON status before
+the answer starts, an `error` event after (the SDK raises either).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.urls import re_path
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import serializers
+
+from accounts.authentication import authenticate_bearer
+from bots.api.openai_models import bot_for_model
+from chats.api.streams import first_event
+from chats.events import StreamEvent
+from chats.models import Role, Surface
+from chats.services import turn_start
+from chats.streaming import reply_stream, turn_prepared
+from chats.types import ReplyRequest
+from config.async_views import json_body
+from config.errors import DomainError
+from config.exception_handler import flatten_validation_errors
+from config.openai_errors import openai_error_body
+
+ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
+MAX_MESSAGES = 200
+
+
+class ChatCompletionSerializer(serializers.Serializer):
+    """OpenAI's request body. Parameters that change nothing here (top_p, seed, user, ...) are
+    accepted and ignored, as OpenAI clients send them; ones this API cannot honour are refused."""
+
+    model = serializers.CharField(max_length=200)
+    messages = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=MAX_MESSAGES)
+    stream = serializers.BooleanField(default=False)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False, allow_null=True)
+    max_tokens = serializers.IntegerField(
+        min_value=1, max_value=settings.CHAT_MAX_TOKENS_CAP, required=False, allow_null=True
+    )
+    max_completion_tokens = serializers.IntegerField(
+        min_value=1, max_value=settings.CHAT_MAX_TOKENS_CAP, required=False, allow_null=True
+    )
+    stop = serializers.JSONField(required=False, allow_null=True)
+    stream_options = serializers.DictField(required=False, allow_null=True)
+    n = serializers.IntegerField(required=False, allow_null=True)
+    tools = serializers.JSONField(required=False, allow_null=True)
+
+    def validate_n(self, value: int | None) -> int | None:
+        if value not in (None, 1):
+            raise serializers.ValidationError(_("Only one choice (n=1) is generated."))
+        return value
+
+    def validate_tools(self, value: Any) -> Any:
+        if value:
+            raise serializers.ValidationError(_("Tools are not supported."))
+        return value
+
+    def validate_stop(self, value: Any) -> tuple[str, ...]:
+        stops = [value] if isinstance(value, str) else value or []
+        if (
+            not isinstance(stops, list)
+            or len(stops) > 4
+            or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in stops)
+        ):
+            raise serializers.ValidationError(_("Give up to 4 stop sequences of 1 to 100 characters."))
+        return tuple(stops)
+
+    def validate_messages(self, messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        turns = []
+        for index, message in enumerate(messages):
+            role = ROLES.get(message.get("role"))
+            content = _text_of(message.get("content"))
+            if role is None or content is None:
+                raise serializers.ValidationError(
+                    _("messages[%(i)d]: give a role (system, user or assistant) and text content.") % {"i": index}
+                )
+            if len(content) > settings.CHAT_MAX_QUERY_CHARS:
+                raise serializers.ValidationError(
+                    _("messages[%(i)d]: at most %(n)d characters.") % {"i": index, "n": settings.CHAT_MAX_QUERY_CHARS}
+                )
+            turns.append((role, content))
+        if turns[-1][0] != Role.USER:
+            raise serializers.ValidationError(_("The last message must be the user's."))
+        return turns
+
+
+def _text_of(content: Any) -> str | None:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        texts = [part.get("text") for part in content if part.get("type") == "text"]
+        if texts and all(isinstance(text, str) for text in texts) and len(texts) == len(content):
+            return "\n".join(texts)
+    return None
+
+
+def _error(exc: DomainError) -> JsonResponse:
+    response = JsonResponse(
+        openai_error_body(exc.message, status=exc.status_code, code=exc.code), status=exc.status_code
+    )
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _prepare(request: HttpRequest) -> tuple[ReplyRequest, dict[str, Any]]:
+    user = authenticate_bearer(request)
+    serializer = ChatCompletionSerializer(data=json_body(request))
+    if not serializer.is_valid():
+        raise DomainError("; ".join(flatten_validation_errors(serializer.errors)), code="invalid_value")
+    data = serializer.validated_data
+    bot = bot_for_model(user=user, model=data["model"])
+    *history, (_role, prompt) = data["messages"]
+    reply, _task_type = turn_start(
+        user=user,
+        prompt=prompt,
+        bot=bot,
+        surface=Surface.OPENAI,
+        history=history,
+        temperature=data.get("temperature"),
+        max_tokens=data.get("max_completion_tokens") or data.get("max_tokens"),
+        stop=data.get("stop") or (),
+    )
+    return reply, data
+
+
+def _usage(event: StreamEvent) -> dict[str, int]:
+    usage = event.data.get("usage") or {}
+    return {key: int(usage.get(key, 0)) for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+
+
+async def _completion(reply: ReplyRequest, model: str, created: int) -> HttpResponse:
+    text: list[str] = []
+    async with aclosing(reply_stream(reply)) as events:
+        async for event in events:
+            if event.type == "chunk":
+                text.append(event.content)
+            elif event.type == "error":
+                return _error(DomainError(event.content, code=event.data.get("code"), status_code=event.status_code))
+            else:
+                return JsonResponse(
+                    {
+                        "id": f"chatcmpl-{reply.chat.pk.hex}",
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": event.content, "refusal": None},
+                                "finish_reason": event.data.get("finish_reason") or "stop",
+                                "logprobs": None,
+                            }
+                        ],
+                        "usage": _usage(event),
+                        "citations": event.data.get("citations", []),
+                    }
+                )
+    return _error(DomainError(_("The answer ended unexpectedly."), code="server_error", status_code=500))
+
+
+async def _chunks(
+    first: StreamEvent, events: AsyncIterator[StreamEvent], *, reply: ReplyRequest, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    base = {
+        "id": f"chatcmpl-{reply.chat.pk.hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+
+    def data(payload: dict[str, Any]) -> bytes:
+        return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+
+    def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
+
+    async with aclosing(events):
+        yield data(choice({"role": "assistant", "content": ""}))
+        item: StreamEvent | None = first
+        while item is not None:
+            if item.type == "chunk":
+                yield data(choice({"content": item.content}))
+            elif item.type == "error":
+                yield data(openai_error_body(item.content, status=item.status_code, code=item.data.get("code")))
+                return
+            else:
+                finish = choice({}, item.data.get("finish_reason") or "stop")
+                yield data({**finish, "citations": item.data.get("citations", [])})
+                if include_usage:
+                    yield data({**base, "choices": [], "usage": _usage(item)})
+            item = await anext(events, None)
+    yield b"data: [DONE]\n\n"
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        response = _error(DomainError(_("Use POST."), code="method_not_allowed", status_code=405))
+        response["Allow"] = "POST"
+        return response
+    try:
+        reply, data = await turn_prepared(_prepare, request=request)
+    except DomainError as exc:
+        return _error(exc)
+    if not data["stream"]:
+        return await _completion(reply, data["model"], int(time.time()))
+    # The engine starts here: a failure before the first token is still a JSON status the SDK raises.
+    events = reply_stream(reply)
+    first = await first_event(events)
+    if first.type == "error":
+        error = DomainError(first.content, code=first.data.get("code"), status_code=first.status_code, headers=first.headers)
+        return _error(error)
+    include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+    body = _chunks(first, events, reply=reply, model=data["model"], include_usage=include_usage)
+    response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+urlpatterns = [
+    re_path(r"^v1/chat/completions/?$", chat_completions, name="openai-chat-completions"),
+]
