@@ -21,20 +21,9 @@ from bots.models import Bot
 from bots.selectors import bot_get, bot_list
 from config.errors import DomainError, NotFound
 from config.exception_handler import flatten_validation_errors
+from config.openai_errors import openai_error_body
 
 MODEL_PREFIX = "bot-"
-# OpenAI's error `type` for each status its SDKs map to an exception.
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "invalid_request_error",
-    403: "permission_error",
-    404: "invalid_request_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
 def model_id(bot: Bot) -> str:
     return f"{MODEL_PREFIX}{bot.pk}"
 
@@ -59,8 +48,7 @@ def model_object(bot: Bot) -> dict[str, Any]:
 
 
 def openai_error(message: str, *, status: int, code: str | None, param: str | None = None) -> Response:
-    kind = ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    return Response({"error": {"message": message, "type": kind, "param": param, "code": code}}, status=status)
+    return Response(openai_error_body(message, status=status, code=code, param=param), status=status)
 
 
 class OpenAIView(APIView):
