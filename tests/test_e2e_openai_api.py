@@ -25,6 +25,8 @@ def server(fake_openai_server, tmp_path_factory):
             "CUSTOM_LLM_API_KEY": "e2e-provider-key",
             "LLM_MAX_RETRIES": "0",
             "QUOTA_DAILY_FREE": str(QUOTA),
+            "EMBEDDINGS_PROVIDER": "custom",
+            "EMBEDDINGS_MODEL": "fake-embeddings",
         },
     ).start()
     yield live
@@ -203,3 +205,18 @@ def test_past_the_quota_the_sdk_raises_rate_limit_error(server):
         assert http.post("/usage", json={}, headers=headers).json() == {"usage": QUOTA}
         # Each call is a record of its own, not one of the user's conversations.
         assert http.get("/conversations", headers=headers).json() == []
+
+
+def test_embeddings_come_back_as_the_sdks_vectors_in_either_encoding(server, account):
+    key, _bots, _headers = account
+    sdk = client(server, key)
+    decoded = sdk.embeddings.create(model="fake-embeddings", input=["kitten", "cat", "dog"])  # base64 by default
+    plain = sdk.embeddings.create(model="fake-embeddings", input="kitten", encoding_format="float")
+    assert isinstance(decoded, openai.types.CreateEmbeddingResponse) and decoded.usage.total_tokens > 0
+    kitten, cat, dog = (item.embedding for item in decoded.data)
+    assert len(kitten) == 64 and kitten == cat != dog  # the fake maps kitten and cat to one dimension
+    assert plain.data[0].embedding == kitten
+    with pytest.raises(openai.NotFoundError):
+        sdk.embeddings.create(model="text-embedding-3-large", input="x")
+    with pytest.raises(openai.BadRequestError):
+        sdk.embeddings.create(model="fake-embeddings", input=[])

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API's model list (`/v1/models`): each of the caller's bots is a model.
+"""The OpenAI-compatible API's models (`/v1/models`: each of the caller's bots) and embeddings (`/v1/embeddings`).
 
 A bot's model id is `bot-<its uuid>`: stable across renames. Errors use OpenAI's error object
 (`{"error": {"message", "type", "param", "code"}}`) with the matching status, so OpenAI SDKs raise
@@ -7,9 +7,12 @@ their usual exceptions (`AuthenticationError`, `NotFoundError`, ...).
 
 from __future__ import annotations
 
+import base64
+import struct
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -17,6 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bots.llm.embeddings import embed_texts, embeddings_enabled
+from bots.llm.types import estimate_tokens
 from bots.models import Bot
 from bots.selectors import bot_get, bot_list
 from config.errors import DomainError, NotFound
@@ -24,6 +29,8 @@ from config.exception_handler import flatten_validation_errors
 from config.openai_errors import openai_error_body
 
 MODEL_PREFIX = "bot-"
+
+
 def model_id(bot: Bot) -> str:
     return f"{MODEL_PREFIX}{bot.pk}"
 
@@ -104,3 +111,67 @@ class ModelDetailView(OpenAIView):
     @extend_schema(responses={200: MODEL_SCHEMA}, operation_id="openai_model_retrieve")
     def get(self, request: Request, model: str) -> Response:
         return Response(model_object(bot_for_model(user=request.user, model=model)))
+
+
+class EmbeddingsSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=200)
+    input = serializers.JSONField()
+    encoding_format = serializers.ChoiceField(choices=["float", "base64"], default="float")
+    dimensions = serializers.IntegerField(required=False, allow_null=True)
+    user = serializers.CharField(required=False, allow_blank=True)
+
+    def validate_input(self, value: Any) -> list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(texts, list)
+            or not 0 < len(texts) <= EMBEDDINGS_MAX_INPUTS
+            or not all(isinstance(text, str) and 0 < len(text) <= EMBEDDINGS_MAX_CHARS for text in texts)
+        ):
+            raise serializers.ValidationError(
+                _("Give a text or a list of at most %(n)d texts of 1 to %(chars)d characters.")
+                % {"n": EMBEDDINGS_MAX_INPUTS, "chars": EMBEDDINGS_MAX_CHARS}
+            )
+        return texts
+
+
+EMBEDDINGS_MAX_INPUTS = 256
+EMBEDDINGS_MAX_CHARS = 32_000
+
+
+class EmbeddingsView(OpenAIView):
+    """The configured embeddings model, relayed (not metered: see README "Usage and quotas")."""
+
+    @extend_schema(
+        request=EmbeddingsSerializer,
+        responses={200: inline_serializer("OpenAIEmbeddings", {"object": serializers.CharField()})},
+        operation_id="openai_embeddings",
+        description="Vectors from the server's embeddings model (`EMBEDDINGS_MODEL`), when one is configured.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EmbeddingsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if not embeddings_enabled() or data["model"] != settings.EMBEDDINGS_MODEL:
+            raise NotFound(
+                _("The model '%(model)s' does not exist.") % {"model": data["model"][:100]}, code="model_not_found"
+            )
+        vectors = embed_texts(data["input"])
+        tokens = sum(estimate_tokens(text) for text in data["input"])
+        return Response(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": index, "embedding": _encoded(vector, data["encoding_format"])}
+                    for index, vector in enumerate(vectors)
+                ],
+                "model": settings.EMBEDDINGS_MODEL,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+
+def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
+    """OpenAI's SDKs ask for base64 (little-endian float32) unless told otherwise."""
+    if encoding_format == "float":
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

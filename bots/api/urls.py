@@ -4,6 +4,7 @@ from bots.api import bots, openai_models
 from config.paths import UUID
 
 urlpatterns = [
+    re_path(r"^v1/embeddings/?$", openai_models.EmbeddingsView.as_view(), name="openai-embeddings"),
     re_path(r"^v1/models/?$", openai_models.ModelListView.as_view(), name="openai-models"),
     re_path(r"^v1/models/(?P<model>[^/]{1,200})/?$", openai_models.ModelDetailView.as_view(), name="openai-model"),
     re_path(r"^bots/?$", bots.BotListCreateView.as_view(), name="bot-list"),
