@@ -227,7 +227,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     events = reply_stream(reply)
     first = await first_event(events)
     if first.type == "error":
-        error = DomainError(first.content, code=first.data.get("code"), status_code=first.status_code, headers=first.headers)
+        error = DomainError(
+            first.content, code=first.data.get("code"), status_code=first.status_code, headers=first.headers
+        )
         return _error(error)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
     body = _chunks(first, events, reply=reply, model=data["model"], include_usage=include_usage)
