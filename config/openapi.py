@@ -100,7 +100,7 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
 
 
 OPENAI_ERROR = {
-    "description": "OpenAI's error object: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+    "description": 'OpenAI\'s error object: `{"error": {"message", "type", "param", "code"}}`.',
     "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "object"}}}}},
 }
 
