@@ -35,13 +35,17 @@ def model_id(bot: Bot) -> str:
     return f"{MODEL_PREFIX}{bot.pk}"
 
 
+def model_not_found(model: str) -> NotFound:
+    return NotFound(_("The model '%(model)s' does not exist.") % {"model": model[:100]}, code="model_not_found")
+
+
 def bot_for_model(*, user: Any, model: str) -> Bot:
     """The caller's bot a model id names; anything else is a 404 `model_not_found`."""
     try:
         bot_id = uuid.UUID(model.removeprefix(MODEL_PREFIX)) if model.startswith(MODEL_PREFIX) else None
     except ValueError:
         bot_id = None
-    missing = NotFound(_("The model '%(model)s' does not exist.") % {"model": model[:100]}, code="model_not_found")
+    missing = model_not_found(model)
     if bot_id is None:
         raise missing
     try:
@@ -152,9 +156,7 @@ class EmbeddingsView(OpenAIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         if not embeddings_enabled() or data["model"] != settings.EMBEDDINGS_MODEL:
-            raise NotFound(
-                _("The model '%(model)s' does not exist.") % {"model": data["model"][:100]}, code="model_not_found"
-            )
+            raise model_not_found(data["model"])
         vectors = embed_texts(data["input"])
         tokens = sum(estimate_tokens(text) for text in data["input"])
         return Response(

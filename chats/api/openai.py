@@ -147,15 +147,19 @@ def _usage(event: StreamEvent) -> dict[str, int]:
     return {key: int(usage.get(key, 0)) for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
 
 
+def _event_error(event: StreamEvent) -> JsonResponse:
+    """The engine's `error` event before anything was sent, as an OpenAI error status."""
+    return _error(
+        DomainError(event.content, code=event.data.get("code"), status_code=event.status_code, headers=event.headers)
+    )
+
+
 async def _completion(reply: ReplyRequest, model: str, created: int) -> HttpResponse:
-    text: list[str] = []
     async with aclosing(reply_stream(reply)) as events:
         async for event in events:
-            if event.type == "chunk":
-                text.append(event.content)
-            elif event.type == "error":
-                return _error(DomainError(event.content, code=event.data.get("code"), status_code=event.status_code))
-            else:
+            if event.type == "error":
+                return _event_error(event)
+            if event.type == "done":
                 return JsonResponse(
                     {
                         "id": f"chatcmpl-{reply.chat.pk.hex}",
@@ -227,10 +231,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     events = reply_stream(reply)
     first = await first_event(events)
     if first.type == "error":
-        error = DomainError(
-            first.content, code=first.data.get("code"), status_code=first.status_code, headers=first.headers
-        )
-        return _error(error)
+        return _event_error(first)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
     body = _chunks(first, events, reply=reply, model=data["model"], include_usage=include_usage)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
