@@ -13,23 +13,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-if not os.environ.get("DATABASE_URL"):
-    os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bytchat-exam-bench-")
+import bench_django
 
-import django  # noqa: E402
-
-django.setup()
+ROOT = bench_django.setup("bytchat-exam-bench-")
 
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402

@@ -12,24 +12,13 @@ It checks the count at the end: charged == the quota, whatever the number of thr
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-if not os.environ.get("DATABASE_URL"):
-    os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bytchat-quota-bench-")
+import bench_django
 
-import django  # noqa: E402
-
-django.setup()
+bench_django.setup("bytchat-quota-bench-")
 
 from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections, connection  # noqa: E402

@@ -88,6 +88,17 @@ class LiveServer:
         return self.log_path.read_text()
 
 
+def upstream_env(fake_openai_server, **settings: str) -> dict[str, str]:
+    """A live server's environment with the fake OpenAI server as the `custom` provider (no retries),
+    plus the suite's own settings."""
+    return {
+        "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
+        "CUSTOM_LLM_API_KEY": "e2e-provider-key",
+        "LLM_MAX_RETRIES": "0",
+        **settings,
+    }
+
+
 def new_user_auth(http: httpx.Client) -> dict[str, str]:
     """Register a fresh user on the live server and return its Authorization header."""
     email = f"live-{uuid.uuid4().hex[:10]}@example.com"

@@ -28,13 +28,12 @@ from tests.browser import (
     WIDGET_JS,
     HostPages,
     Widget,
-    chromium,
     embedding_page,
     fresh_page,
     require_chromium,
 )
 from tests.fake_openai import FakeOpenAI
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, upstream_env
 
 pytestmark = pytest.mark.browser
 
@@ -84,16 +83,14 @@ def site(fake_openai_server, tmp_path_factory, hosts):
     allowed, foreign = hosts
     live = LiveServer(
         tmp_path_factory.mktemp("widget"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "LLM_PROVIDER": "custom",
-            "LLM_MODEL": "fake-widget",
-            "LLM_MAX_RETRIES": "0",
+        upstream_env(
+            fake_openai_server,
+            LLM_PROVIDER="custom",
+            LLM_MODEL="fake-widget",
             # Counters that outlive a run on PostgreSQL + Redis: sessions per address, the demo owner's quota.
-            "WIDGET_SESSIONS_RATE": "1000/hour",
-            "QUOTA_DAILY_FREE": "100000",
-        },
+            WIDGET_SESSIONS_RATE="1000/hour",
+            QUOTA_DAILY_FREE="100000",
+        ),
     ).start()
     try:
         # Ingested inline by the command, so the sample document is searchable before the first question.
@@ -107,12 +104,6 @@ def site(fake_openai_server, tmp_path_factory, hosts):
         yield {"live": live, "key": key, "allowed": allowed, "foreign": foreign}
     finally:
         live.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

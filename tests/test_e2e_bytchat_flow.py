@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, upstream_env
 
 pytestmark = pytest.mark.e2e
 SEED_BOT = {
@@ -21,13 +21,11 @@ SEED_BOT = {
 def server(fake_openai_server, tmp_path_factory):
     live = LiveServer(
         tmp_path_factory.mktemp("live"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "GOOGLE_API_KEY": "",
-            "LLM_LOCAL_WORD_DELAY": "0.01",
-            "LLM_MAX_RETRIES": "0",
-        },
+        upstream_env(
+            fake_openai_server,
+            GOOGLE_API_KEY="",
+            LLM_LOCAL_WORD_DELAY="0.01",
+        ),
     ).start()
     yield live
     live.stop()

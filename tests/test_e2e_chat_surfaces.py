@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.helpers import parse_sse
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, upstream_env
 
 pytestmark = pytest.mark.e2e
 
@@ -19,14 +19,12 @@ pytestmark = pytest.mark.e2e
 def server(fake_openai_server, tmp_path_factory):
     live = LiveServer(
         tmp_path_factory.mktemp("surfaces"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "LLM_PROVIDER": "custom",
-            "LLM_MODEL": "fake-echo",
-            "LLM_CHAT_MODELS": "custom/fake-tokens-80-20",
-            "LLM_MAX_RETRIES": "0",
-        },
+        upstream_env(
+            fake_openai_server,
+            LLM_PROVIDER="custom",
+            LLM_MODEL="fake-echo",
+            LLM_CHAT_MODELS="custom/fake-tokens-80-20",
+        ),
     ).start()
     yield live
     live.stop()

@@ -7,7 +7,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, upstream_env
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "una-clave-segura"
@@ -17,13 +17,11 @@ PASSWORD = "una-clave-segura"
 def server(fake_openai_server, fake_searxng_server, tmp_path_factory):
     live = LiveServer(
         tmp_path_factory.mktemp("live-004"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "LLM_MAX_RETRIES": "0",
-            "SEARXNG_URL": fake_searxng_server.url,
-            "WEB_SEARCH_TIMEOUT": "2",
-        },
+        upstream_env(
+            fake_openai_server,
+            SEARXNG_URL=fake_searxng_server.url,
+            WEB_SEARCH_TIMEOUT="2",
+        ),
     ).start()
     yield live
     live.stop()

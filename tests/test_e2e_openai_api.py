@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.live_server import LiveServer, new_user_auth
+from tests.live_server import LiveServer, new_user_auth, upstream_env
 
 pytestmark = pytest.mark.e2e
 
@@ -20,14 +20,12 @@ QUOTA = 12
 def server(fake_openai_server, tmp_path_factory):
     live = LiveServer(
         tmp_path_factory.mktemp("openai"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "LLM_MAX_RETRIES": "0",
-            "QUOTA_DAILY_FREE": str(QUOTA),
-            "EMBEDDINGS_PROVIDER": "custom",
-            "EMBEDDINGS_MODEL": "fake-embeddings",
-        },
+        upstream_env(
+            fake_openai_server,
+            QUOTA_DAILY_FREE=str(QUOTA),
+            EMBEDDINGS_PROVIDER="custom",
+            EMBEDDINGS_MODEL="fake-embeddings",
+        ),
     ).start()
     yield live
     live.stop()

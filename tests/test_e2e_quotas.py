@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.live_server import LiveServer, new_user_auth
+from tests.live_server import LiveServer, new_user_auth, upstream_env
 
 pytestmark = pytest.mark.e2e
 
@@ -17,16 +17,14 @@ pytestmark = pytest.mark.e2e
 def server(fake_openai_server, tmp_path_factory):
     live = LiveServer(
         tmp_path_factory.mktemp("quotas"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "LLM_PROVIDER": "custom",
+        upstream_env(
+            fake_openai_server,
+            LLM_PROVIDER="custom",
             # Slow enough that the 20 answers overlap.
-            "LLM_MODEL": "fake-tokens-20-20",
-            "LLM_MAX_RETRIES": "0",
-            "QUOTA_DAILY_FREE": "5",
-            "CHAT_PARALLEL_STREAMS": "30",
-        },
+            LLM_MODEL="fake-tokens-20-20",
+            QUOTA_DAILY_FREE="5",
+            CHAT_PARALLEL_STREAMS="30",
+        ),
     ).start()
     yield live
     live.stop()

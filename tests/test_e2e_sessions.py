@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, upstream_env
 
 pytestmark = pytest.mark.e2e
 SEED_CONTEXT = {"total_spent": 12450.50, "total_invoices": 48, "total_suppliers": 12}
@@ -20,12 +20,10 @@ SEED_CONTEXT = {"total_spent": 12450.50, "total_invoices": 48, "total_suppliers"
 def server(fake_openai_server, tmp_path_factory):
     live = LiveServer(
         tmp_path_factory.mktemp("live-sessions"),
-        {
-            "CUSTOM_LLM_BASE_URL": fake_openai_server.base_url,
-            "CUSTOM_LLM_API_KEY": "e2e-provider-key",
-            "LLM_MAX_RETRIES": "0",
-            "LLM_LOCAL_WORD_DELAY": "0",
-        },
+        upstream_env(
+            fake_openai_server,
+            LLM_LOCAL_WORD_DELAY="0",
+        ),
     ).start()
     yield live
     live.stop()

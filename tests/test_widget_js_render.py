@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import COUNT_RENDERS, FAKE_SOCKETS, MEASURE_WORK, FakeApi, chromium, fresh_page
+from tests.browser import COUNT_RENDERS, FAKE_SOCKETS, MEASURE_WORK, FakeApi, fresh_page
 
 pytestmark = pytest.mark.browser
 
@@ -31,12 +31,6 @@ HOSTILE = {
     "backtick runs of every length": " ".join("`" * n + "a" for n in range(1, 190)),
     "angle brackets": "<https://" * 2_000,
 }
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from django.test import AsyncClient
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import selectors
 from accounts.models import CallOutcome, DailyUsage, ModelCall
 from accounts.quotas import QuotaCharge, QuotaExceeded, daily_quota_of, quota_refund, quota_take
 from bots.models import Bot, ModelConfig
@@ -25,8 +26,7 @@ def bearer(user) -> dict[str, str]:
 
 
 def calls_today(user) -> int:
-    row = DailyUsage.objects.filter(user=user, day=timezone.localdate()).first()
-    return row.requests if row else 0
+    return selectors.calls_today(user=user)
 
 
 def with_quota(user, quota: int | None):
