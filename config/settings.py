@@ -284,9 +284,22 @@ TASKS = {
 # Knowledge: uploads, ingestion, retrieval.
 KNOWLEDGE_MAX_FILE_BYTES = env.int("KNOWLEDGE_MAX_FILE_BYTES", default=10 * 1024 * 1024)
 KNOWLEDGE_MAX_DOCUMENTS_PER_BASE = env.int("KNOWLEDGE_MAX_DOCUMENTS_PER_BASE", default=500)
+# Per user: knowledge bases (each trained bot has one) and bytes of stored files, checked before anything is stored.
+KNOWLEDGE_BASES_PER_USER = env.int("KNOWLEDGE_BASES_PER_USER", default=100)
+KNOWLEDGE_MAX_BYTES_PER_USER = env.int("KNOWLEDGE_MAX_BYTES_PER_USER", default=500 * 1024 * 1024)
+# Text extraction runs in a child process with this much CPU and wall-clock time and address space.
+KNOWLEDGE_EXTRACT_SECONDS = env.float("KNOWLEDGE_EXTRACT_SECONDS", default=120.0)
+KNOWLEDGE_EXTRACT_MEMORY_MB = env.int("KNOWLEDGE_EXTRACT_MEMORY_MB", default=1024)
 KNOWLEDGE_MAX_ATTEMPTS = env.int("KNOWLEDGE_MAX_ATTEMPTS", default=3)
-# A document `processing` for longer than this belongs to a dead worker and is queued again.
-KNOWLEDGE_STALE_SECONDS = env.int("KNOWLEDGE_STALE_SECONDS", default=600)
+# Retries after an unexpected failure wait BASE * 2^(attempt - 1) seconds, at most MAX.
+KNOWLEDGE_RETRY_BASE_SECONDS = env.int("KNOWLEDGE_RETRY_BASE_SECONDS", default=30)
+KNOWLEDGE_RETRY_MAX_SECONDS = env.int("KNOWLEDGE_RETRY_MAX_SECONDS", default=3600)
+# The ingesting worker stamps the document this often; a `processing` document not stamped for
+# STALE seconds belongs to a dead worker, and a `queued` one due that long without a pending task
+# lost its enqueue: `reconcile_documents` queues both again. STALE must exceed one embeddings call
+# (LLM_READ_TIMEOUT times LLM_MAX_RETRIES + 1), the longest step without a heartbeat.
+KNOWLEDGE_HEARTBEAT_SECONDS = env.float("KNOWLEDGE_HEARTBEAT_SECONDS", default=5.0)
+KNOWLEDGE_STALE_SECONDS = env.int("KNOWLEDGE_STALE_SECONDS", default=300)
 # Text search configuration of PostgreSQL's full-text engine (fixed when the index is created).
 KNOWLEDGE_FTS_LANGUAGE = env.str("KNOWLEDGE_FTS_LANGUAGE", default="english")
 if not KNOWLEDGE_FTS_LANGUAGE.isidentifier():

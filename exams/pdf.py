@@ -4,8 +4,8 @@ HTML on stdin, the PDF on stdout; exit 0 on success, 3 when the render ran past 
 2 on any other failure (the reason on stderr). The only module that imports xhtml2pdf, and it
 imports no Django: the web process never runs xhtml2pdf itself (RELIABILITY P16, H3-H5).
 
-Bounds: the address space (RLIMIT_AS) and CPU time (RLIMIT_CPU) are limited here, before the HTML
-is read; xhtml2pdf's own `max_render_seconds` stops a slow render cleanly; the parent's wall-clock
+Bounds: the address space (RLIMIT_AS) and CPU time (RLIMIT_CPU) are limited here (config/sandbox.py),
+before the HTML is read; xhtml2pdf's own `max_render_seconds` stops a slow render cleanly; the parent's wall-clock
 timeout kills whatever is left. Resources: `ResourceAccessPolicy.server` with remote fetches off and
 local reads confined to the font directory, and a link callback that resolves only the two font
 names the template uses (`exam-font:regular`, `exam-font:bold`) and refuses every other URI.
@@ -14,23 +14,16 @@ names the template uses (`exam-font:regular`, `exam-font:bold`) and refuses ever
 from __future__ import annotations
 
 import io
-import math
-import resource
 import sys
 from pathlib import Path
+
+from config.sandbox import limit_resources
 
 FONT_FILES = {"exam-font:regular": "DejaVuSans.ttf", "exam-font:bold": "DejaVuSans-Bold.ttf"}
 # Not a scheme xhtml2pdf knows: the resource policy refuses it and the render goes on without it.
 REFUSED = "refused:resource"
 EXIT_FAILED = 2
 EXIT_TIME_LIMIT = 3
-
-
-def limit_resources(*, seconds: float, memory_mb: int) -> None:
-    memory = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = math.ceil(seconds) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
 
 def link_callback_for(font_dir: Path):

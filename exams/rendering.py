@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
 from config.errors import DomainError
+from config.sandbox import SandboxTimeout, run_bounded
 from exams.generation.types import Draft, source_label
 from exams.models import Difficulty
 
@@ -75,27 +73,10 @@ def exam_html(
 def html_to_pdf(html: str) -> bytes:
     """The PDF of `html`, rendered by `python -m exams.pdf` under time and memory limits."""
     seconds = settings.EXAM_RENDER_SECONDS
-    command = [
-        sys.executable,
-        "-m",
-        "exams.pdf",
-        str(settings.EXAM_PDF_FONT_DIR),
-        str(seconds),
-        str(settings.EXAM_RENDER_MEMORY_MB),
-    ]
-    # Only what the interpreter needs: the child handles untrusted text and has no use for secrets.
-    environment = {"PATH": os.environ.get("PATH", os.defpath), "PYTHONPATH": str(settings.BASE_DIR), "LANG": "C.UTF-8"}
+    args = [str(settings.EXAM_PDF_FONT_DIR), str(seconds), str(settings.EXAM_RENDER_MEMORY_MB)]
     try:
-        completed = subprocess.run(  # noqa: S603 (our own interpreter and module; the HTML goes to stdin)
-            command,
-            input=html.encode("utf-8"),
-            capture_output=True,
-            timeout=seconds,
-            cwd=settings.BASE_DIR,
-            env=environment,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+        completed = run_bounded("exams.pdf", args, data=html.encode("utf-8"), seconds=seconds)
+    except SandboxTimeout as exc:
         logger.warning("exam PDF render killed after %s s", seconds)
         raise RenderFailed(_("The exam PDF took too long to render; try fewer questions.")) from exc
     except OSError as exc:

@@ -70,6 +70,12 @@ class Document(models.Model):
     error = models.CharField(_("error"), max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    # Stamped by the ingesting worker while it works; reconcile_documents re-queues a `processing` document without one.
+    heartbeat_at = models.DateTimeField(_("heartbeat at"), null=True, blank=True)
+    # When a `queued` document is due: now for an upload, later for a retry that backs off.
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    # The task result meant to ingest it, so reconcile_documents can tell a pending task from a lost one.
+    task_id = models.CharField(_("task"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -80,7 +86,7 @@ class Document(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["knowledge_base", "checksum"], name="knowledge_document_once_per_base")
         ]
-        indexes = [models.Index(fields=["status", "started_at"])]
+        indexes = [models.Index(fields=["status", "heartbeat_at"]), models.Index(fields=["status", "next_attempt_at"])]
 
     def __str__(self) -> str:
         return self.filename

@@ -5,15 +5,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,7 +33,7 @@ from knowledge.extraction import (
     chunk_pages,
     decode_text,
     detect_kind,
-    extract_pages,
+    extract_pages_bounded,
 )
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from knowledge.vectors import embed_for_storage, pgvector_dimensions, vector_literal
@@ -61,11 +66,34 @@ def clean_filename(name: str) -> str:
     return name or "document"
 
 
+def _lock_owner(owner_id: int) -> None:
+    """Serialise the owner's creations, so two parallel requests cannot both pass a cap's check."""
+    User.objects.select_for_update().filter(pk=owner_id).first()
+
+
+def _check_base_room(owner_id: int) -> None:
+    limit = settings.KNOWLEDGE_BASES_PER_USER
+    if KnowledgeBase.objects.filter(owner_id=owner_id).count() >= limit:
+        raise DomainError(
+            _("You have reached the limit of %(n)d knowledge bases; delete one before adding another.") % {"n": limit},
+            code="too_many_knowledge_bases",
+            status_code=403,
+        )
+
+
 def knowledge_base_get_or_create(*, owner: User, name: str) -> KnowledgeBase:
     name = " ".join(name.split())[:200]
     if not name:
         raise DomainError(_("name: a knowledge base needs a name."), code="invalid")
-    base, _created = KnowledgeBase.objects.get_or_create(owner=owner, name=name)
+    base = KnowledgeBase.objects.filter(owner=owner, name=name).first()
+    if base is not None:
+        return base
+    with transaction.atomic():
+        _lock_owner(owner.pk)
+        base = KnowledgeBase.objects.filter(owner=owner, name=name).first()
+        if base is None:
+            _check_base_room(owner.pk)
+            base = KnowledgeBase.objects.create(owner=owner, name=name)
     return base
 
 
@@ -77,10 +105,12 @@ def bot_home_base(*, bot: Bot) -> KnowledgeBase:
         if KnowledgeBase.objects.filter(owner_id=bot.owner_id, name=name).exists():
             name = f"{name} {uuid.uuid4().hex[:6]}"  # the user already named a base so
         with transaction.atomic():
-            base, _created = KnowledgeBase.objects.get_or_create(
-                home_of=bot, owner_id=bot.owner_id, defaults={"name": name}
-            )
-            base.bots.add(bot)
+            _lock_owner(bot.owner_id)
+            base = KnowledgeBase.objects.filter(home_of=bot, owner_id=bot.owner_id).first()
+            if base is None:
+                _check_base_room(bot.owner_id)
+                base = KnowledgeBase.objects.create(home_of=bot, owner_id=bot.owner_id, name=name)
+                base.bots.add(bot)
     return base
 
 
@@ -128,11 +158,49 @@ def read_upload(upload: UploadedFile) -> bytes:
     return data
 
 
+def read_path(*, path: Path) -> bytes:
+    """A local file's bytes for an upload (ingest_folder): its size checked before a byte is read."""
+    limit = settings.KNOWLEDGE_MAX_FILE_BYTES
+    if path.stat().st_size > limit:
+        raise _too_large()
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # it grew after the stat
+        raise _too_large()
+    return data
+
+
 def document_upload(*, knowledge_base: KnowledgeBase, upload: UploadedFile) -> tuple[Document, bool]:
     """Validate and store an upload, then queue its ingestion. Returns (document, created)."""
     return document_store(
         knowledge_base=knowledge_base, checked=upload_check(filename=upload.name or "", data=read_upload(upload))
     )
+
+
+def bot_train(*, bot: Bot, upload: UploadedFile) -> tuple[Document, bool]:
+    """An upload into the bot's own base; a refused file leaves no base behind either."""
+    checked = upload_check(filename=upload.name or "", data=read_upload(upload))
+    with transaction.atomic():
+        return document_store(knowledge_base=bot_home_base(bot=bot), checked=checked)
+
+
+def _check_storage_room(owner_id: int, size: int) -> None:
+    limit = settings.KNOWLEDGE_MAX_BYTES_PER_USER
+    used = Document.objects.filter(owner_id=owner_id).aggregate(total=Sum("size"))["total"] or 0
+    if used + size > limit:
+        raise UploadRefused(
+            _(
+                "This file does not fit in your %(limit)s MB of document storage (%(used)s MB used); "
+                "delete some documents first."
+            )
+            % {"limit": _megabytes(limit), "used": _megabytes(used)},
+            code="storage_full",
+            status_code=403,
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
 def document_store(*, knowledge_base: KnowledgeBase, checked: CheckedUpload) -> tuple[Document, bool]:
@@ -147,12 +215,6 @@ def document_store(*, knowledge_base: KnowledgeBase, checked: CheckedUpload) -> 
             existing.refresh_from_db()
             return existing, True
         return existing, False
-    if Document.objects.filter(knowledge_base=knowledge_base).count() >= settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE:
-        raise UploadRefused(
-            _("This knowledge base already holds %(n)d documents.") % {"n": settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE},
-            code="too_many_documents",
-            status_code=403,
-        )
     document = Document(
         knowledge_base=knowledge_base,
         owner_id=knowledge_base.owner_id,
@@ -161,12 +223,22 @@ def document_store(*, knowledge_base: KnowledgeBase, checked: CheckedUpload) -> 
         content_type=CONTENT_TYPES[kind],
         size=len(data),
         checksum=checksum,
+        next_attempt_at=timezone.now(),
     )
     try:
         with transaction.atomic():
+            _lock_owner(knowledge_base.owner_id)
+            limit = settings.KNOWLEDGE_MAX_DOCUMENTS_PER_BASE
+            if Document.objects.filter(knowledge_base=knowledge_base).count() >= limit:
+                raise UploadRefused(
+                    _("This knowledge base already holds %(n)d documents.") % {"n": limit},
+                    code="too_many_documents",
+                    status_code=403,
+                )
+            _check_storage_room(knowledge_base.owner_id, len(data))
             document.file.save(f"{document.id}{document.extension}", ContentFile(data), save=False)
             document.save(force_insert=True)
-            transaction.on_commit(lambda: _enqueue(document.pk))
+            _enqueue_on_commit(document.pk)
     except IntegrityError:
         document.file.delete(save=False)
         existing = Document.objects.filter(knowledge_base=knowledge_base, checksum=checksum).first()
@@ -196,32 +268,84 @@ def documents_store_all(*, owner: User, name: str, checked: list[CheckedUpload])
     return created
 
 
-def _enqueue(document_id) -> None:
+def _enqueue_on_commit(document_id: uuid.UUID, *, run_after: datetime | None = None) -> None:
+    # Robust: a failed enqueue (database or broker down) must not fail the upload that stored the
+    # document; the document stays `queued` and reconcile_documents queues it again.
+    transaction.on_commit(lambda: _enqueue(document_id, run_after=run_after), robust=True)
+
+
+def _enqueue(document_id: uuid.UUID, *, run_after: datetime | None = None) -> None:
     from knowledge.tasks import ingest_document
 
-    ingest_document.enqueue(str(document_id))
+    task = ingest_document
+    if run_after is not None:
+        if not task.get_backend().supports_defer:
+            return  # reconcile_documents queues it once it is due
+        task = task.using(run_after=run_after)
+    result = task.enqueue(str(document_id))
+    Document.objects.filter(pk=document_id, status=DocumentStatus.QUEUED).update(task_id=str(result.id)[:64])
+
+
+def _task_pending(task_id: str) -> bool:
+    """Whether the task meant to ingest a document is still waiting to run; False when unknown or gone."""
+    from django_tasks import TaskResultStatus
+    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+
+    from knowledge.tasks import ingest_document
+
+    if not task_id or not ingest_document.get_backend().supports_get_result:
+        return False
+    try:
+        return ingest_document.get_result(task_id).status == TaskResultStatus.READY
+    except (TaskResultDoesNotExist, TaskResultMismatch):
+        return False
+
+
+def _last_sign_of_life():
+    """When a `processing` document's worker last showed it was alive."""
+    return Coalesce("heartbeat_at", "started_at")
 
 
 def _claim(document_id: str) -> Document | None:
-    """Mark a queued (or stale) document as processing; None if another worker has it or it is gone."""
+    """Mark a queued (or stale) document as processing; None if a live worker has it, or it is done or gone."""
     with transaction.atomic():
-        document = Document.objects.select_for_update().filter(pk=document_id).first()
+        document = (
+            Document.objects.select_for_update().annotate(alive_at=_last_sign_of_life()).filter(pk=document_id).first()
+        )
         if document is None or document.status in (DocumentStatus.READY, DocumentStatus.FAILED):
             return None
         stale_before = timezone.now() - timedelta(seconds=settings.KNOWLEDGE_STALE_SECONDS)
-        if document.status == DocumentStatus.PROCESSING and document.started_at and document.started_at > stale_before:
+        if document.status == DocumentStatus.PROCESSING and document.alive_at and document.alive_at > stale_before:
             return None
         document.status = DocumentStatus.PROCESSING
         document.attempts += 1
-        document.started_at = timezone.now()
+        document.started_at = document.heartbeat_at = timezone.now()
         document.progress = 0
         document.error = ""
-        document.save(update_fields=["status", "attempts", "started_at", "progress", "error", "updated_at"])
+        document.save(
+            update_fields=["status", "attempts", "started_at", "heartbeat_at", "progress", "error", "updated_at"]
+        )
     return document
 
 
+def _heartbeat(document: Document) -> Callable[[], None]:
+    """A function that stamps the document's heartbeat, at most every KNOWLEDGE_HEARTBEAT_SECONDS."""
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= settings.KNOWLEDGE_HEARTBEAT_SECONDS:
+            last = time.monotonic()
+            Document.objects.filter(pk=document.pk, status=DocumentStatus.PROCESSING).update(
+                heartbeat_at=timezone.now()
+            )
+
+    return beat
+
+
 def _set_progress(document: Document, progress: int) -> None:
-    Document.objects.filter(pk=document.pk).update(progress=progress, updated_at=timezone.now())
+    now = timezone.now()
+    Document.objects.filter(pk=document.pk).update(progress=progress, heartbeat_at=now, updated_at=now)
 
 
 def _finish(document: Document, status: DocumentStatus, error: str = "") -> None:
@@ -236,17 +360,26 @@ def document_ingest(*, document_id: str) -> str:
     document = _claim(document_id)
     if document is None:
         return "skipped"
+    beat = _heartbeat(document)
     try:
         with document.file.open("rb") as handle:
             data = handle.read()
         kind = EXTENSIONS_TO_KIND[document.extension]
-        pages = extract_pages(data, kind)
+        pages = extract_pages_bounded(
+            data,
+            kind,
+            seconds=settings.KNOWLEDGE_EXTRACT_SECONDS,
+            memory_mb=settings.KNOWLEDGE_EXTRACT_MEMORY_MB,
+            on_wait=beat,
+            wait_step=settings.KNOWLEDGE_HEARTBEAT_SECONDS,
+        )
+        del data
         _set_progress(document, 30)
         chunks = chunk_pages(
             pages, target_chars=settings.KNOWLEDGE_CHUNK_CHARS, overlap_chars=settings.KNOWLEDGE_CHUNK_OVERLAP
         )
     except ExtractionError as exc:
-        _finish(document, DocumentStatus.FAILED, str(exc))
+        _finish(document, DocumentStatus.FAILED, exc.message)
         return "failed"
     except FileNotFoundError:
         _finish(document, DocumentStatus.FAILED, _("The stored file is missing."))
@@ -254,7 +387,7 @@ def document_ingest(*, document_id: str) -> str:
     _set_progress(document, 50)
     # Outside any transaction: the embeddings call may take a while. Its failures are retried by the task.
     try:
-        embeddings = embed_for_storage([chunk.text for chunk in chunks])
+        embeddings = _embed(chunks, beat)
     except ProviderError:
         # Full-text search still serves the document; `reindex` adds the vectors once the provider is back.
         logger.warning("embeddings unavailable for document %s; indexed for full-text search only", document.pk)
@@ -262,6 +395,20 @@ def document_ingest(*, document_id: str) -> str:
     if not _store_chunks(document, chunks, embeddings):
         return "deleted"
     return "ready"
+
+
+def _embed(chunks: list[TextChunk], beat: Callable[[], None]) -> list[bytes] | None:
+    """The chunks' vectors, a batch at a time with a heartbeat between batches; None without a provider."""
+    texts = [chunk.text for chunk in chunks]
+    vectors: list[bytes] = []
+    batch = max(1, settings.EMBEDDINGS_BATCH)
+    for start in range(0, len(texts), batch):
+        part = embed_for_storage(texts[start : start + batch])
+        if part is None:
+            return None
+        vectors.extend(part)
+        beat()
+    return vectors or None
 
 
 def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[bytes] | None = None) -> bool:
@@ -330,37 +477,65 @@ def document_ingest_text(*, knowledge_base: KnowledgeBase, filename: str, text: 
     return document
 
 
+def retry_delay(attempts: int) -> timedelta:
+    """How long the retry after `attempts` failed attempts waits: doubling from the base, capped."""
+    seconds = settings.KNOWLEDGE_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    return timedelta(seconds=min(seconds, settings.KNOWLEDGE_RETRY_MAX_SECONDS))
+
+
 def document_retry_or_fail(*, document_id: str) -> str:
-    """After an unexpected failure: queue again while attempts remain, else fail with a readable error."""
+    """After an unexpected failure: queue again, later each time, while attempts remain; else fail readably."""
     document = Document.objects.filter(pk=document_id).first()
     if document is None:
         return "deleted"
     if document.attempts >= settings.KNOWLEDGE_MAX_ATTEMPTS:
         _finish(document, DocumentStatus.FAILED, _("Ingestion failed repeatedly; upload the file again."))
         return "failed"
-    Document.objects.filter(pk=document.pk).update(status=DocumentStatus.QUEUED, started_at=None)
-    transaction.on_commit(lambda: _enqueue(document.pk))
+    due = timezone.now() + retry_delay(document.attempts)
+    Document.objects.filter(pk=document.pk).update(
+        status=DocumentStatus.QUEUED, started_at=None, heartbeat_at=None, next_attempt_at=due, task_id=""
+    )
+    _enqueue_on_commit(document.pk, run_after=due)
     return "retrying"
 
 
-def documents_reconcile(*, now=None) -> int:
-    """Queue again documents left `processing` by a dead worker (or fail them past the attempt limit)."""
+def documents_reconcile(*, now: datetime | None = None) -> int:
+    """Queue again what no worker will finish: `processing` documents without a recent heartbeat (a dead
+    worker; retried with backoff, or failed past the attempt limit) and `queued` documents due for
+    KNOWLEDGE_STALE_SECONDS whose task is not pending (a lost enqueue). Returns how many it touched."""
     now = now or timezone.now()
-    stale = Document.objects.filter(
-        status=DocumentStatus.PROCESSING, started_at__lt=now - timedelta(seconds=settings.KNOWLEDGE_STALE_SECONDS)
-    )
+    stale_before = now - timedelta(seconds=settings.KNOWLEDGE_STALE_SECONDS)
     count = 0
-    for document_id in stale.values_list("pk", flat=True):
+    orphans = Document.objects.annotate(alive_at=_last_sign_of_life()).filter(
+        status=DocumentStatus.PROCESSING, alive_at__lt=stale_before
+    )
+    for document_id in orphans.values_list("pk", flat=True):
         document_retry_or_fail(document_id=str(document_id))
+        count += 1
+    lost = Document.objects.annotate(due_at=Coalesce("next_attempt_at", "updated_at")).filter(
+        status=DocumentStatus.QUEUED, due_at__lt=stale_before
+    )
+    for document_id, task_id in lost.values_list("pk", "task_id"):
+        if _task_pending(task_id):
+            continue
+        Document.objects.filter(pk=document_id).update(next_attempt_at=now, task_id="")
+        _enqueue_on_commit(document_id)
         count += 1
     return count
 
 
 def document_reindex(*, document: Document) -> None:
     Document.objects.filter(pk=document.pk).update(
-        status=DocumentStatus.QUEUED, attempts=0, progress=0, error="", started_at=None
+        status=DocumentStatus.QUEUED,
+        attempts=0,
+        progress=0,
+        error="",
+        started_at=None,
+        heartbeat_at=None,
+        next_attempt_at=timezone.now(),
+        task_id="",
     )
-    transaction.on_commit(lambda: _enqueue(document.pk))
+    _enqueue_on_commit(document.pk)
 
 
 def document_delete(*, document: Document) -> None:

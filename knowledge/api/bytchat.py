@@ -14,7 +14,7 @@ from bots.selectors import bot_get
 from config.errors import DomainError
 from knowledge.models import Document
 from knowledge.selectors import document_get, document_list
-from knowledge.services import bot_home_base, document_delete, document_upload
+from knowledge.services import bot_train, document_delete
 
 
 class DocumentSerializer(serializers.ModelSerializer):
@@ -53,7 +53,7 @@ class BotTrainView(APIView):
         files = request.FILES.getlist("file")
         if len(files) != 1:
             raise DomainError(_("file: send exactly one file in the multipart field 'file'."), code="invalid")
-        document, created = document_upload(knowledge_base=bot_home_base(bot=bot), upload=files[0])
+        document, created = bot_train(bot=bot, upload=files[0])
         document.refresh_from_db()
         return Response(
             DocumentSerializer(document).data, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from config.errors import DomainError
 from knowledge.extraction import SUPPORTED_EXTENSIONS
-from knowledge.services import document_upload, knowledge_base_get_or_create
+from knowledge.services import document_upload, knowledge_base_get_or_create, read_path
 
 
 class Command(BaseCommand):
@@ -26,17 +26,23 @@ class Command(BaseCommand):
             raise CommandError(f"No user with email {user}.")
         if not folder.is_dir():
             raise CommandError(f"{folder} is not a folder.")
-        knowledge_base = knowledge_base_get_or_create(owner=owner, name=base)
+        try:
+            knowledge_base = knowledge_base_get_or_create(owner=owner, name=base)
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS)
         queued = duplicates = refused = 0
         for path in tqdm(files, desc="upload", unit="file", disable=None):
             try:
-                _doc, created = document_upload(
-                    knowledge_base=knowledge_base, upload=SimpleUploadedFile(path.name, path.read_bytes())
-                )
+                upload = SimpleUploadedFile(path.name, read_path(path=path))
+                _doc, created = document_upload(knowledge_base=knowledge_base, upload=upload)
             except DomainError as exc:
                 refused += 1
                 self.stderr.write(f"{path}: {exc.message}")
+                continue
+            except OSError as exc:
+                refused += 1
+                self.stderr.write(f"{path}: {exc.strerror or exc}")
                 continue
             queued += created
             duplicates += not created

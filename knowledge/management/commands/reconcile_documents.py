@@ -1,4 +1,4 @@
-"""Queues again the documents a dead worker left in `processing` (run at worker start-up)."""
+"""Queues again documents no worker will finish: a dead worker's, and those whose enqueue was lost (see services)."""
 
 from django.core.management.base import BaseCommand
 
@@ -6,8 +6,11 @@ from knowledge.services import documents_reconcile
 
 
 class Command(BaseCommand):
-    help = "Re-queue documents stuck in processing longer than KNOWLEDGE_STALE_SECONDS."
+    help = (
+        "Re-queue documents whose worker stopped sending heartbeats, or that are queued without a pending task, "
+        "for longer than KNOWLEDGE_STALE_SECONDS."
+    )
 
     def handle(self, *args, **options):
         count = documents_reconcile()
-        self.stdout.write(f"{count} stale document(s) re-queued or failed.")
+        self.stdout.write(f"{count} document(s) re-queued or failed.")
