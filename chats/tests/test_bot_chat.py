@@ -9,6 +9,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus
+from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import asgi_request, parse_sse, read_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +24,7 @@ def bot(user):
     return Bot.objects.create(
         owner=user,
         name="Pirate",
-        system_prompt="You are a pirate robot. Pirates bury their treasure on remote islands.",
+        system_prompt="You are a pirate robot.",
     )
 
 
@@ -32,7 +33,12 @@ def with_model(bot, model_id, provider="custom", task_type="general"):
     return bot
 
 
-async def test_local_bot_streams_plain_text_from_its_prompt_and_stores_the_turn(user, bot):
+async def test_local_bot_streams_plain_text_from_its_documents_and_stores_the_turn(user, bot):
+    await sync_to_async(document_ingest_text)(
+        knowledge_base=await sync_to_async(bot_home_base)(bot=bot),
+        filename="log.txt",
+        text="Pirates bury their treasure on remote islands.",
+    )
     response = await AsyncClient().post(f"/chat/{bot.id}?query=Where+do+pirates+bury+treasure", headers=bearer(user))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
