@@ -1,7 +1,9 @@
 """`POST /v1/chat/completions`: a bot answers in OpenAI's wire format, through the one engine.
 
 The request names a bot as its model (`bot-<uuid>`, see bots.api.openai_models); the bot's system
-prompt, routed models and knowledge apply, and the call is charged and recorded like any other.
+prompt, routed models (with their failover) and knowledge apply, and the call is charged and recorded
+like any other. The response's `model` is the model that answered, as OpenAI names the snapshot
+behind an alias.
 The API is stateless, so each call is stored as a chat of its own (the turns the client sent, then
 the answer): a record for usage and audit, not listed among the user's conversations.
 
@@ -198,7 +200,13 @@ def _event_error(event: StreamEvent) -> JsonResponse:
     )
 
 
-async def _completion(reply: ReplyRequest, model: str, created: int) -> HttpResponse:
+def _answering_model(event: StreamEvent, reply: ReplyRequest) -> str:
+    """The `model` a response reports: the one that answered (as OpenAI reports the snapshot behind
+    an alias), which after a failover is not the bot's chosen one."""
+    return (event.answered_by or reply.spec).model
+
+
+async def _completion(reply: ReplyRequest, created: int) -> HttpResponse:
     async with aclosing(reply_stream(reply)) as events:
         async for event in events:
             if event.type == "error":
@@ -209,7 +217,7 @@ async def _completion(reply: ReplyRequest, model: str, created: int) -> HttpResp
                         "id": f"chatcmpl-{reply.chat.pk.hex}",
                         "object": "chat.completion",
                         "created": created,
-                        "model": model,
+                        "model": _answering_model(event, reply),
                         "choices": [
                             {
                                 "index": 0,
@@ -270,14 +278,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     except DomainError as exc:
         return _error(exc)
     if not data["stream"]:
-        return await _completion(reply, data["model"], int(time.time()))
+        return await _completion(reply, int(time.time()))
     # The engine starts here: a failure before the first token is still a JSON status the SDK raises.
     events = reply_stream(reply)
     first = await first_event(events)
     if first.type == "error":
         return _event_error(first)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    body = _chunks(first, events, reply=reply, model=data["model"], include_usage=include_usage)
+    body = _chunks(first, events, reply=reply, model=_answering_model(first, reply), include_usage=include_usage)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -188,6 +188,7 @@ async def test_provider_without_key_is_503_naming_it_and_stores_nothing(user, bo
 @pytest.mark.parametrize(("model", "status"), [("fake-status-401", 502), ("fake-status-429", 503), ("fake-stall", 504)])
 async def test_upstream_failure_before_first_token_is_a_json_error(user, bot, upstream, settings, model, status):
     settings.LLM_READ_TIMEOUT = 0.5
+    settings.LLM_PROVIDER, settings.LLM_MODEL = "custom", model  # no model left to fail over to
     await sync_to_async(with_model)(bot, model)
     response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(user))
     assert response.status_code == status
