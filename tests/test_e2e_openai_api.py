@@ -118,7 +118,8 @@ def test_a_completion_is_a_chat_completion_with_usage_and_the_clients_history(se
         user="end-user-1",
     )
     assert isinstance(completion, openai.types.chat.ChatCompletion)
-    assert completion.model == f"bot-{bots[0]}" and completion.object == "chat.completion"
+    # `model` names the model that answered, as OpenAI names the snapshot behind an alias.
+    assert completion.model == "fake-echo" and completion.object == "chat.completion"
     assert completion.choices[0].message.content == "Echo: second question"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
@@ -264,3 +265,24 @@ def test_a_bad_token_is_an_authentication_error_with_a_plain_message(server):
     with pytest.raises(openai.AuthenticationError) as refused:
         client(server, "not-a-token").models.list()
     assert refused.value.body["message"] == "Given token not valid for any token type"
+
+
+def test_a_failing_model_hands_the_answer_to_the_next_config_and_model_names_it(server, fake_openai_server):
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        headers = new_user_auth(http)
+        complex_config = {"provider": "custom", "model_id": "fake-status-503", "task_type": "complex"}
+        general_config = {"provider": "custom", "model_id": "fake-echo", "task_type": "general"}
+        body = {"name": "Failover", "initial_configs": [complex_config, general_config]}
+        bot = http.post("/bots/", json=body, headers=headers).json()["id"]
+        key = http.post("/api-keys", json={"name": "failover"}, headers=headers).json()["key"]
+    sdk = client(server, key)
+    question = [{"role": "user", "content": "Explain why the sea is salty"}]  # routed to `complex`
+    fake_openai_server.reset()
+    whole = sdk.chat.completions.create(model=f"bot-{bot}", messages=question)
+    assert whole.model == "fake-echo" and whole.choices[0].message.content == "Echo: Explain why the sea is salty"
+    chunks = list(sdk.chat.completions.create(model=f"bot-{bot}", messages=question, stream=True))
+    assert {chunk.model for chunk in chunks} == {"fake-echo"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    assert [r.body["model"] for r in fake_openai_server.requests] == ["fake-status-503", "fake-echo"] * 2
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        assert http.post("/usage", json={}, headers=headers).json() == {"usage": 2}  # one unit an answer
