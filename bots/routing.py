@@ -5,6 +5,9 @@ The rule, in order: a code fence or programming words -> `code`; a request to su
 reasoning (why, explain, compare, analyse, step by step; and their Spanish forms) -> `complex`;
 anything else -> `general`. If the bot has no config for that task type it falls back to
 `general`, then to its oldest config, then to the platform default model.
+
+Failover: when the chosen model fails before its first token, the bot's `general` config and then
+the platform default answer instead, each once; ones whose provider has no key here are skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from bots.llm import default_model_spec
+from bots.llm import default_model_spec, provider_is_configured
 from bots.llm.types import ModelSpec
 from bots.models import ModelConfig, TaskType
 from config.errors import DomainError
@@ -52,6 +55,22 @@ def route_model(*, configs: Sequence[ModelConfig], query: str, task_type: str | 
     if config is None:
         return default_model_spec(), wanted
     return ModelSpec(provider=config.provider, model=config.model_id, source=f"bot:{config.task_type}"), wanted
+
+
+def failover_specs(*, configs: Sequence[ModelConfig], chosen: ModelSpec) -> tuple[ModelSpec, ...]:
+    """The models to try, in order, after `chosen` fails before its first token: the bot's `general`
+    config, then the platform default; no model twice, none whose provider is not configured here."""
+    general = next((config for config in configs if config.task_type == TaskType.GENERAL), None)
+    candidates = [default_model_spec()]
+    if general is not None:
+        candidates.insert(0, ModelSpec(provider=general.provider, model=general.model_id, source="bot:general"))
+    seen = {(chosen.provider, chosen.model)}
+    fallbacks = []
+    for spec in candidates:
+        if (spec.provider, spec.model) not in seen and provider_is_configured(spec.provider):
+            seen.add((spec.provider, spec.model))
+            fallbacks.append(spec)
+    return tuple(fallbacks)
 
 
 def available_model_specs(configs: Sequence[ModelConfig] = ()) -> list[ModelSpec]:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bots.llm.types import ModelSpec
+
 EventType = Literal["chunk", "done", "error"]
 
 
@@ -16,14 +18,17 @@ class StreamEvent:
     data: dict[str, Any] = field(default_factory=dict)
     status_code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # The model writing the answer (after a failover, not the one chosen), for surfaces that report
+    # it before `done` (X-Bytchat-Model, /v1 `model`); never encoded into the event itself.
+    answered_by: ModelSpec | None = None
 
     @classmethod
-    def chunk(cls, text: str) -> StreamEvent:
-        return cls("chunk", text)
+    def chunk(cls, text: str, *, answered_by: ModelSpec | None = None) -> StreamEvent:
+        return cls("chunk", text, answered_by=answered_by)
 
     @classmethod
-    def done(cls, text: str, **data: Any) -> StreamEvent:
-        return cls("done", text, data)
+    def done(cls, text: str, *, answered_by: ModelSpec | None = None, **data: Any) -> StreamEvent:
+        return cls("done", text, data, answered_by=answered_by)
 
     @classmethod
     def error(cls, message: str, *, code: str, status_code: int, headers: dict[str, str] | None = None) -> StreamEvent:

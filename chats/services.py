@@ -19,7 +19,7 @@ from accounts.quotas import quota_refund, quota_take, rate_limit_take, stream_sl
 from bots.llm import get_provider
 from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
-from bots.routing import classify_task, model_spec_named, route_model
+from bots.routing import classify_task, failover_specs, model_spec_named, route_model
 from bots.selectors import bot_get
 from chats.locks import chat_answer_lock, chat_answer_unlock, chat_is_answering
 from chats.models import Chat, Message, MessageStatus, Role, Surface
@@ -120,18 +120,29 @@ def assistant_message_create(
     )
 
 
-def _model_plan(*, bot: Bot | None, query: str, model: str | None, task_type: str | None) -> tuple[ModelSpec, str]:
-    """The model to answer with (a named one must be available to this chat), and the task type.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ModelPlan:
+    spec: ModelSpec
+    fallbacks: tuple[ModelSpec, ...]
+    routed_as: str
 
-    A provider with no key fails here, before anything is stored.
+
+def _model_plan(*, bot: Bot | None, query: str, model: str | None, task_type: str | None) -> _ModelPlan:
+    """The model to answer with (a named one must be available to this chat), the ones to fail over
+    to (bots/routing.py; none for a model the client named), and the task type.
+
+    A chosen model whose provider has no key fails here, before anything is stored: a configuration
+    the owner must see, not an outage to route around.
     """
     configs = list(bot.model_configs.all()) if bot is not None else []
     if model:
         spec, routed_as = model_spec_named(model, configs), task_type or classify_task(query)
+        fallbacks: tuple[ModelSpec, ...] = ()
     else:
         spec, routed_as = route_model(configs=configs, query=query, task_type=task_type)
+        fallbacks = failover_specs(configs=configs, chosen=spec)
     get_provider(spec.provider)
-    return spec, routed_as
+    return _ModelPlan(spec=spec, fallbacks=fallbacks, routed_as=routed_as)
 
 
 def _knowledge_scope(bot: Bot | None, owner: User) -> tuple[uuid.UUID, ...]:
@@ -206,7 +217,7 @@ def turn_start(
     anything is stored or charged.
     """
     bot = chat.bot if chat is not None else bot
-    spec, routed_as = _model_plan(bot=bot, query=prompt, model=model, task_type=task_type)
+    plan = _model_plan(bot=bot, query=prompt, model=model, task_type=task_type)
 
     def new_chat() -> Chat:
         chat = chat_create(owner=user, bot=bot, surface=surface, title=title or title_from_prompt(prompt))
@@ -222,7 +233,8 @@ def turn_start(
     reply = ReplyRequest(
         chat=chat,
         user_message=user_message,
-        spec=spec,
+        spec=plan.spec,
+        fallbacks=plan.fallbacks,
         surface=surface,
         system_prompt=bot.system_prompt if bot is not None else "",
         temperature=temperature,
@@ -233,7 +245,7 @@ def turn_start(
         autocontinue=autocontinue,
         web_search=web_search,
     )
-    return reply, routed_as
+    return reply, plan.routed_as
 
 
 def _history_import(chat: Chat, history: Sequence[tuple[str, str]]) -> None:
@@ -263,12 +275,13 @@ def answer_start(
     *, user: User, chat: Chat, user_message: Message, surface: Surface = Surface.CHATS, web_search: bool = False
 ) -> ReplyRequest:
     """An answer to a question already stored (004 `inference`): the same refusals as `turn_start`."""
-    spec, _routed_as = _model_plan(bot=chat.bot, query=user_message.content, model=None, task_type=None)
+    plan = _model_plan(bot=chat.bot, query=user_message.content, model=None, task_type=None)
     lease, chat = _lease_take(user, chat=chat)
     return ReplyRequest(
         chat=chat,
         user_message=user_message,
-        spec=spec,
+        spec=plan.spec,
+        fallbacks=plan.fallbacks,
         surface=surface,
         system_prompt=chat.bot.system_prompt if chat.bot is not None else "",
         lease=lease,

@@ -19,8 +19,8 @@ from django.utils.translation import gettext as _
 from accounts.models import CallOutcome
 from accounts.quotas import QuotaCharge, quota_refund, quota_take_another
 from accounts.services import CallRecord, model_calls_record
-from bots.llm import get_provider
-from bots.llm.types import ChatMessage, CompletionRequest, StreamEnd, TextDelta, Usage
+from bots.llm import ProviderError, get_provider
+from bots.llm.types import ChatMessage, CompletionRequest, ModelSpec, StreamEnd, TextDelta, Usage
 from chats.events import StreamEvent
 from chats.models import Message, MessageStatus
 from chats.prompts import build_model_input, continuation_input
@@ -114,7 +114,7 @@ def _turn_end(lease: TurnLease | None, *, answered: bool, unspent: QuotaCharge |
 
 
 def _interrupted_call(
-    request: ReplyRequest,
+    model: str,
     messages: tuple[ChatMessage, ...],
     written: str,
     day: datetime.date,
@@ -122,7 +122,13 @@ def _interrupted_call(
 ) -> CallRecord:
     """A call that broke after its first token: charged, with tokens estimated (no usage arrived)."""
     usage = Usage.estimate((m.content for m in messages), written)
-    return CallRecord(model=request.spec.model, usage=usage, day=day, outcome=outcome)
+    return CallRecord(model=model, usage=usage, day=day, outcome=outcome)
+
+
+def _may_fail_over(exc: ProviderError, *, wrote: bool, left: int, deadline: float) -> bool:
+    """Whether the next model may answer instead: nothing was relayed yet, the failure is the
+    provider's (not the request's), a model is left and so is time (LLM_TOTAL_TIMEOUT for all)."""
+    return not wrote and exc.retry_elsewhere and left > 0 and asyncio.get_running_loop().time() < deadline
 
 
 def _turn_context(request: ReplyRequest) -> tuple[list[Message], list[Passage]]:
@@ -153,6 +159,12 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     answer cut for length is continued (the model sees what it wrote and is asked to go on) up to
     CHAT_AUTOCONTINUE_MAX more times; the client sees one answer and one `done`.
 
+    Failover (bots/routing.py): if the chosen model fails before its first token for a reason of its
+    provider's (outage, rate limit, time-out, refused key, unknown model; not a request the provider
+    refuses as such), the next of `request.fallbacks` answers instead, each once, all within
+    LLM_TOTAL_TIMEOUT. The client sees one answer; the model that wrote it is the one stored,
+    recorded and reported. Once a token has been relayed there is no failover.
+
     Quota (accounts/quotas.py): `turn_start` charged the first call. Each continuation is charged
     before it is made, and not made once the quota is used up (the answer stays cut for length).
     A call that produces nothing is given back; one that breaks after its first token stays
@@ -167,12 +179,13 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     unspent: QuotaCharge | None = None  # a continuation's charge, until the model writes
     messages: tuple[ChatMessage, ...] = ()
     call_start = 0  # where the current call's text starts in `parts`
+    spec = request.spec  # the model answering: the chosen one, or one failed over to
 
     def broken_call(outcome: CallOutcome) -> list[CallRecord]:
         written = "".join(parts[call_start:])
         if not written:
             return calls
-        return [*calls, _interrupted_call(request, messages, written, call_day, outcome)]
+        return [*calls, _interrupted_call(spec.model, messages, written, call_day, outcome)]
 
     try:
         history, passages = await released(_turn_context)(request=request)
@@ -185,30 +198,52 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             passages=passages,
             web_results=web_results,
         )
-        provider = get_provider(request.spec.provider)
         usage = Usage(prompt_tokens=0, completion_tokens=0, estimated=False)
         continuations = 0
+        # The first call may fail over to the next model before its first token, all within one total
+        # time; a continuation stays with the model that wrote the answer so far.
+        candidates = [request.spec, *request.fallbacks]
+        deadline = asyncio.get_running_loop().time() + settings.LLM_TOTAL_TIMEOUT
         while True:
             messages = model_input if not continuations else continuation_input(model_input, "".join(parts))
             call_start = len(parts)
-            completion = CompletionRequest(
-                model=request.spec.model,
-                messages=messages,
-                temperature=request.temperature,
-                max_tokens=request.max_tokens,
-                stop=request.stop,
-            )
             end: StreamEnd | None = None
-            async with aclosing(provider.astream(completion)) as items:
-                async for item in items:
-                    answered, unspent = True, None
-                    if isinstance(item, TextDelta):
-                        parts.append(item.text)
-                        yield StreamEvent.chunk(item.text)
-                    else:
-                        end = item
+            while True:
+                spec = candidates.pop(0) if not continuations else spec
+                completion = CompletionRequest(
+                    model=spec.model,
+                    messages=messages,
+                    temperature=request.temperature,
+                    max_tokens=request.max_tokens,
+                    stop=request.stop,
+                    deadline=None if continuations else deadline,
+                )
+                wrote = False
+                try:
+                    async with aclosing(get_provider(spec.provider).astream(completion)) as items:
+                        async for item in items:
+                            answered, unspent, wrote = True, None, True
+                            if isinstance(item, TextDelta):
+                                parts.append(item.text)
+                                yield StreamEvent.chunk(item.text, answered_by=spec)
+                            else:
+                                end = item
+                    break
+                except ProviderError as exc:
+                    left = 0 if continuations else len(candidates)
+                    if not _may_fail_over(exc, wrote=wrote, left=left, deadline=deadline):
+                        raise
+                    logger.warning(
+                        "chat %s: %s/%s failed before its first token (%s); %s/%s answers instead",
+                        request.chat.pk,
+                        spec.provider,
+                        spec.model,
+                        exc.code,
+                        candidates[0].provider,
+                        candidates[0].model,
+                    )
             if end is None:
-                raise RuntimeError(f"provider {request.spec.provider} ended its stream without StreamEnd")
+                raise RuntimeError(f"provider {spec.provider} ended its stream without StreamEnd")
             usage = usage + end.usage
             calls.append(CallRecord(model=end.model, usage=end.usage, day=call_day))
             call_start = len(parts)  # recorded: none of its text belongs to a call that may break later
@@ -239,6 +274,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         message = await asyncio.shield(final_save)
         last = StreamEvent.done(
             text,
+            answered_by=spec,
             message_id=str(message.id),
             chat_id=str(request.chat.id),
             parent_id=str(request.user_message.id),
@@ -254,7 +290,7 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
             continuations=continuations,
         )
     except DomainError as exc:
-        await _save_partial(request, parts, MessageStatus.ERROR, exc.message, broken_call(CallOutcome.ERROR))
+        await _save_partial(request, parts, MessageStatus.ERROR, exc.message, broken_call(CallOutcome.ERROR), spec)
         last = StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code, headers=exc.headers)
     except (asyncio.CancelledError, GeneratorExit):
         if final_save is not None:
@@ -267,13 +303,14 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
                     MessageStatus.CANCELLED,
                     _("The client disconnected before the answer was complete."),
                     broken_call(CallOutcome.CANCELLED),
+                    spec,
                 )
             )
         raise
     except Exception:
         logger.exception("reply to chat %s failed", request.chat.pk)
         message_text = _("The answer failed on the server; what was written so far is kept.")
-        await _save_partial(request, parts, MessageStatus.ERROR, message_text, broken_call(CallOutcome.ERROR))
+        await _save_partial(request, parts, MessageStatus.ERROR, message_text, broken_call(CallOutcome.ERROR), spec)
         last = StreamEvent.error(message_text, code="server_error", status_code=500)
     finally:
         # Before the last event: a client that reads `done` or `error` may ask again at once.
@@ -283,7 +320,12 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
 
 
 async def _save_partial(
-    request: ReplyRequest, parts: list[str], status: MessageStatus, error: str, calls: list[CallRecord]
+    request: ReplyRequest,
+    parts: list[str],
+    status: MessageStatus,
+    error: str,
+    calls: list[CallRecord],
+    spec: ModelSpec,
 ) -> None:
     """Keep what arrived before a failure; an answer that never started stores no empty message."""
     record_calls = released(model_calls_record)
@@ -299,7 +341,7 @@ async def _save_partial(
                 "".join(parts),
                 status,
                 calls,
-                model=request.spec.model,
+                model=spec.model,
                 finish_reason=finish_reason,
                 error=error,
             )

@@ -32,6 +32,8 @@ class ReplyRequest:
     chat: Chat
     user_message: Message
     spec: ModelSpec
+    # Tried in turn if `spec` fails before its first token (bots/routing.py failover_specs).
+    fallbacks: tuple[ModelSpec, ...] = ()
     # The surface asking, which the model calls are recorded under (not always the one that made the chat).
     surface: str = ""
     system_prompt: str = ""

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from django.utils.translation import gettext as _
 
 from config.errors import DomainError
+from config.text import text_problem
 
 FrameType = Literal["message", "stop"]
 FIELDS: dict[str, set[str]] = {"message": {"type", "content", "context"}, "stop": {"type"}}
@@ -69,6 +70,8 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
     if not isinstance(content, str) or not content.strip():
         raise FrameError(_("content must be a non-empty string."), code="empty_content")
     content = content.strip()
+    if problem := text_problem(content):
+        raise FrameError(_("content: %(problem)s") % {"problem": problem}, code="invalid_characters")
     if len(content) > max_chars:
         raise FrameError(
             _("content is too long (%(length)d characters; at most %(max)d).")

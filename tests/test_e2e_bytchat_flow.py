@@ -26,6 +26,7 @@ def server(fake_openai_server, tmp_path_factory):
             GOOGLE_API_KEY="",
             LLM_LOCAL_WORD_DELAY="0.01",
         ),
+        with_worker=True,  # the walk-through trains the bot, as under `make run`
     ).start()
     yield live
     live.stop()
@@ -35,6 +36,15 @@ def server(fake_openai_server, tmp_path_factory):
 def http(server):
     with httpx.Client(base_url=server.url, timeout=10) as client:
         yield client
+
+
+def wait_ready(http: httpx.Client, auth: dict[str, str], bot_id: str, document_id: str) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        document = http.get(f"/bots/{bot_id}/documents/{document_id}", headers=auth).json()
+        if document["status"] in ("ready", "failed") or time.monotonic() > deadline:
+            return document
+        time.sleep(0.2)
 
 
 def register_and_login(http: httpx.Client) -> dict[str, str]:
@@ -69,7 +79,7 @@ def test_readme_walkthrough_streams_an_answer_from_the_local_provider(http, serv
     bot = http.post("/bots/", json=SEED_BOT, headers=auth)
     assert bot.status_code == 201
     bot_id = bot.json()["id"]
-    prompt = {"system_prompt": "Ahora eres un robot pirata. Los piratas entierran el tesoro en islas lejanas."}
+    prompt = {"system_prompt": "Ahora eres un robot pirata que habla como tal."}
     assert http.put(f"/bots/{bot_id}", json=prompt, headers=auth).status_code == 200
     # The seed's Gemini config has no key on this server: a clear 503 naming the provider.
     refused = http.post(f"/chat/{bot_id}", params={"query": "hola"}, headers=auth)
@@ -81,6 +91,11 @@ def test_readme_walkthrough_streams_an_answer_from_the_local_provider(http, serv
         headers=auth,
     )
     assert added.status_code == 201
+    # The offline model answers from the bot's documents (never from its system prompt).
+    facts = {"file": ("tesoro.txt", b"Los piratas entierran el tesoro en islas lejanas.\n", "text/plain")}
+    document = http.post(f"/bots/{bot_id}/train", files=facts, headers=auth)
+    assert document.status_code == 202
+    assert wait_ready(http, auth, bot_id, document.json()["id"])["status"] == "ready"
     with http.stream(
         "POST", f"/chat/{bot_id}", params={"query": "¿Dónde entierran el tesoro los piratas?"}, headers=auth
     ) as response:
@@ -88,7 +103,7 @@ def test_readme_walkthrough_streams_an_answer_from_the_local_provider(http, serv
         assert response.headers["content-type"].startswith("text/plain")
         pieces = [piece for piece in response.iter_text() if piece]
     answer = "".join(pieces)
-    assert "Los piratas entierran el tesoro en islas lejanas." in answer
+    assert "Los piratas entierran el tesoro en islas lejanas." in answer and "robot pirata" not in answer
     assert len(pieces) > 3, "the answer arrived in one piece: the stream was buffered"
 
 

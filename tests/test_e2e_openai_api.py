@@ -118,7 +118,8 @@ def test_a_completion_is_a_chat_completion_with_usage_and_the_clients_history(se
         user="end-user-1",
     )
     assert isinstance(completion, openai.types.chat.ChatCompletion)
-    assert completion.model == f"bot-{bots[0]}" and completion.object == "chat.completion"
+    # `model` names the model that answered, as OpenAI names the snapshot behind an alias.
+    assert completion.model == "fake-echo" and completion.object == "chat.completion"
     assert completion.choices[0].message.content == "Echo: second question"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens > 0
@@ -218,3 +219,70 @@ def test_embeddings_come_back_as_the_sdks_vectors_in_either_encoding(server, acc
         sdk.embeddings.create(model="text-embedding-3-large", input="x")
     with pytest.raises(openai.BadRequestError):
         sdk.embeddings.create(model="fake-embeddings", input=[])
+
+
+def test_a_nul_character_is_a_bad_request_naming_the_field(server, account):
+    key, bots, _headers = account
+    sdk = client(server, key)
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(model=f"bot-{bots[0]}", messages=[{"role": "user", "content": "a\x00b"}])
+    assert refused.value.param == "messages[0].content" and "Null characters" in refused.value.message
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(
+            model=f"bot-{bots[0]}", messages=[{"role": "user", "content": "hi"}], stop=["END", "\x00"], stream=True
+        )
+    assert refused.value.param == "stop[1]" and refused.value.code == "invalid_value"
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.chat.completions.create(
+            model=f"bot-{bots[0]}", messages=[{"role": "user", "content": "hi"}], user="visitor\x00"
+        )
+    assert refused.value.param == "user"
+    # The server still answers the same client afterwards.
+    answer = sdk.chat.completions.create(model=f"bot-{bots[0]}", messages=[{"role": "user", "content": "still here"}])
+    assert answer.choices[0].message.content == "Echo: still here"
+
+
+def test_a_lone_surrogate_is_a_bad_request_naming_the_field(server, account):
+    # The SDK cannot encode one, so the JSON escape goes as other clients send it.
+    key, bots, _headers = account
+    raw = '{"model": "bot-%s", "messages": [{"role": "user", "content": [{"type": "text", "text": "a\\ud800"}]}]}'
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        response = http.post(
+            "/v1/chat/completions",
+            content=(raw % bots[0]).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": "messages[0].content[0].text: Surrogate characters are not allowed: U+D800.",
+        "type": "invalid_request_error",
+        "param": "messages[0].content[0].text",
+        "code": "invalid_value",
+    }
+
+
+def test_a_bad_token_is_an_authentication_error_with_a_plain_message(server):
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client(server, "not-a-token").models.list()
+    assert refused.value.body["message"] == "Given token not valid for any token type"
+
+
+def test_a_failing_model_hands_the_answer_to_the_next_config_and_model_names_it(server, fake_openai_server):
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        headers = new_user_auth(http)
+        complex_config = {"provider": "custom", "model_id": "fake-status-503", "task_type": "complex"}
+        general_config = {"provider": "custom", "model_id": "fake-echo", "task_type": "general"}
+        body = {"name": "Failover", "initial_configs": [complex_config, general_config]}
+        bot = http.post("/bots/", json=body, headers=headers).json()["id"]
+        key = http.post("/api-keys", json={"name": "failover"}, headers=headers).json()["key"]
+    sdk = client(server, key)
+    question = [{"role": "user", "content": "Explain why the sea is salty"}]  # routed to `complex`
+    fake_openai_server.reset()
+    whole = sdk.chat.completions.create(model=f"bot-{bot}", messages=question)
+    assert whole.model == "fake-echo" and whole.choices[0].message.content == "Echo: Explain why the sea is salty"
+    chunks = list(sdk.chat.completions.create(model=f"bot-{bot}", messages=question, stream=True))
+    assert {chunk.model for chunk in chunks} == {"fake-echo"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    assert [r.body["model"] for r in fake_openai_server.requests] == ["fake-status-503", "fake-echo"] * 2
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        assert http.post("/usage", json={}, headers=headers).json() == {"usage": 2}  # one unit an answer

@@ -135,7 +135,8 @@ async def test_twenty_parallel_chat_requests_with_five_calls_left_answer_five(us
     assert await Message.objects.filter(chat__owner=user, role="user").acount() == 5  # refusals stored nothing
 
 
-async def test_a_call_that_fails_before_its_first_token_is_not_charged(user, upstream):
+async def test_a_call_that_fails_before_its_first_token_is_not_charged(user, upstream, settings):
+    settings.LLM_PROVIDER, settings.LLM_MODEL = "custom", "fake-status-500"  # no model left to fail over to
     bot = await sync_to_async(bot_with)(user, "fake-status-500")
     response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(user))
     assert response.status_code == 502
@@ -308,9 +309,12 @@ def _yesterdays_turn(user, model_id: str):
 
 
 @pytest.mark.parametrize(("model_id", "charged"), [("fake-echo", 1), ("fake-status-500", 0)])
-async def test_an_answer_past_midnight_is_charged_and_recorded_on_the_day_it_started(user, upstream, model_id, charged):
+async def test_an_answer_past_midnight_is_charged_and_recorded_on_the_day_it_started(
+    user, upstream, settings, model_id, charged
+):
     from chats.streaming import reply_stream
 
+    settings.LLM_PROVIDER, settings.LLM_MODEL = "custom", model_id  # no model left to fail over to
     reply, yesterday = await sync_to_async(_yesterdays_turn)(user, model_id)
     events = [event async for event in reply_stream(reply)]
     assert events[-1].type == ("done" if charged else "error")

@@ -62,6 +62,15 @@ def openai_error(message: str, *, status: int, code: str | None, param: str | No
     return Response(openai_error_body(message, status=status, code=code, param=param), status=status)
 
 
+def _plain_detail(detail: Any) -> str:
+    """An exception's message as text: simplejwt's failures carry a dict of details, not a string."""
+    if isinstance(detail, dict) and "detail" in detail:
+        return str(detail["detail"])
+    if isinstance(detail, dict | list):
+        return "; ".join(flatten_validation_errors(detail))
+    return str(detail)
+
+
 class OpenAIView(APIView):
     """Bearer JWT or personal API key (the default authentications); every failure as OpenAI's error object."""
 
@@ -78,7 +87,7 @@ class OpenAIView(APIView):
             if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
                 status = 401
             code = "invalid_api_key" if status == 401 else getattr(exc, "default_code", None)
-            response = openai_error(str(exc.detail), status=status, code=code)
+            response = openai_error(_plain_detail(exc.detail), status=status, code=code)
             if status == 401:
                 response["WWW-Authenticate"] = 'Bearer realm="api"'
             return response

@@ -10,6 +10,9 @@ class ProviderError(DomainError):
 
     status_code = 502
     code = "provider_error"
+    # Before the first token another config may answer instead (chats/streaming.py): an outage, a
+    # rate limit, a time-out, a refused key or an unknown model are this provider's; see ProviderRefused.
+    retry_elsewhere = True
 
     def default_message(self) -> str:
         return _("The model provider failed.")
@@ -18,6 +21,13 @@ class ProviderError(DomainError):
 class UnknownProvider(DomainError):
     status_code = 400
     code = "unknown_provider"
+
+
+class ProviderRefused(ProviderError):
+    """The provider refused the request itself (a 400 or 422 about its content): another would too."""
+
+    code = "provider_refused"
+    retry_elsewhere = False
 
 
 class ProviderNotConfigured(ProviderError):

@@ -132,6 +132,10 @@ _STOPWORDS = frozenset(
     }
 )
 MAX_CONTEXT_SENTENCES = 3
+# The data blocks chats/prompts.py fences inside the system message. The rest of that message is the
+# bot owner's instructions (its system prompt), which this model never quotes: a public bot would
+# otherwise read them out to any visitor whose words overlap with them (issue 12).
+_DATA_BLOCK = re.compile(r"<(business_data|documents|web_results)>\n(.*?)\n</\1>", re.DOTALL)
 
 
 def _terms(text: str) -> set[str]:
@@ -142,13 +146,20 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) > 1]
 
 
+def _quotable(message: ChatMessage) -> str:
+    """What may be read back: the conversation, and only the data blocks of a system message."""
+    if message.role != "system":
+        return message.content
+    return "\n".join(block for _tag, block in _DATA_BLOCK.findall(message.content))
+
+
 def compose_answer(messages: tuple[ChatMessage, ...]) -> str:
-    """Pick the context sentences that share the most words with the last user message."""
+    """Pick the quotable sentences (never instructions) that share the most words with the last user message."""
     question = next((m.content for m in reversed(messages) if m.role == "user"), "")
     question_terms = _terms(question)
     context: list[str] = []
     for message in messages[:-1] if messages and messages[-1].role == "user" else messages:
-        context.extend(_sentences(message.content))
+        context.extend(_sentences(_quotable(message)))
     scored = []
     for position, sentence in enumerate(context):
         overlap = len(question_terms & _terms(sentence))

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from bots.llm.errors import (
     ProviderError,
+    ProviderRefused,
     ProviderTimeout,
     ProviderUnavailable,
     StreamInterrupted,
@@ -155,10 +156,9 @@ class OpenAICompatibleProvider:
                     _("The model provider %(provider)s failed (HTTP %(status)s).")
                     % {"provider": provider, "status": exc.status_code}
                 )
-            return ProviderError(
+            return ProviderRefused(
                 _("The model provider %(provider)s refused the request (HTTP %(status)s).")
-                % {"provider": provider, "status": exc.status_code},
-                code="provider_refused",
+                % {"provider": provider, "status": exc.status_code}
             )
         return StreamInterrupted(
             _("The connection to the model provider %(provider)s was lost.") % {"provider": provider}
@@ -175,6 +175,8 @@ class OpenAICompatibleProvider:
         client = _client_for(self.config)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.total_timeout
+        if request.deadline is not None:
+            deadline = min(deadline, request.deadline)
         finish_reason: str | None = None
         model = request.model
         usage: Usage | None = None

@@ -31,6 +31,9 @@ class CompletionRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    # The event loop's time by which the answer must be over, when sooner than the provider's own
+    # limit: the time left to a failover (chats/streaming.py).
+    deadline: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

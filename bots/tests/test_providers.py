@@ -182,7 +182,11 @@ async def test_local_provider_answers_from_context_word_by_word():
     request = CompletionRequest(
         model="anything",
         messages=(
-            ChatMessage("system", "You are a pirate. Pirates hide treasure on remote islands. Parrots talk."),
+            ChatMessage(
+                "system",
+                "You are a pirate who hides treasure.\n\n<documents>\n[1] (log.txt)\n"
+                "Pirates hide treasure on remote islands. Parrots talk.\n</documents>",
+            ),
             ChatMessage("user", "Where do pirates hide treasure?"),
         ),
     )
@@ -191,6 +195,7 @@ async def test_local_provider_answers_from_context_word_by_word():
     assert len(deltas) > 5
     assert "Pirates hide treasure on remote islands." in "".join(deltas)
     assert "Parrots" not in "".join(deltas)
+    assert "You are a pirate" not in "".join(deltas)  # the system prompt is instructions, never quoted
     assert items[-1].model == MODEL_ID
     assert items[-1].usage.estimated
     again = await complete(LocalProvider(), request)

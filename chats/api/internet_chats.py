@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from accounts.authentication import authenticate_bearer_or_query
 from accounts.quotas import QuotaExceeded, TooManyStreams
 from bots.selectors import bot_get
-from chats.api.streams import first_event, sse_response
+from chats.api.streams import answering_headers, first_event, sse_response
 from chats.events import StreamEvent
 from chats.models import Chat, Message, Role, Surface
 from chats.selectors import answer_target_get, branch_messages, chat_get, chat_list
@@ -217,7 +217,7 @@ async def _answer(request: HttpRequest, target_id: str, *, web_search: bool) -> 
         return sse_response(_only(prepared), headers=headers)
     events = reply_stream(prepared)
     first = await first_event(events)
-    return sse_response(events, first=first, headers=headers)
+    return sse_response(events, first=first, headers=answering_headers(first, headers))
 
 
 @async_api_view("GET")

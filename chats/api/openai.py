@@ -1,7 +1,9 @@
 """`POST /v1/chat/completions`: a bot answers in OpenAI's wire format, through the one engine.
 
 The request names a bot as its model (`bot-<uuid>`, see bots.api.openai_models); the bot's system
-prompt, routed models and knowledge apply, and the call is charged and recorded like any other.
+prompt, routed models (with their failover) and knowledge apply, and the call is charged and recorded
+like any other. The response's `model` is the model that answered, as OpenAI names the snapshot
+behind an alias.
 The API is stateless, so each call is stored as a chat of its own (the turns the client sent, then
 the answer): a record for usage and audit, not listed among the user's conversations.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -38,6 +40,7 @@ from config.async_views import json_body
 from config.errors import DomainError
 from config.exception_handler import flatten_validation_errors
 from config.openai_errors import openai_error_body
+from config.text import text_problem
 
 ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 MAX_MESSAGES = 200
@@ -61,6 +64,14 @@ class ChatCompletionSerializer(serializers.Serializer):
     stream_options = serializers.DictField(required=False, allow_null=True)
     n = serializers.IntegerField(required=False, allow_null=True)
     tools = serializers.JSONField(required=False, allow_null=True)
+    user = serializers.CharField(max_length=256, required=False, allow_blank=True, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Before the fields: text the database cannot store is named by its place in the body.
+        problems = dict(_text_problems(data)) if isinstance(data, dict) else {}
+        if problems:
+            raise serializers.ValidationError({param: [problem] for param, problem in problems.items()})
+        return super().to_internal_value(data)
 
     def validate_n(self, value: int | None) -> int | None:
         if value not in (None, 1):
@@ -101,6 +112,32 @@ class ChatCompletionSerializer(serializers.Serializer):
         return turns
 
 
+def _texts(data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Every text of a request body with its place (OpenAI's `param`), whatever its other faults."""
+    for name in ("model", "user"):
+        yield name, data.get(name)
+    stop = data.get("stop")
+    if isinstance(stop, list):
+        yield from ((f"stop[{index}]", text) for index, text in enumerate(stop))
+    else:
+        yield "stop", stop
+    messages = data.get("messages")
+    for index, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for part_index, part in enumerate(content):
+                if isinstance(part, dict):
+                    yield f"messages[{index}].content[{part_index}].text", part.get("text")
+        else:
+            yield f"messages[{index}].content", content
+
+
+def _text_problems(data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for param, text in _texts(data):
+        if isinstance(text, str) and (problem := text_problem(text)):
+            yield param, problem
+
+
 def _text_of(content: Any) -> str | None:
     """A message's text: a string, or the text parts of a list of content parts."""
     if isinstance(content, str):
@@ -112,10 +149,19 @@ def _text_of(content: Any) -> str | None:
     return None
 
 
+class InvalidRequest(DomainError):
+    """A body the serializer refused; `param` is the first field it named, as OpenAI reports it."""
+
+    code = "invalid_value"
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__("; ".join(flatten_validation_errors(errors)))
+        self.param = next((name for name in errors if name != "non_field_errors"), None)
+
+
 def _error(exc: DomainError) -> JsonResponse:
-    response = JsonResponse(
-        openai_error_body(exc.message, status=exc.status_code, code=exc.code), status=exc.status_code
-    )
+    body = openai_error_body(exc.message, status=exc.status_code, code=exc.code, param=getattr(exc, "param", None))
+    response = JsonResponse(body, status=exc.status_code)
     for name, value in exc.headers.items():
         response[name] = value
     return response
@@ -125,7 +171,7 @@ def _prepare(request: HttpRequest) -> tuple[ReplyRequest, dict[str, Any]]:
     user = authenticate_bearer(request)
     serializer = ChatCompletionSerializer(data=json_body(request))
     if not serializer.is_valid():
-        raise DomainError("; ".join(flatten_validation_errors(serializer.errors)), code="invalid_value")
+        raise InvalidRequest(serializer.errors)
     data = serializer.validated_data
     bot = bot_for_model(user=user, model=data["model"])
     *history, (_role, prompt) = data["messages"]
@@ -154,7 +200,13 @@ def _event_error(event: StreamEvent) -> JsonResponse:
     )
 
 
-async def _completion(reply: ReplyRequest, model: str, created: int) -> HttpResponse:
+def _answering_model(event: StreamEvent, reply: ReplyRequest) -> str:
+    """The `model` a response reports: the one that answered (as OpenAI reports the snapshot behind
+    an alias), which after a failover is not the bot's chosen one."""
+    return (event.answered_by or reply.spec).model
+
+
+async def _completion(reply: ReplyRequest, created: int) -> HttpResponse:
     async with aclosing(reply_stream(reply)) as events:
         async for event in events:
             if event.type == "error":
@@ -165,7 +217,7 @@ async def _completion(reply: ReplyRequest, model: str, created: int) -> HttpResp
                         "id": f"chatcmpl-{reply.chat.pk.hex}",
                         "object": "chat.completion",
                         "created": created,
-                        "model": model,
+                        "model": _answering_model(event, reply),
                         "choices": [
                             {
                                 "index": 0,
@@ -226,14 +278,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     except DomainError as exc:
         return _error(exc)
     if not data["stream"]:
-        return await _completion(reply, data["model"], int(time.time()))
+        return await _completion(reply, int(time.time()))
     # The engine starts here: a failure before the first token is still a JSON status the SDK raises.
     events = reply_stream(reply)
     first = await first_event(events)
     if first.type == "error":
         return _event_error(first)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    body = _chunks(first, events, reply=reply, model=data["model"], include_usage=include_usage)
+    body = _chunks(first, events, reply=reply, model=_answering_model(first, reply), include_usage=include_usage)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

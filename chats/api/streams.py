@@ -83,7 +83,15 @@ async def answer_response(events: AsyncIterator[StreamEvent], *, headers: dict[s
     if first.type == "error":
         return JsonResponse(first.payload(), status=first.status_code, headers={**headers, **first.headers})
     respond = sse_response if sse else text_response
-    return respond(events, first=first, headers=headers)
+    return respond(events, first=first, headers=answering_headers(first, headers))
+
+
+def answering_headers(first: StreamEvent, headers: dict[str, str]) -> dict[str, str]:
+    """`headers` with X-Bytchat-Model naming the model that writes the answer (after a failover, not
+    the chosen one), when the surface reports it."""
+    if first.answered_by is None or "X-Bytchat-Model" not in headers:
+        return headers
+    return {**headers, "X-Bytchat-Model": f"{first.answered_by.provider}/{first.answered_by.model}"}
 
 
 async def first_event(events: AsyncIterator[StreamEvent]) -> StreamEvent:

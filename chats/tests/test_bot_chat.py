@@ -9,6 +9,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus
+from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import asgi_request, parse_sse, read_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,7 +24,7 @@ def bot(user):
     return Bot.objects.create(
         owner=user,
         name="Pirate",
-        system_prompt="You are a pirate robot. Pirates bury their treasure on remote islands.",
+        system_prompt="You are a pirate robot.",
     )
 
 
@@ -32,7 +33,12 @@ def with_model(bot, model_id, provider="custom", task_type="general"):
     return bot
 
 
-async def test_local_bot_streams_plain_text_from_its_prompt_and_stores_the_turn(user, bot):
+async def test_local_bot_streams_plain_text_from_its_documents_and_stores_the_turn(user, bot):
+    await sync_to_async(document_ingest_text)(
+        knowledge_base=await sync_to_async(bot_home_base)(bot=bot),
+        filename="log.txt",
+        text="Pirates bury their treasure on remote islands.",
+    )
     response = await AsyncClient().post(f"/chat/{bot.id}?query=Where+do+pirates+bury+treasure", headers=bearer(user))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -182,6 +188,7 @@ async def test_provider_without_key_is_503_naming_it_and_stores_nothing(user, bo
 @pytest.mark.parametrize(("model", "status"), [("fake-status-401", 502), ("fake-status-429", 503), ("fake-stall", 504)])
 async def test_upstream_failure_before_first_token_is_a_json_error(user, bot, upstream, settings, model, status):
     settings.LLM_READ_TIMEOUT = 0.5
+    settings.LLM_PROVIDER, settings.LLM_MODEL = "custom", model  # no model left to fail over to
     await sync_to_async(with_model)(bot, model)
     response = await AsyncClient().post(f"/chat/{bot.id}?query=hi", headers=bearer(user))
     assert response.status_code == status

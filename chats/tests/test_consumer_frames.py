@@ -39,6 +39,13 @@ BAD_FRAMES = [
         '{"type": "message", "content": "hi", "context": {"a": {"b": 1}}}', "invalid_context", id="nested-context"
     ),
     pytest.param('{"type": "message", "content": "hi", "context": {"a": "x"}}', "invalid_context", id="text-value"),
+    # Text the database cannot store: refused by the validators of every other surface (issue 12).
+    pytest.param('{"type": "message", "content": "a\\u0000b"}', "invalid_characters", id="nul-content"),
+    pytest.param('{"type": "message", "content": "a\\ud800b"}', "invalid_characters", id="lone-surrogate"),
+    pytest.param('{"type": "message", "content": "hi", "context": {"a\\u0000": 1}}', "invalid_context", id="nul-key"),
+    pytest.param(
+        '{"type": "message", "content": "hi", "context": {"\\udfff": 1}}', "invalid_context", id="surrogate-key"
+    ),
     pytest.param("[" * 50_000 + "]" * 50_000, "frame_too_large", id="deep-nesting-over-the-cap"),
     pytest.param("[" * 30_000 + "]" * 30_000, "invalid_json", id="deep-nesting"),
 ]
@@ -108,7 +115,8 @@ def test_parse_frame_reads_messages_and_stops():
 
 # The values inside a context object are checked by the service (chats.services.context_validate).
 @pytest.mark.parametrize(
-    ("frame", "code"), [case for case in BAD_FRAMES if case.id not in {"nested-context", "text-value"}]
+    ("frame", "code"),
+    [case for case in BAD_FRAMES if case.id not in {"nested-context", "text-value", "nul-key", "surrogate-key"}],
 )
 def test_parse_frame_refuses_bad_frames_with_a_code(frame, code):
     with pytest.raises(FrameError) as refused:

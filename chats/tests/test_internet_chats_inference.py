@@ -14,6 +14,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.services import chat_create, user_message_create
+from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import asgi_request, parse_sse, read_stream
 from tests.live_server import free_port
 
@@ -87,7 +88,12 @@ async def test_documented_flow_streams_an_answer_and_stores_it(user, upstream):
 
 
 async def test_a_chat_made_through_another_surface_is_listed_read_and_answered_here(user):
-    bot = await Bot.objects.acreate(owner=user, name="local", system_prompt="The treasure is on Skull Island.")
+    bot = await Bot.objects.acreate(owner=user, name="local", system_prompt="You are a pirate.")
+    await sync_to_async(document_ingest_text)(
+        knowledge_base=await sync_to_async(bot_home_base)(bot=bot),
+        filename="map.txt",
+        text="The treasure is on Skull Island.",
+    )
     turn = await AsyncClient().post(f"/chat/{bot.id}?query=where+is+the+treasure+island", headers=bearer(user))
     await read_stream(turn)
     chat_id = turn["X-Chat-Id"]
