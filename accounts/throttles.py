@@ -4,11 +4,19 @@ from collections.abc import Mapping
 
 from rest_framework.throttling import SimpleRateThrottle
 
+from accounts.emails import InvalidEmail, email_normalize
+
 
 def login_name(request) -> str:
-    """The account a login names, folded the way the database compares emails (UPPER, then lower)."""
-    data = request.data if isinstance(request.data, Mapping) else {}
-    return str(data.get("username") or data.get("email") or "").strip().upper().lower()
+    """The account a login names, spelt as it is stored (accounts/emails.py), so every spelling of
+    one mailbox shares its bucket. `request` is DRF's (the JSON or form body) or Django's (a form)."""
+    data = getattr(request, "data", request.POST)
+    data = data if isinstance(data, Mapping) else {}
+    name = str(data.get("username") or data.get("email") or "")
+    try:
+        return email_normalize(name)
+    except InvalidEmail:
+        return name.strip().lower()
 
 
 class LoginRateThrottle(SimpleRateThrottle):
