@@ -28,7 +28,7 @@ def login(client, email: str):
         "probe@pro\u2060be.test",  # word joiner
         "probe@probe\ufe0f.test",  # variation selector
         "probe@PROBE.TEST",
-        "Probe@ｐｒｏｂｅ.test",  # fullwidth letters
+        "Probe@\uff50\uff52\uff4f\uff42\uff45.test",  # fullwidth letters
     ],
 )
 def test_an_invisible_or_case_variant_of_a_domain_is_the_same_account(anon, twin):
@@ -70,7 +70,7 @@ def test_a_joiner_in_the_domain_is_refused(anon, email):
 
 
 def test_the_normal_form_is_idempotent_and_refuses_what_is_not_an_address():
-    for raw in ("İlker@İstanbul.test", "x@pro\u00adbe.test", "ℌi@Bücher.example", "a@[127.0.0.1]"):
+    for raw in ("İlker@İstanbul.test", "x@pro\u00adbe.test", "\u210ci@Bücher.example", "a@[127.0.0.1]"):
         once = email_normalize(raw)
         assert email_normalize(once) == once
     for bad in ("", "no-at-sign", "@probe.test", "probe@", "a\u00ad@x.test", "x@" + "a" * 250 + "é.test"):
