@@ -2,9 +2,12 @@
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+
+from accounts.emails import InvalidEmail, email_normalize
 
 
 class UserType(models.TextChoices):
@@ -13,16 +16,26 @@ class UserType(models.TextChoices):
 
 
 class EmailUserManager(UserManager):
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        """The stored spelling (accounts/emails.py); InvalidEmail for an address that is not one."""
+        return email_normalize(email or "")
+
     def get_by_natural_key(self, username: str):
-        return self.get(email__iexact=username)
+        # Exact on the stored spelling: `iexact` folds ASCII only on SQLite (İ, ß...).
+        try:
+            email = email_normalize(username)
+        except InvalidEmail:
+            raise self.model.DoesNotExist from None
+        return self.get(email=email)
 
     def create_user(self, email: str, password: str | None = None, **extra):
-        email = self.normalize_email(email).lower()
+        email = self.normalize_email(email)
         extra.setdefault("username", email)
         return super().create_user(email=email, password=password, **extra)
 
     def create_superuser(self, email: str, password: str | None = None, **extra):
-        email = self.normalize_email(email).lower()
+        email = self.normalize_email(email)
         extra.setdefault("username", email)
         return super().create_superuser(email=email, password=password, **extra)
 
@@ -57,6 +70,13 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        # AbstractUser.clean normalises the email through the manager (the admin's forms call it).
+        try:
+            super().clean()
+        except InvalidEmail as exc:
+            raise ValidationError({"email": exc.message}) from exc
 
 
 class DailyUsage(models.Model):

@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.emails import InvalidEmail, email_normalize
 from accounts.models import ApiKey, DailyUsage, ModelCall, User
 from accounts.quotas import daily_quota_of, quota_resets_at
 from config.errors import NotFound
@@ -19,6 +20,14 @@ _TOKENS = {
     "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),
     "completion_tokens": Coalesce(Sum("completion_tokens"), 0),
 }
+
+
+def user_by_email(*, email: str) -> User | None:
+    """The account of this mailbox, however the address is spelt (accounts/emails.py)."""
+    try:
+        return User.objects.filter(email=email_normalize(email)).first()
+    except InvalidEmail:
+        return None
 
 
 def calls_today(*, user: User) -> int:

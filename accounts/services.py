@@ -21,15 +21,16 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from accounts.emails import email_normalize
 from accounts.models import ApiKey, CallOutcome, ModelCall, User
 from bots.llm.types import Usage
 from config.errors import Conflict, DomainError, NotAuthenticated
 
 
 def user_create(*, email: str, password: str, username: str | None = None) -> User:
-    email = User.objects.normalize_email(email).strip().lower()
+    email = email_normalize(email)
     username = (username or email).strip()
-    if User.objects.filter(email__iexact=email).exists():
+    if User.objects.filter(email=email).exists():
         raise DomainError(_("A user with this email already exists."), code="email_taken")
     if User.objects.filter(username=username).exists():
         raise DomainError(_("A user with this username already exists."), code="username_taken")

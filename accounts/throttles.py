@@ -1,14 +1,27 @@
 """Login throttling keyed on the account as well as the client address (RELIABILITY A5)."""
 
+import math
 from collections.abc import Mapping
 
+from django.http import HttpRequest
+from django.utils.translation import ngettext
 from rest_framework.throttling import SimpleRateThrottle
+
+from accounts.emails import InvalidEmail, email_normalize
+from config.errors import DomainError
+from config.shared_state import shared_state_required
 
 
 def login_name(request) -> str:
-    """The account a login names, folded the way the database compares emails (UPPER, then lower)."""
-    data = request.data if isinstance(request.data, Mapping) else {}
-    return str(data.get("username") or data.get("email") or "").strip().upper().lower()
+    """The account a login names, spelt as it is stored (accounts/emails.py), so every spelling of
+    one mailbox shares its bucket. `request` is DRF's (the JSON or form body) or Django's (a form)."""
+    data = request.data if hasattr(request, "data") else request.POST
+    data = data if isinstance(data, Mapping) else {}
+    name = str(data.get("username") or data.get("email") or "")
+    try:
+        return email_normalize(name)
+    except InvalidEmail:
+        return name.strip().lower()
 
 
 class LoginRateThrottle(SimpleRateThrottle):
@@ -40,3 +53,29 @@ class RegisterRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginThrottled(DomainError):
+    status_code = 429
+    code = "throttled"
+
+
+def login_throttle_check(request: HttpRequest) -> None:
+    """A login outside DRF (the admin's) takes from `POST /token`'s buckets, the account's and the
+    client address's: LoginThrottled (429) when either is empty, SharedStateUnavailable (503) when
+    the cache cannot say."""
+    throttle = LoginRateThrottle()
+    with shared_state_required():
+        allowed = throttle.allow_request(request, None)
+    if allowed:
+        return
+    seconds = max(1, math.ceil(throttle.wait() or 1))
+    raise LoginThrottled(
+        ngettext(
+            "Too many sign-in attempts; try again in %(seconds)d second.",
+            "Too many sign-in attempts; try again in %(seconds)d seconds.",
+            seconds,
+        )
+        % {"seconds": seconds},
+        headers={"Retry-After": str(seconds)},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 
@@ -28,3 +29,20 @@ def origin_normalize(value: object) -> str | None:
         except UnicodeError:
             return None
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+# What a browser sends: a scheme, a host and maybe a port; no userinfo, path, query or fragment.
+_ORIGIN_HEADER = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def origin_of_header(value: str | None) -> str | None:
+    """An `Origin` header's origin as origin_normalize spells it, or None for anything else
+    (absent, `null`, userinfo, a path, garbage)."""
+    if value is None or not _ORIGIN_HEADER.fullmatch(value):
+        return None
+    return origin_normalize(value)
+
+
+def host_origin(host: str, scheme: str) -> str | None:
+    """The origin of a request's `Host` header (`name[:port]`) under `scheme`, spelt as origin_normalize does."""
+    return origin_of_header(f"{scheme}://{host}")

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from functools import cached_property
 from typing import Any
@@ -50,6 +51,8 @@ CLOSE_EXPIRED = 4000
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DELETED = 4404
 CLOSE_TOO_MANY = 4429
+# The server's shared state (Redis) was lost: try again later (autobahn, under daphne, refuses 1013).
+CLOSE_UNAVAILABLE = 4503
 # How long a cancelled answer may take to store its partial text before the consumer moves on;
 # under daphne's application_close_timeout (10 s).
 CANCEL_WAIT_SECONDS = 5.0
@@ -84,6 +87,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.rate = FrameRate(settings.WS_MESSAGES_PER_MINUTE)
         # The current answer, and every answer task still running (one may be finishing its fan-out).
         self.answer: asyncio.Task | None = None
+        self.reply: ReplyRequest | None = None
+        self.layer_failed = False
         self.answering = False
         self.tasks: set[asyncio.Task] = set()
         # Tasks fanning answers out to the session's group; each ends after its answer's last frame.
@@ -94,6 +99,28 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.expiry_task: asyncio.Task | None = None
         self.entered: set[uuid.UUID] = set()
         self.background: set[asyncio.Task] = set()
+
+    # channels' AsyncConsumer.__call__ assigns the layer's receive here and awaits it next to the
+    # socket's: through this property a failure of the layer (Redis gone) becomes one event for this
+    # consumer (channel_layer_failed) instead of an exception that drops the socket with 1011 and
+    # leaves the answer running unseen.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._layer_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._layer_receive_raw = receive
+
+    async def _layer_receive(self) -> dict[str, Any]:
+        if self.layer_failed:  # told once; the socket is closing
+            await asyncio.Event().wait()
+        try:
+            return await self._layer_receive_raw()
+        except Exception:
+            logger.warning("chat session %s: the channel layer failed", self.session_id, exc_info=True)
+            self.layer_failed = True
+            return {"type": "channel_layer.failed"}
 
     @property
     def slot_holder(self) -> int | str:
@@ -200,6 +227,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         reply = await database_sync_to_async(self._begin_turn, thread_sensitive=False)(frame.content, frame.context)
         self.stop_requested = False
         self.answering = True
+        self.reply = reply
         self.answer = asyncio.create_task(self._answer(reply))
         self.tasks.add(self.answer)
         self.answer.add_done_callback(functools.partial(self._answer_ended, reply))
@@ -318,6 +346,17 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         if event.get("session_id") not in (None, str(self.session_id)):
             return
         await self._end(DomainError(_("This session was deleted."), code="session_deleted"), CLOSE_DELETED)
+
+    async def channel_layer_failed(self, event: dict[str, Any]) -> None:
+        """The shared state is gone: the answer stops and is stored as it stands, the client is told."""
+        exc = DomainError(
+            _("The service lost its shared state; what was written so far is kept. Reconnect in a few seconds."),
+            code="shared_state_unavailable",
+            status_code=503,
+        )
+        if self.reply is not None and self.answering:
+            self.reply.interruption.reason = exc.message
+        await self._end(exc, CLOSE_UNAVAILABLE)
 
     # -- closing -------------------------------------------------------------------------------
     async def _end(self, exc: DomainError, close_code: int) -> None:

@@ -295,6 +295,12 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
     except (asyncio.CancelledError, GeneratorExit):
         if final_save is not None:
             await asyncio.shield(final_save)  # the whole answer is being stored; nothing partial to add
+        elif request.interruption.reason:
+            await asyncio.shield(
+                _save_partial(
+                    request, parts, MessageStatus.ERROR, request.interruption.reason, broken_call(CallOutcome.ERROR)
+                )
+            )
         else:
             await asyncio.shield(
                 _save_partial(

@@ -64,8 +64,12 @@ def _used_key(nonce: str) -> str:
     return f"ws-ticket-used:{nonce}"
 
 
-def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str) -> Ticket:
-    """Who a valid ticket for this session lets in; the ticket is used up. Else TicketRefused."""
+def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str, origin: str | None = None) -> Ticket:
+    """Who a valid ticket for this session lets in; the ticket is used up. Else TicketRefused.
+
+    A visitor's ticket is used up only by a handshake from the page `origin` it was issued to
+    (spelt as bots.origins.origin_of_header spells it): one refused for its origin leaves it unused.
+    """
     try:
         payload = signing.loads(ticket, salt=SALT, max_age=settings.WS_TICKET_SECONDS)
     except signing.SignatureExpired as exc:
@@ -83,15 +87,17 @@ def ticket_redeem(*, ticket: str, session_id: uuid.UUID | str) -> Ticket:
         raise TicketRefused(_("The connection ticket is not valid."))
     if payload["s"] != uuid.UUID(str(session_id)).hex:
         raise TicketRefused(_("The connection ticket is for another session."), code="ticket_wrong_session")
+    visitor = payload.get("v")
+    if visitor is not None and (not isinstance(payload.get("o"), str) or origin != payload["o"]):
+        raise TicketRefused(_("This connection is for another page."), code="origin_not_allowed")
     # Atomic in every cache we run (locmem, Redis SET NX): of two sockets racing on one ticket, one opens.
     if not cache.add(_used_key(payload["n"]), 1, timeout=settings.WS_TICKET_SECONDS + 5):
         raise TicketRefused(
             _("The connection ticket was already used; ask for a new WebSocket URL."), code="ticket_used"
         )
-    visitor = payload.get("v")
     if visitor is None:
         return Ticket(user_id=payload["u"])
-    if not isinstance(visitor, str) or not isinstance(payload.get("o"), str):
+    if not isinstance(visitor, str):
         raise TicketRefused(_("The connection ticket is not valid."))
     return Ticket(
         user_id=payload["u"], visitor_id=uuid.UUID(hex=visitor), origin=payload["o"], own_page=payload.get("w") is True

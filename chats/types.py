@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from accounts.quotas import QuotaCharge
 from bots.llm.types import ModelSpec
@@ -27,6 +27,15 @@ class TurnLease:
         return self.user_id if self.stream_holder is None else self.stream_holder
 
 
+@dataclass(slots=True)
+class Interruption:
+    """Why the server itself stopped an answer (its shared state was lost, say), set before it cancels
+    the answer's task: the engine then stores the partial text as an error with this reason, not
+    as the client's cancellation."""
+
+    reason: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyRequest:
     chat: Chat
@@ -48,3 +57,4 @@ class ReplyRequest:
     autocontinue: bool = False
     # Ground the answer in web search results as well (004 `inference_internet`).
     web_search: bool = False
+    interruption: Interruption = field(default_factory=Interruption)

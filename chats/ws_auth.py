@@ -12,21 +12,22 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import ParseResult, parse_qs, urlparse
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
-from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.models import User
 from bots.models import Bot
+from bots.origins import host_origin, origin_normalize, origin_of_header
 from chats.models import Chat
 from chats.selectors import chat_get, visitor_chat_get
 from chats.tickets import Ticket, ticket_origin, ticket_redeem
-from chats.visitors import bot_allows_page, origin_normalize
+from chats.visitors import bot_allows_page
 from config.errors import DomainError, NotAuthenticated
 
 logger = logging.getLogger(__name__)
@@ -43,39 +44,45 @@ async def refuse(scope: dict, receive: Any, send: Any) -> None:
         await send({"type": "websocket.close"})
 
 
-def allowed_origins() -> list[str]:
-    """ALLOWED_HOSTS as channels' AllowedHostsOriginValidator reads it, plus WS_ALLOWED_ORIGINS."""
+def _allowed_hosts() -> list[str]:
+    """ALLOWED_HOSTS as Django reads it (with DEBUG and none set: the local names)."""
     hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not hosts:
-        hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return hosts + list(settings.WS_ALLOWED_ORIGINS)
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return hosts
 
 
-def origin_allowed(headers: list[tuple[bytes, bytes]]) -> bool:
-    """No Origin: allowed. Every Origin sent must match an allowed host or origin."""
-    origins = [value for name, value in headers if name.lower() == b"origin"]
-    validator = OriginValidator(None, allowed_origins())
-    for raw in origins:
-        try:
-            parsed: ParseResult = urlparse(raw.decode("latin1"))
-        except ValueError:
-            return False
-        if not validator.valid_origin(parsed):
-            return False
-    return True
+def _header(scope: dict, name: bytes) -> list[str]:
+    return [value.decode("latin1") for key, value in scope.get("headers", []) if key.lower() == name]
+
+
+def origin_allowed(scope: dict) -> bool:
+    """No Origin: allowed (not a browser). A browser's Origin must be exactly this server's own, a
+    scheme, host and port (the handshake's Host, a host in ALLOWED_HOSTS), or one of WS_ALLOWED_ORIGINS."""
+    origins = _header(scope, b"origin")
+    if not origins:
+        return True
+    origin = origin_of_header(origins[0]) if len(origins) == 1 else None
+    if origin is None:
+        return False
+    if origin in {origin_normalize(allowed) for allowed in settings.WS_ALLOWED_ORIGINS}:
+        return True
+    hosts = _header(scope, b"host")
+    if len(hosts) != 1 or host_origin(hosts[0], urlsplit(origin).scheme) != origin:
+        return False
+    domain, _port = split_domain_port(hosts[0])
+    return bool(domain) and validate_host(domain, _allowed_hosts())
 
 
 def handshake_origin(scope: dict) -> str | None:
     """The handshake's Origin (None when absent), as the page that opened the socket sent it."""
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"origin":
-            return value.decode("latin1")
-    return None
+    origins = _header(scope, b"origin")
+    return origins[0] if origins else None
 
 
 def visitor_ticket_origin_matches(scope: dict) -> bool:
     """A widget visitor's ticket was issued to exactly this page origin (checked in full at the handshake)."""
-    origin = origin_normalize(handshake_origin(scope))
+    origin = origin_of_header(handshake_origin(scope))
     issued_to = ticket_origin(_query_value(scope.get("query_string", b""), "ticket"))
     return origin is not None and origin == issued_to
 
@@ -88,11 +95,7 @@ class OriginPolicyMiddleware:
         self.application = application
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "websocket"
-            and not origin_allowed(scope.get("headers", []))
-            and not visitor_ticket_origin_matches(scope)
-        ):
+        if scope["type"] == "websocket" and not origin_allowed(scope) and not visitor_ticket_origin_matches(scope):
             return await refuse(scope, receive, send)
         return await self.application(scope, receive, send)
 
@@ -135,7 +138,7 @@ def socket_authenticate(*, query_string: bytes, session_id: uuid.UUID, origin: s
     token = _query_value(query_string, "token")
     expires_at: float | None = None
     if ticket:
-        redeemed = ticket_redeem(ticket=ticket, session_id=session_id)
+        redeemed = ticket_redeem(ticket=ticket, session_id=session_id, origin=origin_of_header(origin))
         if redeemed.visitor_id is not None:
             return _visitor_identity(redeemed, session_id=session_id, origin=origin)
         user = User.objects.filter(pk=redeemed.user_id).first()
@@ -158,8 +161,6 @@ def socket_authenticate(*, query_string: bytes, session_id: uuid.UUID, origin: s
 
 
 def _visitor_identity(ticket: Ticket, *, session_id: uuid.UUID, origin: str | None) -> SocketIdentity:
-    if origin_normalize(origin) != ticket.origin:
-        raise NotAuthenticated(_("This connection is for another page."), code="origin_not_allowed")
     own = ticket.origin if ticket.own_page else ""
     chat = visitor_chat_get(visitor_id=ticket.visitor_id, chat_id=session_id)
     if chat.owner_id != ticket.user_id or not bot_allows_page(chat.bot, ticket.origin, own_origin=own):

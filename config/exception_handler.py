@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError
+from config.shared_state import shared_state_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def flatten_validation_errors(errors: Any, prefix: str = "") -> list[str]:
 
 def error_payload_for(exc: BaseException) -> tuple[dict[str, Any], int, dict[str, str]] | None:
     """The JSON body, status and headers for a known failure, or None for an unexpected one."""
+    exc = shared_state_unavailable(exc) or exc  # a throttle or counter that could not reach Redis
     if isinstance(exc, DomainError):
         return exc.as_payload(), exc.status_code, exc.headers
     if isinstance(exc, RequestDataTooBig):

@@ -24,15 +24,25 @@ class SharedStateUnavailable(DomainError):
     code = "service_unavailable"
 
 
+def shared_state_unavailable(exc: BaseException) -> SharedStateUnavailable | None:
+    """The 503 for a failure of the cache (or channel layer) itself, wherever it was raised
+    (a throttle, a lock, a counter); None for any other failure."""
+    if isinstance(exc, SharedStateUnavailable):
+        return exc
+    if not isinstance(exc, RedisError):
+        return None
+    logger.warning("shared state (cache) unavailable: %s", type(exc).__name__)
+    return SharedStateUnavailable(
+        _("The service is temporarily unavailable; try again in a few seconds."), headers={"Retry-After": "5"}
+    )
+
+
 @contextmanager
 def shared_state_required() -> Iterator[None]:
     try:
         yield
     except RedisError as exc:
-        logger.warning("shared state (cache) unavailable: %s", type(exc).__name__)
-        raise SharedStateUnavailable(
-            _("The service is temporarily unavailable; try again in a few seconds."), headers={"Retry-After": "5"}
-        ) from exc
+        raise shared_state_unavailable(exc) from exc
 
 
 @contextmanager

@@ -39,3 +39,32 @@ async def test_chat_answers_503_and_stores_nothing_while_unrelated_routes_work(u
     assert_error(new, 503)
     assert await Chat.objects.acount() == 0 and await Message.objects.acount() == 0
     assert (await client.get("/bots/", headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/token", {"username": "someone@example.com", "password": "una-clave-segura"}),
+        ("/users/", {"email": "someone@example.com", "password": "una-clave-segura"}),
+    ],
+)
+def test_login_and_sign_up_answer_503_with_retry_after_when_their_throttle_cannot_reach_the_cache(
+    redis_down, path, body
+):
+    from django.test import Client
+
+    response = Client().post(path, body, content_type="application/json")
+    assert_error(response, 503, "temporarily unavailable")
+    assert response["Retry-After"] == "5"
+    assert response.json()["code"] == "service_unavailable"
+
+
+def test_admin_login_answers_503_without_checking_the_password_when_the_cache_is_down(redis_down, make_user):
+    from django.test import Client
+
+    staff = make_user("root@example.com", is_staff=True, is_superuser=True)
+    response = Client().post("/admin/login/", {"username": staff.email, "password": "una-clave-segura-123"})
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert b"temporarily unavailable" in response.content
+    staff.refresh_from_db()
+    assert staff.last_login is None

@@ -140,16 +140,49 @@ async def test_no_credentials_or_an_unknown_path_are_refused(chat):
     assert await ws_refused("/chat/ws/not-a-uuid")
 
 
-async def test_origin_of_an_allowed_host_or_none_is_accepted_and_a_foreign_one_refused(chat, user, settings):
+def origin_headers(origin: bytes | None, host: bytes | None = b"127.0.0.1:8000") -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in ((b"host", host), (b"origin", origin)) if value is not None]
+
+
+async def test_an_origin_is_exactly_the_servers_own_or_a_listed_one_or_none(chat, user, settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     settings.WS_ALLOWED_ORIGINS = ["https://app.example.com"]
-    for origin in (None, b"http://localhost:3000", b"http://127.0.0.1:8000", b"https://app.example.com"):
+    accepted = [
+        origin_headers(None),
+        origin_headers(b"http://127.0.0.1:8000"),  # the page this server served
+        origin_headers(b"http://localhost", host=b"localhost"),
+        origin_headers(b"https://localhost:443", host=b"localhost"),  # a default port, spelt out
+        origin_headers(b"https://app.example.com"),
+        origin_headers(b"https://APP.example.com:443"),
+    ]
+    for headers in accepted:
         path = await sync_to_async(ws_session_path)(chat, user)
-        headers = [(b"origin", origin)] if origin else []
         async with ws_session(path, headers=headers):
             pass
-    for origin in (b"https://evil.example", b"https://app.example.com.evil.example", b"null", b"http://[bad"):
+    refused = [
+        origin_headers(b"http://127.0.0.1:8001"),  # another port of an allowed host
+        origin_headers(b"http://127.0.0.1:3000", host=b"127.0.0.1:8000"),
+        origin_headers(b"http://localhost:8000"),  # another host than the one asked
+        origin_headers(b"http://127.0.0.1:8000", host=None),
+        origin_headers(b"http://evil.example", host=b"evil.example"),  # not in ALLOWED_HOSTS
+        origin_headers(b"https://app.example.com:8443"),
+        origin_headers(b"http://app.example.com"),
+        origin_headers(b"http://evil.example:80@127.0.0.1:8000"),  # userinfo
+        origin_headers(b"http://127.0.0.1:8000@evil.example"),
+        origin_headers(b"http://127.0.0.1:8000/"),  # a path
+        origin_headers(b"http://127.0.0.1:8000/x"),
+        origin_headers(b"http://127.0.0.1:8000?x"),
+        origin_headers(b"https://evil.example"),
+        origin_headers(b"https://app.example.com.evil.example"),
+        origin_headers(b"null"),
+        origin_headers(b"http://[bad"),
+        origin_headers(b"\xff\xfe"),
+        origin_headers(b" http://127.0.0.1:8000"),
+        [*origin_headers(b"http://127.0.0.1:8000"), (b"origin", b"https://evil.example")],
+    ]
+    for headers in refused:
         path = await sync_to_async(ws_session_path)(chat, user)
-        assert await ws_refused(path, headers=[(b"origin", origin)]), origin
+        assert await ws_refused(path, headers=headers), headers
         # Refused before the ticket was looked at: it still opens a socket without that Origin.
         async with ws_session(path):
             pass

@@ -371,3 +371,14 @@ async def test_visitors_see_document_names_not_the_owners_passages(bot, user, dj
     assert history.json()["messages"][-1]["citations"] == [{"filename": "shipping.txt", "page": None}]
     stored = await Message.objects.aget(role="assistant")
     assert stored.citations[0]["text"]  # the owner's own record keeps the passage
+
+
+@pytest.mark.parametrize("origin", [None, "https://evil.example", "https://shop.example.com:8443"])
+async def test_a_handshake_from_another_page_or_none_leaves_the_visitors_ticket_unused(bot, origin):
+    session = (await sync_to_async(start)(Client(), bot.public_key)).json()
+    path = socket_path(session["websocket_url"])
+    assert await ws_refused(path, headers=origin_header(origin) if origin else [])
+    session = ws_session(path, headers=origin_header(PAGE))
+    async with session:
+        assert session.greeting["type"] == "system"
+    assert await ws_refused(path, headers=origin_header(PAGE)), "the ticket opens one socket"

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from accounts.selectors import user_by_email
 from config.errors import DomainError
 from knowledge.extraction import SUPPORTED_EXTENSIONS
 from knowledge.services import document_upload, knowledge_base_get_or_create, read_path
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--base", required=True, help="The knowledge base name (created if needed).")
 
     def handle(self, *args, folder: Path, user: str, base: str, **options):
-        owner = get_user_model().objects.filter(email__iexact=user).first()
+        owner = user_by_email(email=user)
         if owner is None:
             raise CommandError(f"No user with email {user}.")
         if not folder.is_dir():
