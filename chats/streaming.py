@@ -298,7 +298,12 @@ async def reply_stream(request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         elif request.interruption.reason:
             await asyncio.shield(
                 _save_partial(
-                    request, parts, MessageStatus.ERROR, request.interruption.reason, broken_call(CallOutcome.ERROR)
+                    request,
+                    parts,
+                    MessageStatus.ERROR,
+                    request.interruption.reason,
+                    broken_call(CallOutcome.ERROR),
+                    spec,
                 )
             )
         else:
