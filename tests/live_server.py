@@ -65,16 +65,20 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        # Generous: on a busy 2-core machine importing Django alone can take 15 s.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
                 if httpx.get(self.url + "/", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start in 30 s")
+        # A server that did not come up is not left running (the fixture's teardown never runs).
+        self.stop()
+        raise RuntimeError(f"server did not start in 60 s: {self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
         for process in (self.process, self.worker):
