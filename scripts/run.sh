@@ -57,8 +57,9 @@ while true; do
   wait -n -p exited
   status=$?
   if [[ "${exited:-}" == "$server" ]]; then
-    log "the web server exited (status $status); stopping everything."
-    exit 1
+    # 0: it was asked to stop (a Ctrl-C reaches it too); anything else is a failure.
+    (( status == 0 )) || log "the web server exited (status $status); stopping everything."
+    exit "$status"
   elif [[ "${exited:-}" == "$worker" ]]; then
     if (( SECONDS - worker_started >= 60 )); then backoff=$BACKOFF_FIRST; fi
     log "the worker exited (status $status); restarting it in ${backoff}s."

@@ -1,5 +1,5 @@
 """scripts/run.sh (what `make run` starts) supervises its processes: a worker that dies is restarted, the web
-server stays up, and when the web server dies everything stops."""
+server stays up; TERM, or the web server dying, stops everything."""
 
 import contextlib
 import os
@@ -77,7 +77,7 @@ def run_sh(tmp_path):
         process.wait(5)
 
 
-def test_a_killed_worker_is_restarted_and_the_server_keeps_answering(run_sh):
+def test_a_killed_worker_is_restarted_and_the_server_keeps_answering_until_term(run_sh):
     wait_for(lambda: answers(run_sh.url), 90, "the server did not answer")
     first = wait_for(lambda: worker_pid(run_sh.pid), 90, "no worker started")
 
@@ -106,6 +106,11 @@ def test_a_killed_worker_is_restarted_and_the_server_keeps_answering(run_sh):
         )
     assert status == "ready"
     assert worker_pid(run_sh.pid) == second
+
+    # TERM to run.sh alone (as a service manager sends it) stops every process it started.
+    run_sh.send_signal(signal.SIGTERM)
+    run_sh.wait(60)
+    wait_for(lambda: not group_processes(run_sh.pid), 30, "processes were left running")
 
 
 def test_when_the_web_server_dies_everything_stops(run_sh):
