@@ -1,4 +1,4 @@
-"""Oversized bodies against the server `make run` starts (config/server.py): refused before they are read.
+"""Oversized bodies and frames against the server `make run` starts (config/server.py): refused before they are read.
 
 The client sends only the headers and the first bytes, so an answer that needs the rest of the body never
 comes and the socket timeout fails the test.
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.live_server import LiveServer, new_user_auth
 
@@ -109,3 +111,14 @@ def test_an_upload_under_the_limit_is_still_read_whole(server):
         answer = client.post(f"/bots/{bot['id']}/train", files={"file": ("notes.txt", text)}, headers=auth)
     assert answer.status_code == 202
     assert answer.json()["status"] == "queued"
+
+
+async def test_a_websocket_message_over_256_kib_closes_the_socket_with_1009(server):
+    with httpx.Client(base_url=server.url, timeout=SOCKET_TIMEOUT) as client:
+        session = client.post("/chat/sessions", headers=new_user_auth(client)).json()
+    async with connect(session["websocket_url"], proxy=None, open_timeout=SOCKET_TIMEOUT) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "message", "content": "a" * 262144}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd.code == 1009
