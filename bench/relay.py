@@ -1,10 +1,10 @@
 """Bytchat as a relay: each streaming surface against the upstream called directly. Run: .venv/bin/python bench/relay.py
 
 A fake OpenAI-compatible upstream (tests/fake_openai.py, in its own process) streams 200 tokens
-10 ms apart; Bytchat runs under daphne in a subprocess (DEBUG off, a throwaway SQLite, the fake
+10 ms apart; Bytchat runs as scripts/run.sh starts it (uvicorn) in a subprocess (DEBUG off, a throwaway SQLite, the fake
 upstream as its default model); this process is the client, on one asyncio loop. For each surface
 and concurrency, the streams start together (a burst) and the table gives time to first token,
-inter-token gaps, throughput, Bytchat's CPU (the daphne process, all threads) per 1,000 tokens and
+inter-token gaps, throughput, Bytchat's CPU (the server process, all threads) per 1,000 tokens and
 errors. Then 1,000 WebSocket sessions are opened, left idle, and all asked at once; then the fixed
 cost of a chat turn (server CPU with a 1-token model, and SQL queries counted in-process).
 """
@@ -506,7 +506,7 @@ def parse_args() -> argparse.Namespace:
         "--profile",
         type=Path,
         default=None,
-        help="run daphne under cProfile (its main thread only; py-spy sees all) and write the stats here",
+        help="run the server under cProfile (its main thread only; py-spy sees all) and write the stats here",
     )
     parser.add_argument("--profile-top", type=int, default=30, help="functions to print from the profile")
     parser.add_argument(
@@ -540,7 +540,7 @@ async def amain(args: argparse.Namespace, upstream: ServerProcess, data_root: Pa
     )
     (data_root / "main").mkdir()
     server.start()
-    print(f"Bytchat (daphne) pid {server.pid} on {server.url}; fake upstream pid {upstream.pid}", flush=True)
+    print(f"Bytchat (uvicorn) pid {server.pid} on {server.url}; fake upstream pid {upstream.pid}", flush=True)
     bench = Bench(args, upstream, server)
     try:
         async with asyncio.timeout(args.deadline):
@@ -596,7 +596,7 @@ def report(bench: Bench, errors_in_log: list[str]) -> None:
     print("\n".join(lines))
     print()
     print("TTFT and gaps in ms. tokens/s = all tokens / summed burst wall time; vs direct = that ratio to direct")
-    print("at the same concurrency; server CPU = the daphne process (all threads) during the bursts.")
+    print("at the same concurrency; server CPU = the server process (all threads) during the bursts.")
     m = bench.machine
     if m["wall"]:
         others = max(0.0, m["busy"] - m["ours"])
@@ -657,7 +657,7 @@ def report(bench: Bench, errors_in_log: list[str]) -> None:
                 f"{turn['wall_ms']:.1f} ms wall per turn, errors {turn['errors']}"
             )
         print(
-            "  (daphne's CPU over sequential turns in one conversation, divided by the turns; a 004 turn is its "
+            "  (the server's CPU over sequential turns in one conversation, divided by the turns; a 004 turn is its "
             "two documented calls, conversations/create + inference)"
         )
         queries = bench.turns.get("queries", {})
@@ -683,7 +683,7 @@ def report(bench: Bench, errors_in_log: list[str]) -> None:
 
 def main() -> int:
     args = parse_args()
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("Django", "daphne", "channels", "openai", "aiohttp"))
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("Django", "uvicorn", "channels", "openai", "aiohttp"))
     print(
         f"Python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs; surfaces {args.surfaces}, "
         f"concurrency {args.concurrency}, {args.repeats} burst(s) (at least {args.min_samples} streams) each",

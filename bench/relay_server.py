@@ -1,6 +1,6 @@
-"""Bytchat under daphne in a subprocess for bench/relay.py: a throwaway SQLite, the fake upstream as the model.
+"""Bytchat in a subprocess for bench/relay.py: a throwaway SQLite, the fake upstream as the model.
 
-Started as scripts/run.sh starts it in production (same daphne flags, DEBUG off), minus the worker,
+Started as scripts/run.sh starts it (config/server.py's command line, DEBUG off), minus the worker,
 which relaying does not use.
 """
 
@@ -17,14 +17,11 @@ from pathlib import Path
 
 import httpx
 
+from config.server import uvicorn_args
+
 ROOT = Path(__file__).resolve().parent.parent
 # The embedded defaults (SQLite, in-memory channel layer and cache) unless --server-env says otherwise.
 PASSTHROUGH = ("PATH", "HOME", "LANG", "TMPDIR")
-DAPHNE_FLAGS = [
-    "--websocket_timeout", "3600", "--ping-interval", "20", "--ping-timeout", "30",
-    "--websocket-max-message-size", "262144", "--websocket-max-frame-size", "262144",
-    "--application-close-timeout", "10",
-]  # fmt: skip
 
 
 def free_port() -> int:
@@ -77,9 +74,8 @@ class BytchatServer:
         command = [sys.executable]
         if self.profile is not None:
             command += ["-m", "cProfile", "-o", str(self.profile)]
-        command += ["-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "--access-log", os.devnull]
-        command += [*DAPHNE_FLAGS, "config.asgi:application"]
-        self.process = subprocess.Popen(  # noqa: S603 (this interpreter running daphne)
+        command += ["-m", "uvicorn", *uvicorn_args(host="127.0.0.1", port=self.port)]
+        self.process = subprocess.Popen(  # noqa: S603 (this interpreter running the server)
             command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 60
@@ -94,7 +90,7 @@ class BytchatServer:
         raise RuntimeError("server did not start in 60 s")
 
     def cpu_seconds(self) -> float | None:
-        """utime + stime of the daphne process, all of its threads (Linux /proc)."""
+        """utime + stime of the server process, all of its threads (Linux /proc)."""
         try:
             stat = Path(f"/proc/{self.pid}/stat").read_text()
         except (OSError, TypeError):
@@ -114,7 +110,7 @@ class BytchatServer:
     def stop(self) -> None:
         process = self.process
         if process and process.poll() is None:
-            # SIGINT stops Twisted's reactor cleanly, so a cProfile wrapper gets to write its output.
+            # SIGINT stops the server cleanly, so a cProfile wrapper gets to write its output.
             process.send_signal(signal.SIGINT if self.profile is not None else signal.SIGTERM)
             try:
                 process.wait(30)

@@ -11,13 +11,13 @@ from django.conf import settings
 
 async def send_json_error(send: Any, status: int, detail: str, code: str) -> None:
     body = json.dumps({"detail": detail, "code": code}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        # The rest of the body is never read: the server closes the connection instead of draining it.
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

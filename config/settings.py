@@ -459,6 +459,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        # uvicorn logs each WebSocket handshake's full URL, ticket or token included, at INFO.
+        "uvicorn.error": {"level": "WARNING"},
         # `runserver` (daphne's) logs full URLs, queries included.
         "django.channels.server": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},

@@ -1,32 +1,72 @@
 #!/usr/bin/env bash
-# Starts the ASGI server (and, as issues add them, background workers); Ctrl-C or TERM stops them all.
+# Starts the web server (HTTP and WebSocket, config/server.py) and the background worker, and supervises them:
+# a worker that exits is restarted after a short backoff; if the web server exits, or on Ctrl-C or TERM,
+# everything stops. Needs bash 5.1 or later (`wait -p`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-HOST="${HOST:-127.0.0.1}"
-PORT="${PORT:-8000}"
-pids=()
+export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
+RECONCILE_EVERY="${RECONCILE_EVERY:-300}"
+# The worker's restart delay doubles after each quick exit, up to the maximum; a worker that ran a minute resets it.
+BACKOFF_FIRST=1
+BACKOFF_MAX=30
 
 stop_all() {
   trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  # shellcheck disable=SC2046 # one pid per word
+  kill -TERM $(jobs -p) 2>/dev/null
   wait
+  exit "$1"
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all 130' INT
+trap 'stop_all 143' TERM
+trap 'stop_all $?' EXIT
 
-.venv/bin/daphne -b "$HOST" -p "$PORT" --access-log /dev/null \
-  --websocket_timeout 3600 --ping-interval 20 --ping-timeout 30 \
-  --websocket-max-message-size 262144 --websocket-max-frame-size 262144 \
-  --application-close-timeout 10 config.asgi:application &
-pids+=($!)
+log() { echo "run.sh: $*" >&2; }
+
+.venv/bin/python -m config.server &
+server=$!
 
 # Documents a dead worker left half-ingested go back to the queue, then the worker starts.
-.venv/bin/python manage.py reconcile_documents
-.venv/bin/python manage.py db_worker --interval 1 &
-pids+=($!)
-# And every few minutes while running, for a worker that dies and is restarted meanwhile.
-while sleep "${RECONCILE_EVERY:-300}"; do .venv/bin/python manage.py reconcile_documents > /dev/null; done &
-pids+=($!)
+# (In the background, so that Ctrl-C is not held up until it ends.)
+.venv/bin/python manage.py reconcile_documents &
+wait $!
+
+start_worker() {
+  # Without the autoreloader: its parent process would exit with a crashed child's status.
+  .venv/bin/python manage.py db_worker --interval 1 --no-reload &
+  worker=$!
+  worker_started=$SECONDS
+}
+start_worker
+
+# And every few minutes while running, for documents a killed worker left `processing`.
+reconcile_loop() {
+  trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+  while true; do
+    sleep "$RECONCILE_EVERY" &
+    nap=$!
+    wait "$nap"
+    .venv/bin/python manage.py reconcile_documents > /dev/null
+  done
+}
+reconcile_loop &
 
 echo "Bytchat on http://$HOST:$PORT/  (API docs: /api/docs/, admin: /admin/). Ctrl-C stops."
-# If any process exits, stop the others too.
-wait -n
+backoff=$BACKOFF_FIRST
+while true; do
+  wait -n -p exited
+  status=$?
+  if [[ "${exited:-}" == "$server" ]]; then
+    # 0: it was asked to stop (a Ctrl-C reaches it too); anything else is a failure.
+    (( status == 0 )) || log "the web server exited (status $status); stopping everything."
+    exit "$status"
+  elif [[ "${exited:-}" == "$worker" ]]; then
+    if (( SECONDS - worker_started >= 60 )); then backoff=$BACKOFF_FIRST; fi
+    log "the worker exited (status $status); restarting it in ${backoff}s."
+    sleep "$backoff" &
+    wait $!
+    start_worker
+    log "worker restarted (pid $worker)."
+    backoff=$(( backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2 ))
+  fi
+done

@@ -67,7 +67,7 @@ class ws_session:  # a lower-case name: used like a function, `async with ws_ses
 
 
 async def ws_refused(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> bool:
-    """True when the handshake is closed before accept (daphne answers it with HTTP 403)."""
+    """True when the handshake is closed before accept (the server answers it with HTTP 403)."""
     from channels.testing import WebsocketCommunicator
 
     from config.asgi import application

@@ -1,4 +1,4 @@
-"""Runs the real ASGI server (daphne) in a subprocess for end-to-end tests."""
+"""Runs the real ASGI server in a subprocess for end-to-end tests, as `make run` starts it (config/server.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from config.server import command
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSTHROUGH = ("PATH", "HOME", "LANG", "DATABASE_URL", "REDIS_URL", "TMPDIR")
 
@@ -23,6 +25,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_env(data_dir: Path, extra_env: dict[str, str]) -> dict[str, str]:
+    """A production-like environment (DEBUG off) on a throwaway DATA_DIR, plus the caller's settings."""
+    env = {key: os.environ[key] for key in PASSTHROUGH if key in os.environ}
+    env.update(
+        DATA_DIR=str(data_dir),
+        DEBUG="False",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="False",
+        SECURE_HSTS_SECONDS="0",
+        PYTHONUNBUFFERED="1",
+        **extra_env,
+    )
+    return env
+
+
 class LiveServer:
     def __init__(self, data_dir: Path, extra_env: dict[str, str], *, with_worker: bool = False) -> None:
         self.with_worker = with_worker
@@ -30,32 +48,15 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "server.log"
-        self.env = {key: os.environ[key] for key in PASSTHROUGH if key in os.environ}
-        self.env.update(
-            DATA_DIR=str(data_dir),
-            DEBUG="False",
-            SECRET_KEY=secrets.token_urlsafe(48),
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            SECURE_SSL_REDIRECT="False",
-            SECURE_HSTS_SECONDS="0",
-            PYTHONUNBUFFERED="1",
-            **extra_env,
-        )
+        self.env = server_env(data_dir, extra_env)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LiveServer:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=self.env, check=True)
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                "--access-log", os.devnull, "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            command(host="127.0.0.1", port=self.port), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         if self.with_worker:
             self.worker = subprocess.Popen(
                 [sys.executable, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay"],
@@ -64,16 +65,20 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        # Generous: on a busy 2-core machine importing Django alone can take 15 s.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"server exited: {self.log_path.read_text()}")
             try:
                 if httpx.get(self.url + "/", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start in 30 s")
+        # A server that did not come up is not left running (the fixture's teardown never runs).
+        self.stop()
+        raise RuntimeError(f"server did not start in 60 s: {self.log_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
         for process in (self.process, self.worker):

@@ -1,4 +1,4 @@
-"""The embeddable widget (chats/static/bytchat/widget.js) in Debian's headless Chromium, against a real daphne.
+"""The embeddable widget (chats/static/bytchat/widget.js) in Debian's headless Chromium, against a real server.
 
 The server answers with the fake OpenAI server's `fake-widget` model (Markdown streamed word by word) and
 its demo bot (`manage.py demo_bot`) has the sample document about Bytchat, so answers cite `bytchat.md`.

@@ -1,4 +1,4 @@
-"""The 001 flow through a real daphne server with real HTTP clients (the README walk-through)."""
+"""The 001 flow through a real server with real HTTP clients (the README walk-through)."""
 
 import json
 import time

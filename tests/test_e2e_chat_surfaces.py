@@ -1,4 +1,4 @@
-"""One chat through every API (000, 002, 003, 004) against a real daphne server with real clients."""
+"""One chat through every API (000, 002, 003, 004) against a real server with real clients."""
 
 import asyncio
 import json

@@ -1,4 +1,4 @@
-"""The 004 flow (chats, conversations, SSE inference with and without web search) through a real daphne
+"""The 004 flow (chats, conversations, SSE inference with and without web search) through a real
 server, read with httpx streaming the way a browser's EventSource would (token in the query, no headers)."""
 
 import json

@@ -1,5 +1,5 @@
 """The OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`) driven by the official openai SDK
-(sync and async, streaming and not) against a real daphne server with the fake upstream: the SDK's own
+(sync and async, streaming and not) against a real server with the fake upstream: the SDK's own
 types parse every response and its usual exceptions come out of every error."""
 
 import asyncio

@@ -1,4 +1,4 @@
-"""The 003 chat sessions through a real daphne server, a real WebSocket client and real HTTP (the seed's flow)."""
+"""The 003 chat sessions through a real server, a real WebSocket client and real HTTP (the seed's flow)."""
 
 import asyncio
 import json

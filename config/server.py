@@ -1,0 +1,57 @@
+"""The ASGI server that `make run`, the end-to-end tests and the benchmark start: uvicorn and its flags, in one place.
+
+`python -m config.server` becomes that server (HOST, PORT and NUM_PROXIES from the environment or `.env`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import environ
+
+APPLICATION = "config.asgi:application"
+
+
+def uvicorn_args(*, host: str, port: int, num_proxies: int = 0) -> list[str]:
+    """uvicorn's arguments for Bytchat (daphne's former flags, same meaning)."""
+    return [
+        APPLICATION,
+        "--host", host, "--port", str(port),
+        # httptools hands the body to the app as it arrives, so config/body_limit.py refuses an oversized
+        # one before it is read; daphne reads and parses it whole first (issue 12).
+        "--http", "httptools", "--ws", "websockets-sansio", "--loop", "asyncio",
+        "--ws-max-size", "262144", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
+        "--ws-per-message-deflate", "false",
+        "--timeout-graceful-shutdown", "10",
+        # Django has no lifespan events.
+        "--lifespan", "off",
+        # config/access_log.py logs each request without its query string (tokens travel there).
+        "--no-access-log",
+        # Behind NUM_PROXIES proxies: X-Forwarded-For/-Proto, trusted from FORWARDED_ALLOW_IPS (uvicorn reads it).
+        "--proxy-headers" if num_proxies else "--no-proxy-headers",
+    ]  # fmt: skip
+
+
+def command(*, host: str, port: int, num_proxies: int = 0) -> list[str]:
+    """The command line that starts the server with this interpreter."""
+    return [sys.executable, "-m", "uvicorn", *uvicorn_args(host=host, port=port, num_proxies=num_proxies)]
+
+
+def main() -> None:
+    env = environ.Env()
+    dotenv = Path(__file__).resolve().parent.parent / ".env"
+    if dotenv.exists():
+        env.read_env(dotenv, overwrite=False)
+    argv = command(
+        host=env.str("HOST", default="127.0.0.1"),
+        port=env.int("PORT", default=8000),
+        num_proxies=env.int("NUM_PROXIES", default=0),
+    )
+    # Replace this process, so a supervisor's pid and signals reach the server itself.
+    os.execv(argv[0], argv)  # noqa: S606
+
+
+if __name__ == "__main__":
+    main()
