@@ -104,6 +104,9 @@ class WidgetView(APIView):
 
 
 class WidgetSessionCreateView(WidgetView):
+    # no public bot with this key
+    error_statuses = {404}
+
     @extend_schema(
         request=WidgetSessionCreateSerializer,
         responses={
