@@ -1,12 +1,16 @@
 """Bad requests that only a real server passes on as sent (raw paths, raw bodies) get JSON errors."""
 
+import contextlib
 import json
 import socket
+import subprocess
+import sys
+import time
 
 import httpx
 import pytest
 
-from tests.live_server import LiveServer, new_user_auth
+from tests.live_server import ROOT, LiveServer, new_user_auth
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +113,40 @@ def test_a_path_with_invalid_utf8_escapes_is_404_json(server, auth, path):
 def test_an_offset_past_the_databases_range_is_400_json(server, auth, path, offset):
     payload = assert_json_error(raw_request(server, f"GET {path}?offset={offset} HTTP/1.1".encode(), headers=auth), 400)
     assert "offset" in payload["detail"]
+
+
+def test_the_running_server_refuses_raw_invalid_utf8_in_the_request_line_and_keeps_serving(server):
+    # The server's HTTP parser refuses it before any application sees it (RFC 9112: the request line is ASCII).
+    code, _, _ = raw_request(server, b"GET /bots/\xff\xfe HTTP/1.1")
+    assert code == 400
+    assert httpx.get(server.url + "/", timeout=5).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def uvicorn_server(tmp_path_factory):
+    """uvicorn with config/http_protocol.py, whatever server LiveServer starts."""
+    live = LiveServer(tmp_path_factory.mktemp("uvicorn"), {})
+    live.process = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+            "--port", str(live.port), "--http", "config.http_protocol:HttpToolsProtocol", "--lifespan", "off",
+        ],
+        cwd=ROOT,
+        env=live.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", live.port), timeout=1):
+            break
+        time.sleep(0.1)
+    yield live
+    live.stop()
+
+
+@pytest.mark.parametrize("request_line", [b"GET /bots/\xff\xfe HTTP/1.1", b"GET /\xc3\x28?offset=1 HTTP/1.1"])
+def test_uvicorn_with_the_json_protocol_answers_a_request_its_parser_refuses_with_a_json_400(
+    uvicorn_server, request_line
+):
+    assert_json_error(raw_request(uvicorn_server, request_line), 400)
