@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the access log."""
 
 import os
+import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -14,11 +15,16 @@ from config.access_log import AccessLogMiddleware  # noqa: E402
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
 from config.routing import websocket_application  # noqa: E402
 
+if "daphne.server" in sys.modules:
+    from config.daphne_requests import install
+
+    install()
+
 http_application = django_application
 if settings.SERVE_STATIC:
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from config.static import StaticFilesHandler
 
-    http_application = ASGIStaticFilesHandler(django_application)
+    http_application = StaticFilesHandler(django_application)
 
 application = AccessLogMiddleware(
     ProtocolTypeRouter(

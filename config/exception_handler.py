@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import DomainError
@@ -82,7 +83,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     if isinstance(exc, exceptions.ValidationError):
         lines = flatten_validation_errors(exc.detail)
-        response.data = {"detail": "; ".join(lines), "code": "invalid", "errors": exc.detail}
+        # `errors` is by field; an error about the body as a whole goes under `non_field_errors`, as DRF names it.
+        by_field = exc.detail if isinstance(exc.detail, dict) else {api_settings.NON_FIELD_ERRORS_KEY: exc.detail}
+        response.data = {"detail": "; ".join(lines), "code": "invalid", "errors": by_field}
     elif isinstance(response.data, dict) and "code" not in response.data:
         response.data["code"] = getattr(exc, "default_code", "error")
     return response

@@ -5,18 +5,7 @@ from typing import Any
 from django.conf import settings
 
 UUID_PARAM = {"name": "bot_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-ERROR = {
-    "description": "Error",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
-                "required": ["detail"],
-            }
-        }
-    },
-}
+ERROR = {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
 def bot_chat_body() -> dict[str, Any]:
@@ -101,7 +90,7 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
 
 OPENAI_ERROR = {
     "description": 'OpenAI\'s error object: `{"error": {"message", "type", "param", "code"}}`.',
-    "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "object"}}}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}},
 }
 
 
@@ -209,6 +198,7 @@ def whole_answer_endpoints() -> dict[str, Any]:
         {"200": {"description": "The answer, streamed.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     learnyourown["security"] = [{"jwtAuth": []}, {"jwtBodyToken": []}]
+    learnyourown["responses"]["403"] = ERROR  # `user` naming another account
     return {
         "/conversations/new": {
             "post": json_operation(

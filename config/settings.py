@@ -67,6 +67,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 if "*" in ALLOWED_HOSTS and not DEBUG:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list host names, not '*', when DEBUG is off.")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# JSON 403 outside the admin, Django's page inside it.
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
 
 VERSION = "0.1.0"
 
@@ -97,6 +99,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "config.not_found.NotFoundMiddleware",
     "config.middleware.UploadBodyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -229,7 +232,7 @@ REST_FRAMEWORK = {
         # Multipart joins the endpoints that take uploads, with their own size limit.
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi_errors.AutoSchema",
     "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("LOGIN_RATE", default="10/min"),
@@ -271,6 +274,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_streaming_endpoints",
         "config.openapi.widget_security",
+        "config.openapi_errors.add_error_components",
     ],
 }
 

@@ -113,3 +113,78 @@ def test_docs_pages_render_html_without_auth(anon, path):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     assert b"/api/schema" in response.content
+
+
+# -- error answers (issue 12) ---------------------------------------------------------------------
+
+
+def error_schema_of(schema: dict, path: str, method: str, status: str) -> dict:
+    response = schema["paths"][path][method]["responses"][status]
+    ref = response["content"]["application/json"]["schema"]["$ref"]
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "statuses"),
+    [
+        ("/bots/", "get", {"401"}),
+        ("/bots/", "post", {"400", "401", "403", "413", "415"}),
+        ("/bots/{bot_id}", "get", {"401", "404"}),
+        ("/bots/{bot_id}", "patch", {"400", "401", "404", "413", "415"}),
+        ("/bots/{bot_id}/models/", "post", {"400", "401", "404", "409"}),
+        ("/chats/", "get", {"400", "401"}),
+        ("/token", "post", {"400", "401", "413", "429", "503"}),
+        ("/users/", "post", {"400", "413", "429", "503"}),
+        ("/get_exam", "post", {"400", "401", "403", "404"}),
+        ("/chat/{bot_id}", "post", {"400", "401", "404", "413", "429", "503"}),
+        ("/conversations/new", "post", {"400", "401", "404", "409", "413", "429", "503"}),
+    ],
+)
+def test_operations_declare_their_error_statuses_with_the_error_body(schema, path, method, statuses):
+    responses = schema["paths"][path][method]["responses"]
+    assert statuses <= set(responses), sorted(responses)
+    for status in statuses:
+        assert error_schema_of(schema, path, method, status)["required"] == ["detail", "code"]
+
+
+def test_every_operation_but_the_root_declares_an_error_and_every_error_has_a_json_body(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method not in HTTP_METHODS:
+                continue
+            errors = {status for status in operation["responses"] if status >= "400"}
+            assert errors or path == "/", (path, method)
+            for status in errors:
+                assert "schema" in operation["responses"][status]["content"]["application/json"], (path, status)
+            if any(operation.get("security", [])):
+                assert "401" in errors, (path, method)
+            if any(p["in"] == "path" for p in operation.get("parameters", [])):
+                assert "404" in errors, (path, method)
+
+
+def test_v1_operations_declare_openai_error_objects(schema):
+    for path in ("/v1/models", "/v1/models/{model}", "/v1/embeddings", "/v1/chat/completions"):
+        for method in schema["paths"][path]:
+            assert error_schema_of(schema, path, method, "401")["required"] == ["error"], path
+
+
+def test_real_error_answers_match_the_documented_error_body(schema, api, anon):
+    import jsonschema
+
+    error = schema["components"]["schemas"]["Error"]
+    wrong = {"username": "nobody@example.com", "password": "wrong"}
+    logins = [anon.post("/token", wrong, format="json") for _ in range(11)]  # LOGIN_RATE is 10/min
+    answers = [
+        logins[0],
+        logins[-1],
+        api.get("/bots/00000000-0000-0000-0000-000000000000"),
+        api.post("/bots/", {"name": ""}, format="json"),
+        api.post("/bots/", {"name": "x", "owner": 5}, format="json"),
+        api.post("/bots/", "[1]", content_type="application/json"),
+        anon.get("/bots/"),
+        api.get("/chats/", {"offset": -1}),
+        api.post("/bots/", "<x/>", content_type="application/xml"),
+    ]
+    assert {response.status_code for response in answers} >= {400, 401, 404, 415, 429}
+    for response in answers:
+        jsonschema.validate(response.json(), error)

@@ -40,6 +40,8 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 
 class ApiKeyListView(APIView):
+    # the active keys limit
+    error_statuses = {"POST": {409}}
     authentication_classes = [JWTAuthentication]
 
     @extend_schema(responses={200: ApiKeySerializer(many=True)})

@@ -26,6 +26,8 @@ class LearnyourownSerializer(StrictSerializer):
 
 
 class LearnyourownView(APIView):
+    # `user` naming another account
+    error_statuses = {403}
     authentication_classes = [JWTAuthentication, BodyTokenAuthentication]
     parser_classes = [JSONParser, FormParser]
 

@@ -47,6 +47,8 @@ def token_response(pair: dict[str, str]) -> Response:
 
 
 class TokenObtainView(APIView):
+    # wrong credentials
+    error_statuses = {401}
     permission_classes = [AllowAny]
     authentication_classes: list = []
     throttle_classes = [LoginRateThrottle]
@@ -62,6 +64,8 @@ class TokenObtainView(APIView):
 
 
 class TokenRefreshView(APIView):
+    # an invalid, expired or revoked refresh token
+    error_statuses = {401}
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
@@ -73,6 +77,8 @@ class TokenRefreshView(APIView):
 
 
 class TokenRevokeView(APIView):
+    # an invalid refresh token
+    error_statuses = {401}
     permission_classes = [AllowAny]
     authentication_classes: list = []
 

@@ -79,6 +79,9 @@ class BotUpdateSerializer(StrictSerializer):
 
 
 class BotListCreateView(APIView):
+    # the bots-per-user limit
+    error_statuses = {"POST": {403}}
+
     @extend_schema(responses={200: BotSerializer(many=True)})
     def get(self, request: Request) -> Response:
         return Response(BotSerializer(bot_list(user=request.user), many=True).data)
@@ -122,6 +125,9 @@ class BotDetailView(APIView):
 
 
 class BotModelListCreateView(APIView):
+    # a task type that already has a model
+    error_statuses = {"POST": {409}}
+
     @extend_schema(responses={200: ModelConfigSerializer(many=True)})
     def get(self, request: Request, bot_id) -> Response:
         bot = bot_get(user=request.user, bot_id=bot_id)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import re_path
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,7 +31,7 @@ from chats.streaming import released, reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from config.async_views import async_api_view, json_body
 from config.errors import DomainError
-from config.pagination import paginate
+from config.pagination import page_parameters, paginate
 from config.paths import UUID
 from config.serializers import StrictSerializer, validated
 
@@ -131,10 +131,7 @@ CONVERSATION_FIELDS = {
     "mapping": serializers.DictField(allow_null=True),
     "current_node": serializers.UUIDField(allow_null=True),
 }
-PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description=f"At most {settings.LIST_MAX_ROWS} (the default)."),
-    OpenApiParameter("offset", int),
-]
+PAGE_PARAMETERS = page_parameters(f"At most {settings.LIST_MAX_ROWS} (the default).", "Skip this many.")
 
 
 class ConversationListView(APIView):

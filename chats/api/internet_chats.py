@@ -33,16 +33,13 @@ from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from config.async_views import async_api_view
 from config.errors import Conflict, DomainError
-from config.pagination import paginate
+from config.pagination import page_parameters, paginate
 from config.paths import UUID
 from config.serializers import StrictSerializer
 
 ROLE_NAMES = {Role.USER: "Human", Role.ASSISTANT: "Assistant", Role.SYSTEM: "System"}
 ROLES_BY_NAME = {"human": Role.USER, "assistant": Role.ASSISTANT}
-PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="At most this many chats (capped by the server)."),
-    OpenApiParameter("offset", int, description="Skip this many chats."),
-]
+PAGE_PARAMETERS = page_parameters("At most this many chats (capped by the server).", "Skip this many chats.")
 CHAT_ID = OpenApiParameter("chat_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
@@ -168,6 +165,9 @@ class ChatConversationListView(APIView):
 
 
 class ConversationCreateView(APIView):
+    # the chat named in the body; a chat that is answering
+    error_statuses = {404, 409}
+
     @extend_schema(
         request=ConversationCreateSerializer,
         responses={201: ConversationSerializer},

@@ -6,7 +6,7 @@ import uuid
 from urllib.parse import urlencode
 
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -18,7 +18,7 @@ from chats.models import Message
 from chats.selectors import branch_messages, chat_get, chat_list
 from chats.services import chat_context_update, chat_delete, session_create
 from chats.tickets import ticket_issue
-from config.pagination import paginate
+from config.pagination import page_parameters, paginate
 from config.paths import UUID
 from config.serializers import StrictSerializer, validated
 
@@ -99,10 +99,7 @@ class SessionSocketSerializer(serializers.Serializer):
     websocket_url = serializers.CharField(help_text=WEBSOCKET_HELP)
 
 
-PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description="At most this many ids (capped by LIST_MAX_ROWS)."),
-    OpenApiParameter("offset", int, description="Skip this many ids."),
-]
+PAGE_PARAMETERS = page_parameters("At most this many ids (capped by LIST_MAX_ROWS).", "Skip this many ids.")
 
 
 class SessionListCreateView(APIView):

@@ -83,6 +83,8 @@ def _websocket_url(request: Request, chat: Chat, visitor: Visitor, page: str) ->
 
 
 class WidgetView(APIView):
+    # a page the bot does not allow
+    error_statuses = {403}
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
@@ -104,6 +106,9 @@ class WidgetView(APIView):
 
 
 class WidgetSessionCreateView(WidgetView):
+    # no public bot with this key; a page the bot does not allow
+    error_statuses = {403, 404}
+
     @extend_schema(
         request=WidgetSessionCreateSerializer,
         responses={

@@ -96,6 +96,9 @@ class GetExamSerializer(LearnyourownExamSerializer):
 
 
 class CreateExamView(LearnyourownView):
+    # the subject's knowledge base, a title taken, a render past its limits, the quota, the model
+    error_statuses = {403, 404, 409, 422, 429, 502, 503, 504}
+
     @extend_schema(
         request=CreateExamSerializer,
         responses={
@@ -127,6 +130,9 @@ class CreateExamView(LearnyourownView):
 
 
 class GetExamView(LearnyourownView):
+    # an exam named in the body
+    error_statuses = {403, 404}
+
     @extend_schema(
         request=GetExamSerializer,
         responses={

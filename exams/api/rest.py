@@ -6,22 +6,19 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginate
+from config.pagination import page_parameters, paginate
 from exams.downloads import pdf_response
 from exams.models import Exam, Question
 from exams.selectors import exam_get, exam_list
 from exams.services import exam_delete
 
-PAGE_PARAMETERS = [
-    OpenApiParameter("limit", int, description=f"At most {settings.LIST_MAX_ROWS} (the default)."),
-    OpenApiParameter("offset", int),
-]
+PAGE_PARAMETERS = page_parameters(f"At most {settings.LIST_MAX_ROWS} (the default).", "Skip this many.")
 
 
 class ExamSerializer(serializers.ModelSerializer):

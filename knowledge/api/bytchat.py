@@ -38,6 +38,8 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 
 class BotTrainView(APIView):
+    # a full knowledge base
+    error_statuses = {403}
     parser_classes = [MultiPartParser]
 
     @extend_schema(

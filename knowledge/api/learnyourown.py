@@ -46,6 +46,8 @@ class DocumentsFilterSerializer(LearnyourownSerializer):
 
 
 class LoadContextView(LearnyourownView):
+    # a full knowledge base
+    error_statuses = {403}
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
@@ -109,6 +111,9 @@ class GetNameView(LearnyourownView):
 
 
 class GetDocumentsView(LearnyourownView):
+    # a knowledge base named in the body
+    error_statuses = {403, 404}
+
     @extend_schema(
         request=DocumentsFilterSerializer,
         responses={
@@ -123,6 +128,9 @@ class GetDocumentsView(LearnyourownView):
 
 
 class DeleteNameView(LearnyourownView):
+    # a knowledge base named in the body
+    error_statuses = {403, 404}
+
     @extend_schema(request=NameSerializer, responses={200: bool})
     def post(self, request: Request) -> Response:
         data = valid(NameSerializer, request)
