@@ -20,8 +20,9 @@ def uvicorn_args(*, host: str, port: int, num_proxies: int = 0) -> list[str]:
         APPLICATION,
         "--host", host, "--port", str(port),
         # httptools hands the body to the app as it arrives, so config/body_limit.py refuses an oversized
-        # one before it is read; daphne reads and parses it whole first (issue 12).
-        "--http", "httptools", "--ws", "websockets-sansio", "--loop", "asyncio",
+        # one before it is read; daphne reads and parses it whole first (issue 12). The subclass answers a
+        # request its parser refuses with the JSON 400.
+        "--http", "config.http_protocol:HttpToolsProtocol", "--ws", "websockets-sansio", "--loop", "asyncio",
         "--ws-max-size", "262144", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
         "--ws-per-message-deflate", "false",
         "--timeout-graceful-shutdown", "10",
