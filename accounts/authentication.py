@@ -81,7 +81,7 @@ class BodyTokenAuthentication(JWTAuthentication):
 
 
 def check_named_user(request, user: User) -> None:
-    """The 000 surface names its user (`user`, in the query or body); it must be the caller (RELIABILITY A8)."""
+    """The 000 surface names its user (`user`, in the query or body); it must be the caller (docs/reliability.md A8)."""
     data = request.data if isinstance(getattr(request, "data", None), Mapping) else {}
     check_names_caller(user, data.get("user"), request.query_params.get("user"))
 

@@ -1,6 +1,6 @@
 """Per-user limits on model use: daily quotas of model calls, parallel streams and request rates.
 
-Charging rule (RELIABILITY C4, C5): a model call takes one unit of the day's quota before it is
+Charging rule (docs/reliability.md C4, C5): a model call takes one unit of the day's quota before it is
 made, in one conditional UPDATE, so parallel requests can never overrun it. A call that is refused,
 or fails or is abandoned before the model's first token, gives its unit back. A call that fails or
 is cancelled after the first token stays charged: the provider has produced (and billed) tokens.
@@ -68,7 +68,7 @@ def _stream_key(holder: int | str) -> str:
 
 def stream_slot_acquire(*, user_id: int | str) -> None:
     """Take one of the user's (or a widget visitor's: a string id) parallel-answer slots, or refuse
-    with 429 (RELIABILITY C7)."""
+    with 429 (docs/reliability.md C7)."""
     if not slot_take(
         _stream_key(user_id), limit=settings.CHAT_PARALLEL_STREAMS, ttl=int(settings.LLM_TOTAL_TIMEOUT) + 60
     ):
@@ -101,7 +101,7 @@ def rate_limit_take(*, key: int | str, scope: str, rate: str) -> None:
     """Count one request in the current fixed window, or refuse with 429 and `Retry-After`.
 
     Unlike DRF's throttles (read, modify, write), the count is one atomic cache increment,
-    so parallel requests cannot all slip under the limit (RELIABILITY P6, C6).
+    so parallel requests cannot all slip under the limit (docs/reliability.md C6).
     """
     limit, period = parse_rate(rate)
     now = int(time.time())

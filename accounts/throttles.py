@@ -1,4 +1,4 @@
-"""Login throttling keyed on the account as well as the client address (RELIABILITY A5)."""
+"""Login throttling keyed on the account as well as the client address (docs/reliability.md A5)."""
 
 import math
 from collections.abc import Mapping

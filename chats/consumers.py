@@ -1,7 +1,7 @@
 """The 003 chat-session socket: a thin adapter from WebSocket frames to the one conversation engine.
 
 The answer runs in a task this consumer owns and streams to its socket directly; the channel layer
-only fans numbered copies out to other sockets watching the session (RELIABILITY P10, P11, E7-E10).
+only fans numbered copies out to other sockets watching the session (docs/reliability.md E7-E10).
 """
 
 from __future__ import annotations

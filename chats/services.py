@@ -317,7 +317,7 @@ def bot_chat_start(
 
 
 def chat_rename(*, chat: Chat, title: str) -> Chat:
-    """A new title; `updated_at` is the server's clock, whatever a client sends (RELIABILITY B5)."""
+    """A new title; `updated_at` is the server's clock, whatever a client sends (docs/reliability.md B5)."""
     now = timezone.now()
     if not Chat.objects.filter(pk=chat.pk).update(title=title, updated_at=now):
         raise NotFound(_("Chat not found."), code="chat_not_found")
@@ -330,7 +330,7 @@ def client_message_create(*, chat: Chat, role: Role, content: str) -> Message:
 
     A Human turn is a user message. An Assistant turn is stored as the client's, not the model's
     (`authored_by_client`): the documented API lets clients write both sides, and the flag keeps
-    it apart from model output (RELIABILITY B6). Refused with 409 while the chat is answering, so
+    it apart from model output (docs/reliability.md B6). Refused with 409 while the chat is answering, so
     nothing is hung under a node the engine is writing to.
     """
     if role not in (Role.USER, Role.ASSISTANT):
@@ -347,7 +347,7 @@ def client_message_create(*, chat: Chat, role: Role, content: str) -> Message:
     return _append(chat, message, after_current=True)
 
 
-# Session business data (003 `context`, RELIABILITY G6): a flat object of numbers under short keys.
+# Session business data (003 `context`, docs/reliability.md G6): a flat object of numbers under short keys.
 CONTEXT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # The largest integer a JavaScript client reads exactly (Number.MAX_SAFE_INTEGER).
 CONTEXT_INT_LIMIT = 2**53 - 1

@@ -1,4 +1,4 @@
-"""Signed, expiring, single-use tickets that open one chat session's WebSocket (003, RELIABILITY E3).
+"""Signed, expiring, single-use tickets that open one chat session's WebSocket (003, docs/reliability.md E3).
 
 A browser cannot set headers on `new WebSocket(url)`, so the URL itself carries the credential. A
 ticket names one session and one user, lives WS_TICKET_SECONDS, and opens one socket: it is useless

@@ -1,7 +1,7 @@
 """Web search through a SearxNG instance's JSON API (004 `inference_internet`).
 
 Only the configured SearxNG URL is ever fetched: result URLs are cited, never followed
-(RELIABILITY I2, G2). The search is bounded in time, bytes and results (C8).
+(docs/reliability.md I2, G2). The search is bounded in time, bytes and results (C8).
 """
 
 from __future__ import annotations

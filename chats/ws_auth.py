@@ -1,4 +1,4 @@
-"""Who may open a chat-session socket: the Origin policy, then a ticket or an access JWT (RELIABILITY E1-E4).
+"""Who may open a chat-session socket: the Origin policy, then a ticket or an access JWT (docs/reliability.md E1-E4).
 
 Browsers always send `Origin` and attach no credential a page did not put in the URL, so a foreign
 page cannot ride on a user's session (no cookie is involved); clients without an Origin (servers,
@@ -183,7 +183,7 @@ def identity_chat_get(identity: SocketIdentity, user: User, session_id: uuid.UUI
 
 
 def socket_identity_check(identity: SocketIdentity) -> User:
-    """The socket's user (a visitor's: the bot owner), still allowed to use it (RELIABILITY E4), or
+    """The socket's user (a visitor's: the bot owner), still allowed to use it (docs/reliability.md E4), or
     NotAuthenticated. Runs the ORM."""
     if identity.visitor_id is not None:
         return _visitor_check(identity)
@@ -201,7 +201,7 @@ class SessionHandshakeMiddleware:
     """Lets a handshake reach the consumer only with a ticket or token of a user owning the session.
 
     The consumer finds the identity in `scope["chat_session"]`; anything else is refused before
-    accept, without a consumer or a channel (RELIABILITY A1, B4, E2).
+    accept, without a consumer or a channel (docs/reliability.md A1, B4, E2).
     """
 
     def __init__(self, application: Any) -> None:

@@ -35,7 +35,7 @@ def _no_constants(name: str) -> Any:
 def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_chars: int) -> ClientFrame:
     """A `message` (non-empty `content`, optional `context` object) or a `stop`; else FrameError.
 
-    The size is checked on the raw text before it is parsed (RELIABILITY E5).
+    The size is checked on the raw text before it is parsed (docs/reliability.md E5).
     """
     if text is None:
         raise FrameError(_("Binary frames are not supported; send JSON text frames."), code="binary_frame")

@@ -62,7 +62,7 @@ def sessions_deleted_notify(*, user_id: int) -> None:
 class GroupRelay:
     """One answer's frames for the session's other sockets, sent by a task of their own.
 
-    channels-redis drops group messages past a channel's capacity (RELIABILITY P11, E9), so frames
+    channels-redis drops group messages past a channel's capacity (docs/reliability.md E9), so frames
     are numbered (`seq` 1, 2, 3... per answer: a gap means frames were lost) and `done` carries the
     full text. Chunk text is coalesced into at most one group message per `interval` seconds (and
     chunks still waiting when Redis is slow are merged), so a fast model does not flood Redis. The

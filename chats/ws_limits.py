@@ -1,4 +1,4 @@
-"""Limits on chat-session sockets: open sockets per user, frames per minute per socket (RELIABILITY C7, E6)."""
+"""Limits on chat-session sockets: open sockets per user, frames per minute per socket (docs/reliability.md C7, E6)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def page_parameters(limit: str, offset: str) -> list[OpenApiParameter]:
 
 
 def page_bounds(query_params) -> tuple[int, int]:
-    """(limit, offset) from the query; a limit over LIST_MAX_ROWS is that many (RELIABILITY B2), an offset
+    """(limit, offset) from the query; a limit over LIST_MAX_ROWS is that many (docs/reliability.md B2), an offset
     out of 0..MAX_OFFSET a 400 naming it."""
     bounds = []
     for name, default, maximum in (("limit", settings.LIST_MAX_ROWS, None), ("offset", 0, MAX_OFFSET)):

@@ -1,4 +1,4 @@
-"""Serializer base that refuses fields it does not declare (mass assignment, RELIABILITY B5)."""
+"""Serializer base that refuses fields it does not declare (mass assignment, docs/reliability.md B5)."""
 
 from typing import Any
 

@@ -199,7 +199,7 @@ SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 MEDIA_URL = "media/"
 
-# Request size limits (RELIABILITY C1, C3): JSON and form bodies; larger ones get a JSON 413.
+# Request size limits (docs/reliability.md C1, C3): JSON and form bodies; larger ones get a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=1024 * 1024)
 # Checked at the ASGI edge (config/body_limit.py) before Django spools a body to disk.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE + 64 * 1024)
@@ -387,11 +387,11 @@ LLM_HTTP_TRANSPORT = env.str("LLM_HTTP_TRANSPORT", default="aiohttp")
 # Pause between words of the offline provider, so a fresh install shows streaming.
 LLM_LOCAL_WORD_DELAY = env.float("LLM_LOCAL_WORD_DELAY", default=0.02)
 
-# Limits on what users send to the model (RELIABILITY C2).
+# Limits on what users send to the model (docs/reliability.md C2).
 CHAT_MAX_QUERY_CHARS = env.int("CHAT_MAX_QUERY_CHARS", default=16_000)
 CHAT_MAX_TOKENS_CAP = env.int("CHAT_MAX_TOKENS_CAP", default=4096)
 CHAT_HISTORY_MESSAGES = env.int("CHAT_HISTORY_MESSAGES", default=20)
-# Answers one user may have streaming at once, across every surface (RELIABILITY C7).
+# Answers one user may have streaming at once, across every surface (docs/reliability.md C7).
 CHAT_PARALLEL_STREAMS = env.int("CHAT_PARALLEL_STREAMS", default=3)
 # Extra continuations when a model stops for length and the client asked to `autocontinue` (002).
 CHAT_AUTOCONTINUE_MAX = env.int("CHAT_AUTOCONTINUE_MAX", default=3)
@@ -399,12 +399,12 @@ CHAT_AUTOCONTINUE_MAX = env.int("CHAT_AUTOCONTINUE_MAX", default=3)
 LLM_CHAT_MODELS = env.list("LLM_CHAT_MODELS", default=[])
 # New questions per user on the 002 `new` and `ask` endpoints (the seed documents 50 an hour).
 CONVERSATIONS_RATE = env.str("CONVERSATIONS_RATE", default="50/hour")
-# Rows a list endpoint returns at most; `?limit=` asks for fewer (RELIABILITY B2).
+# Rows a list endpoint returns at most; `?limit=` asks for fewer (docs/reliability.md B2).
 LIST_MAX_ROWS = env.int("LIST_MAX_ROWS", default=200)
 # Server-Sent Events: a comment line after this many idle seconds keeps proxies from closing the stream.
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 
-# WebSocket chat sessions (003, RELIABILITY E1-E10).
+# WebSocket chat sessions (003, docs/reliability.md E1-E10).
 # Browsers' origins allowed to open sockets besides ALLOWED_HOSTS (e.g. https://app.example.com).
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 WS_TICKET_SECONDS = env.int("WS_TICKET_SECONDS", default=60)
@@ -415,7 +415,7 @@ WS_MESSAGES_PER_MINUTE = env.int("WS_MESSAGES_PER_MINUTE", default=60)
 WS_MAX_AGE_SECONDS = env.int("WS_MAX_AGE_SECONDS", default=3600)
 # Chunks fanned out to a session's other sockets are coalesced into one group message per interval.
 WS_GROUP_FLUSH_SECONDS = env.float("WS_GROUP_FLUSH_SECONDS", default=0.05)
-# Session business data: a flat object of numbers, at most this many keys (RELIABILITY G6).
+# Session business data: a flat object of numbers, at most this many keys (docs/reliability.md G6).
 CHAT_CONTEXT_MAX_KEYS = env.int("CHAT_CONTEXT_MAX_KEYS", default=50)
 
 # Web search for 004 `inference_internet`: a SearxNG instance's JSON API; unset, the endpoint says so.
@@ -426,7 +426,7 @@ WEB_SEARCH_TIMEOUT = env.float("WEB_SEARCH_TIMEOUT", default=5.0)
 WEB_SEARCH_MAX_BYTES = env.int("WEB_SEARCH_MAX_BYTES", default=200_000)
 WEB_SEARCH_MAX_RESULTS = env.int("WEB_SEARCH_MAX_RESULTS", default=5)
 
-# Daily model calls per user type (RELIABILITY C4, C5); staff have none unless QUOTA_DAILY_STAFF is set.
+# Daily model calls per user type (docs/reliability.md C4, C5); staff have none unless QUOTA_DAILY_STAFF is set.
 # A quota set on the user in the admin wins over these. The day is TIME_ZONE's (UTC by default).
 QUOTA_DAILY_FREE = env.int("QUOTA_DAILY_FREE", default=100)
 QUOTA_DAILY_PRO = env.int("QUOTA_DAILY_PRO", default=2000)

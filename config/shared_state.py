@@ -1,7 +1,7 @@
 """Counters and locks shared by every process live in the cache (Redis in production).
 
 When it cannot be reached, anything that needs one (stream slots, rate windows, a chat's answer
-lock) fails closed with 503 rather than running unmetered (RELIABILITY J2); giving one back is
+lock) fails closed with 503 rather than running unmetered (docs/reliability.md J2); giving one back is
 best effort, since each has a TTL.
 """
 

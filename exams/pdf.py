@@ -2,7 +2,7 @@
 
 HTML on stdin, the PDF on stdout; exit 0 on success, 3 when the render ran past its time limit,
 2 on any other failure (the reason on stderr). The only module that imports xhtml2pdf, and it
-imports no Django: the web process never runs xhtml2pdf itself (RELIABILITY P16, H3-H5).
+imports no Django: the web process never runs xhtml2pdf itself (docs/reliability.md H3-H5).
 
 Bounds: the address space (RLIMIT_AS) and CPU time (RLIMIT_CPU) are limited here (config/sandbox.py),
 before the HTML is read; xhtml2pdf's own `max_render_seconds` stops a slow render cleanly; the parent's wall-clock

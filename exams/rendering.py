@@ -1,7 +1,7 @@
 """An exam as PDF: the Django template is rendered here, xhtml2pdf runs in a bounded child process (`exams.pdf`).
 
 The template autoescapes every value and marks nothing safe, so question, option, hint and source
-text (from documents or a model) reach xhtml2pdf as text, never as markup or CSS (RELIABILITY H1,
+text (from documents or a model) reach xhtml2pdf as text, never as markup or CSS (docs/reliability.md H1,
 H2). The child gets EXAM_RENDER_SECONDS of wall-clock time and EXAM_RENDER_MEMORY_MB of address
 space and only the environment it needs; a timeout, a crash or a refused render is a 422
 `render_failed`, and the caller stores nothing.

@@ -46,7 +46,7 @@ class DocumentStatus(models.TextChoices):
 
 
 def document_upload_path(document: "Document", filename: str) -> str:
-    # Server-chosen names only: the user's filename is metadata, never a path (RELIABILITY D3).
+    # Server-chosen names only: the user's filename is metadata, never a path (docs/reliability.md D3).
     return f"knowledge/{document.owner_id}/{document.id}{document.extension}"
 
 
@@ -96,7 +96,7 @@ class Chunk(models.Model):
     """A passage of a document. Full-text indexes live beside it (see the 0002 migration)."""
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("document"))
-    # Copied from the document so retrieval filters by owner inside the index query (RELIABILITY D9).
+    # Copied from the document so retrieval filters by owner inside the index query (docs/reliability.md D9).
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="+")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     position = models.PositiveIntegerField(_("position"))

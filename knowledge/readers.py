@@ -32,7 +32,8 @@ def gettext_noop(message: str) -> str:
     return message
 
 
-# Bounds for a DOCX archive before python-docx opens it (RELIABILITY D7; ZIP bombs need entry, size and ratio bounds).
+# Bounds for a DOCX archive before python-docx opens it: ZIP bombs need entry, size and ratio bounds
+# (docs/reliability.md D7).
 DOCX_MAX_ENTRIES = 1000
 DOCX_MAX_UNCOMPRESSED = 50 * 1024 * 1024
 DOCX_MAX_RATIO = 100

@@ -1,4 +1,4 @@
-"""The daily quota under 20 parallel requests against a real server (RELIABILITY C4).
+"""The daily quota under 20 parallel requests against a real server (docs/reliability.md C4).
 
 `.ci/run` runs it on SQLite and again on PostgreSQL.
 """

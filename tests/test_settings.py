@@ -117,7 +117,7 @@ def test_unknown_default_provider_refuses_to_start(tmp_path):
 
 
 def test_security_sensitive_packages_are_at_least_the_fixed_versions():
-    """RELIABILITY K2: versions that fixed the advisories this project is exposed to."""
+    """docs/reliability.md K2: versions that fixed the advisories this project is exposed to."""
     from importlib.metadata import version
 
     floors = {

@@ -2,7 +2,7 @@
 
 The seed sends the JWT as `token` in the JSON body (the Authorization header works too and wins)
 and names its user in `user`, which must be the caller; `type_user` is never trusted (the
-account's own type is). Unknown fields are refused (RELIABILITY B5).
+account's own type is). Unknown fields are refused (docs/reliability.md B5).
 """
 
 from __future__ import annotations

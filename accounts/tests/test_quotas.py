@@ -1,4 +1,4 @@
-"""Daily quotas of model calls (RELIABILITY C4, C5): atomic, charged only when the model answers."""
+"""Daily quotas of model calls (docs/reliability.md C4, C5): atomic, charged only when the model answers."""
 
 import asyncio
 import datetime
@@ -88,7 +88,7 @@ def test_a_refund_goes_back_to_the_day_the_call_was_charged_to(user):
 
 
 def test_twenty_parallel_takes_with_five_left_charge_exactly_five(user):
-    """The race of RELIABILITY C4 on the counter itself, from 20 threads with their own connections."""
+    """The race of docs/reliability.md C4 on the counter itself, from 20 threads with their own connections."""
     with_quota(user, 8)
     for _ in range(3):
         quota_take(user=user)

@@ -1,4 +1,4 @@
-"""RELIABILITY H1-H5 for exam PDFs: document or model text never becomes markup, nothing is fetched or read,
+"""docs/reliability.md H1-H5 for exam PDFs: document or model text never becomes markup, nothing is fetched or read,
 and a render that takes too long or too much memory is a clean 422 with nothing stored."""
 
 import pytest

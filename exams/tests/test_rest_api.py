@@ -1,5 +1,5 @@
 """The REST extension: `GET /exams`, `GET|DELETE /exams/{id}`, `GET /exams/{id}/pdf`; another user's exam is a 404
-on every exam endpoint (RELIABILITY B1, H6)."""
+on every exam endpoint (docs/reliability.md B1, H6)."""
 
 import uuid
 
