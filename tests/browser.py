@@ -114,10 +114,12 @@ FAKE_SOCKETS = """
   }
   fake.last = () => fake.sockets[fake.sockets.length - 1];
   // Each frame in its own task, as a socket delivers them; resolves once the page has painted twice more.
-  fake.play = async (frames) => {
+  // paced: one frame an animation frame, as a slow network would deliver them; else one a task.
+  fake.play = async (frames, paced = false) => {
+    const next = paced ? (resolve) => requestAnimationFrame(resolve) : (resolve) => setTimeout(resolve, 0);
     for (const frame of frames) {
       fake.last().deliver(frame);
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      await new Promise(next);
     }
     for (let i = 0; i < 2; i++) await new Promise((resolve) => requestAnimationFrame(resolve));
   };

@@ -39,11 +39,12 @@ def page(browser):
         yield tab
 
 
-def answer(page, widget, question: str, *frames: dict) -> None:
-    """Asks, then plays the server's frames for the answer (each in its own task)."""
+def answer(page, widget, question: str, *frames: dict, paced: bool = False) -> None:
+    """Asks, then plays the server's frames for the answer (each in its own task, or with `paced`, each
+    in its own animation frame)."""
     widget.ask(question)
     page.wait_for_function("q => window.__fake.last().sent.some((f) => f.content === q)", arg=question)
-    page.evaluate("frames => window.__fake.play(frames)", list(frames))
+    page.evaluate("([frames, paced]) => window.__fake.play(frames, paced)", [list(frames), paced])
 
 
 def done(content: str, **fields) -> dict:
@@ -81,7 +82,9 @@ def test_a_streamed_answer_renders_as_the_same_answer_loaded_whole(page):
     widget = api.open()
     page.evaluate(COUNT_RENDERS)
     chunks = [{"type": "chunk", "content": text[i : i + 7]} for i in range(0, len(text), 7)]
-    answer(page, widget, "Markdown, please", *chunks, done(text))
+    # Paced, so the answer is drawn while it grows however fast this machine runs the tasks (renders are
+    # at most one an animation frame).
+    answer(page, widget, "Markdown, please", *chunks, done(text), paced=True)
     expect(widget.answer()).to_have_attribute("data-status", "complete")
     streamed = widget.body().inner_html()
     assert page.evaluate("window.__work.renders") > 3  # it was seen growing
