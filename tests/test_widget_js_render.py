@@ -52,7 +52,7 @@ def done(content: str, **fields) -> dict:
 
 
 def test_hostile_markdown_renders_and_stays_markdown(page):
-    """Inputs that made the old renderer quadratic (figures in the README). Time is printed, not
+    """Inputs that made the old renderer quadratic (figures in docs/benchmarks.md). Time is printed, not
     asserted (house rule: benchmarks measure, tests do not time); the test fails if one hangs past
     Playwright's own timeout or renders wrongly."""
     widget = FakeApi(page).open()

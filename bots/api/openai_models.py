@@ -152,7 +152,7 @@ EMBEDDINGS_MAX_CHARS = 32_000
 
 
 class EmbeddingsView(OpenAIView):
-    """The configured embeddings model, relayed (not metered: see README "Usage and quotas")."""
+    """The configured embeddings model, relayed (not metered: see docs/architecture.md "Usage and quotas")."""
 
     @extend_schema(
         request=EmbeddingsSerializer,
