@@ -16,7 +16,7 @@ from accounts.models import ApiKey, DailyUsage, ModelCall, User
 from accounts.quotas import daily_quota_of
 from accounts.selectors import platform_usage_by_day
 from accounts.services import api_key_create, api_key_revoke
-from config.admin import NoBulkDeleteMixin
+from core.admin import NoBulkDeleteMixin
 
 
 class UserAddForm(UserCreationForm):

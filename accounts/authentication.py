@@ -13,7 +13,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.models import User
 from accounts.services import API_KEY_PREFIX, api_key_user
-from config.errors import DomainError, NotAuthenticated
+from core.errors import DomainError, NotAuthenticated
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -13,7 +13,7 @@ import unicodedata
 import idna
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 # Unicode's Default_Ignorable_Code_Point ranges outside the Cf category (variation selectors,
 # Hangul fillers, the combining grapheme joiner...): rendered as nothing, so refused as well.

@@ -20,8 +20,8 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import DailyUsage, User, UserType
-from config.errors import DomainError
-from config.shared_state import shared_state_best_effort, shared_state_required
+from core.errors import DomainError
+from core.shared_state import shared_state_best_effort, shared_state_required
 
 
 class TooManyStreams(DomainError):

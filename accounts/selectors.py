@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from accounts.emails import InvalidEmail, email_normalize
 from accounts.models import ApiKey, DailyUsage, ModelCall, User
 from accounts.quotas import daily_quota_of, quota_resets_at
-from config.errors import NotFound
+from core.errors import NotFound
 
 _TOKENS = {
     "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),

@@ -24,7 +24,7 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 from accounts.emails import email_normalize
 from accounts.models import ApiKey, CallOutcome, ModelCall, User
 from bots.llm.types import Usage
-from config.errors import Conflict, DomainError, NotAuthenticated
+from core.errors import Conflict, DomainError, NotAuthenticated
 
 
 def user_create(*, email: str, password: str, username: str | None = None) -> User:

@@ -8,8 +8,8 @@ from django.utils.translation import ngettext
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.emails import InvalidEmail, email_normalize
-from config.errors import DomainError
-from config.shared_state import shared_state_required
+from core.errors import DomainError
+from core.shared_state import shared_state_required
 
 
 def login_name(request) -> str:

@@ -11,7 +11,7 @@ from bots.services import (
     demo_bot_set,
     public_key_new,
 )
-from config.errors import DomainError
+from core.errors import DomainError
 
 
 class ModelConfigInline(admin.TabularInline):

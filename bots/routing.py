@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from bots.llm import default_model_spec, provider_is_configured
 from bots.llm.types import ModelSpec
 from bots.models import ModelConfig, TaskType
-from config.errors import DomainError
+from core.errors import DomainError
 
 LONG_QUERY_CHARS = 600
 _CODE = re.compile(

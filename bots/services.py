@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from bots.models import Bot, ModelConfig
 from bots.origins import origin_normalize
-from config.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError, NotFound
 
 BOT_FIELDS = ("name", "description", "system_prompt")
 

@@ -42,7 +42,7 @@ from chats.ws_auth import SocketIdentity, identity_chat_get, socket_identity_che
 from chats.ws_frames import ClientFrame, parse_frame
 from chats.ws_groups import GroupRelay, session_group, user_group
 from chats.ws_limits import FrameRate, socket_slot_acquire, socket_slot_release
-from config.errors import Conflict, DomainError
+from core.errors import Conflict, DomainError
 
 logger = logging.getLogger(__name__)
 

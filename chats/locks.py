@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext as _
 
-from config.errors import Conflict
-from config.shared_state import shared_state_best_effort, shared_state_required
+from core.errors import Conflict
+from core.shared_state import shared_state_best_effort, shared_state_required
 
 
 def _key(chat_id: uuid.UUID) -> str:

@@ -11,7 +11,7 @@ from accounts.models import User
 from bots.models import Bot
 from chats.models import Chat, Message, MessageStatus, Role
 from chats.visitors import Visitor, page_check, visitor_from_token
-from config.errors import DomainError, NotAuthenticated, NotFound
+from core.errors import DomainError, NotAuthenticated, NotFound
 
 
 def chat_get(*, user: User, chat_id: uuid.UUID | str, bot: Bot | None = None) -> Chat:

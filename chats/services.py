@@ -27,7 +27,7 @@ from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
 from chats.ws_groups import session_deleted_notify, sessions_deleted_notify
-from config.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError, NotFound
 from knowledge.selectors import knowledge_base_ids_for_bot, knowledge_base_ids_for_owner
 
 TITLE_CHARS = 80

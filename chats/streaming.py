@@ -28,7 +28,7 @@ from chats.selectors import branch_history
 from chats.services import assistant_message_create, turn_lease_release
 from chats.types import ReplyRequest, TurnLease
 from chats.websearch import web_search
-from config.errors import DomainError, NotFound
+from core.errors import DomainError, NotFound
 from knowledge.retrieval import Passage, search
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 SALT = "bytchat.chats.ws-ticket"
 

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from bots.models import Bot
 from bots.origins import origin_normalize
-from config.errors import DomainError
+from core.errors import DomainError
 
 SALT = "bytchat.chats.visitor"
 

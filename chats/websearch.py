@@ -16,7 +16,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

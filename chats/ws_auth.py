@@ -28,7 +28,7 @@ from chats.models import Chat
 from chats.selectors import chat_get, visitor_chat_get
 from chats.tickets import Ticket, ticket_origin, ticket_redeem
 from chats.visitors import bot_allows_page
-from config.errors import DomainError, NotAuthenticated
+from core.errors import DomainError, NotAuthenticated
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
-from config.text import text_problem
+from core.errors import DomainError
+from core.text import text_problem
 
 FrameType = Literal["message", "stop"]
 FIELDS: dict[str, set[str]] = {"message": {"type", "content", "context"}, "stop": {"type"}}

@@ -1,4 +1,4 @@
-"""The admin site (its login throttled) and what several apps' admin pages share."""
+"""The admin site, its login throttled (what several apps' admin pages share is in core/admin.py)."""
 
 from typing import Any
 
@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
 from accounts.throttles import login_throttle_check
-from config.errors import DomainError
+from core.errors import DomainError
 
 
 class ThrottledLoginForm(AdminAuthenticationForm):
@@ -35,13 +35,3 @@ class AdminSite(admin.AdminSite):
             for name, value in refused.headers.items():
                 response[name] = value
         return response
-
-
-class NoBulkDeleteMixin:
-    """Hides Django's "delete selected" action: these rows are deleted through their own action
-    (which calls the service: files, sockets) or one at a time from their page."""
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)  # type: ignore[misc]
-        actions.pop("delete_selected", None)
-        return actions

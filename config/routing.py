@@ -5,7 +5,7 @@ from django.urls import re_path
 
 from chats.consumers import ChatSessionConsumer
 from chats.ws_auth import OriginPolicyMiddleware, SessionHandshakeMiddleware, refuse
-from config.paths import UUID
+from core.paths import UUID
 
 websocket_urlpatterns = [
     re_path(rf"^chat/ws/(?P<session_id>{UUID})/?$", SessionHandshakeMiddleware(ChatSessionConsumer.as_asgi())),

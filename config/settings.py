@@ -232,8 +232,8 @@ REST_FRAMEWORK = {
         # Multipart joins the endpoints that take uploads, with their own size limit.
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "config.openapi_errors.AutoSchema",
-    "EXCEPTION_HANDLER": "config.exception_handler.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.openapi_errors.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "login": env.str("LOGIN_RATE", default="10/min"),
         "register": env.str("REGISTER_RATE", default="20/hour"),
@@ -272,9 +272,9 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.openapi.add_streaming_endpoints",
-        "config.openapi.widget_security",
-        "config.openapi_errors.add_error_components",
+        "core.api.openapi.add_streaming_endpoints",
+        "core.api.openapi.widget_security",
+        "core.api.openapi_errors.add_error_components",
     ],
 }
 

@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from config.admin import NoBulkDeleteMixin
+from core.admin import NoBulkDeleteMixin
 from exams.downloads import pdf_response
 from exams.models import Exam, Question
 from exams.services import exam_delete

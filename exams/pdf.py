@@ -4,7 +4,7 @@ HTML on stdin, the PDF on stdout; exit 0 on success, 3 when the render ran past 
 2 on any other failure (the reason on stderr). The only module that imports xhtml2pdf, and it
 imports no Django: the web process never runs xhtml2pdf itself (docs/reliability.md H3-H5).
 
-Bounds: the address space (RLIMIT_AS) and CPU time (RLIMIT_CPU) are limited here (config/sandbox.py),
+Bounds: the address space (RLIMIT_AS) and CPU time (RLIMIT_CPU) are limited here (core/sandbox.py),
 before the HTML is read; xhtml2pdf's own `max_render_seconds` stops a slow render cleanly; the parent's wall-clock
 timeout kills whatever is left. Resources: `ResourceAccessPolicy.server` with remote fetches off and
 local reads confined to the font directory, and a link callback that resolves only the two font
@@ -17,7 +17,7 @@ import io
 import sys
 from pathlib import Path
 
-from config.sandbox import limit_resources
+from core.sandbox import limit_resources
 
 FONT_FILES = {"exam-font:regular": "DejaVuSans.ttf", "exam-font:bold": "DejaVuSans-Bold.ttf"}
 # Not a scheme xhtml2pdf knows: the resource policy refuses it and the render goes on without it.

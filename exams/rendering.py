@@ -18,8 +18,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
-from config.sandbox import SandboxTimeout, run_bounded
+from core.errors import DomainError
+from core.sandbox import SandboxTimeout, run_bounded
 from exams.generation.types import Draft, source_label
 from exams.models import Difficulty
 

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from config.errors import NotFound
+from core.errors import NotFound
 from exams.generation.text import fold
 from exams.generation.types import Material
 from exams.models import Exam

@@ -18,8 +18,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from config.connections import database_connection_release
-from config.errors import Conflict, DomainError
+from core.connections import database_connection_release
+from core.errors import Conflict, DomainError
 from exams.generation import questions_generate
 from exams.generation.text import fold
 from exams.generation.types import Draft, ExamSpec, Generated, Material

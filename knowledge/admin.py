@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from config.admin import NoBulkDeleteMixin
+from core.admin import NoBulkDeleteMixin
 from knowledge.models import Chunk, Document, KnowledgeBase
 from knowledge.services import document_delete, document_reindex
 

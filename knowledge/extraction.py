@@ -2,7 +2,7 @@
 
 The readers (pypdf, python-docx, html.parser) run in `python -m knowledge.readers` under
 KNOWLEDGE_EXTRACT_SECONDS of CPU and wall clock and KNOWLEDGE_EXTRACT_MEMORY_MB of address space
-(see config/sandbox.py), so a hostile file ends as a failed document and never takes the worker down.
+(see core/sandbox.py), so a hostile file ends as a failed document and never takes the worker down.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from config.sandbox import SandboxTimeout, run_bounded
+from core.sandbox import SandboxTimeout, run_bounded
 from knowledge.readers import (
     _UTF8_BOM,
     _UTF16_BOMS,

@@ -334,7 +334,7 @@ def _html_text(markup: str) -> str:
 
 def main(argv: list[str]) -> int:
     """`python -m knowledge.readers KIND SECONDS MEMORY_MB MAX_PAGES MAX_CHARS`, the file on stdin."""
-    from config.sandbox import limit_resources
+    from core.sandbox import limit_resources
 
     kind, seconds, memory_mb, max_pages, max_chars = argv[1], float(argv[2]), int(argv[3]), int(argv[4]), int(argv[5])
     limit_resources(seconds=seconds, memory_mb=memory_mb)

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from bots.models import Bot
-from config.errors import NotFound
+from core.errors import NotFound
 from knowledge.models import Document, KnowledgeBase
 
 

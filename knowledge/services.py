@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from bots.llm.errors import ProviderError
 from bots.models import Bot
-from config.errors import DomainError
+from core.errors import DomainError
 from knowledge.extraction import (
     ExtractionError,
     PageText,

@@ -8,9 +8,9 @@ from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.test import Client
 
-from config.pagination import MAX_OFFSET
 from config.views import csrf_failure
 from conftest import PASSWORD
+from core.api.pagination import MAX_OFFSET
 from tests.helpers import assert_error as assert_json_error
 
 pytestmark = pytest.mark.django_db

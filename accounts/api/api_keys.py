@@ -17,7 +17,7 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from accounts.models import ApiKey
 from accounts.selectors import api_key_get, api_key_list
 from accounts.services import api_key_create, api_key_revoke
-from config.serializers import StrictSerializer, validated
+from core.api.serializers import StrictSerializer, validated
 
 
 class ApiKeyCreateSerializer(StrictSerializer):

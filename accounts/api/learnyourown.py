@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.authentication import BodyTokenAuthentication, check_named_user
-from config.serializers import StrictSerializer, validated
+from core.api.serializers import StrictSerializer, validated
 
 
 class LearnyourownSerializer(StrictSerializer):

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.services import token_pair_issue, token_pair_refresh, token_revoke
 from accounts.throttles import LoginRateThrottle
-from config.serializers import StrictSerializer
+from core.api.serializers import StrictSerializer
 
 
 class TokenObtainSerializer(StrictSerializer):

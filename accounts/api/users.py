@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.services import user_create
 from accounts.throttles import RegisterRateThrottle
-from config.serializers import StrictSerializer
+from core.api.serializers import StrictSerializer
 
 
 class UserCreateSerializer(StrictSerializer):

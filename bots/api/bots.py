@@ -22,7 +22,7 @@ from bots.services import (
     model_config_add,
     model_config_delete,
 )
-from config.serializers import StrictSerializer, validated
+from core.api.serializers import StrictSerializer, validated
 
 _MODEL_ID = re.compile(r"^[\w.:/@+-]+$")
 

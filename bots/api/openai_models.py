@@ -24,9 +24,9 @@ from bots.llm.embeddings import embed_texts, embeddings_enabled
 from bots.llm.types import estimate_tokens
 from bots.models import Bot
 from bots.selectors import bot_get, bot_list
-from config.errors import DomainError, NotFound
-from config.exception_handler import flatten_validation_errors
-from config.openai_errors import openai_error_body
+from core.api.exception_handler import flatten_validation_errors
+from core.errors import DomainError, NotFound
+from core.openai_errors import openai_error_body
 
 MODEL_PREFIX = "bot-"
 

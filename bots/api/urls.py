@@ -1,7 +1,7 @@
 from django.urls import re_path
 
 from bots.api import bots, openai_models
-from config.paths import UUID
+from core.paths import UUID
 
 urlpatterns = [
     re_path(r"^v1/embeddings/?$", openai_models.EmbeddingsView.as_view(), name="openai-embeddings"),

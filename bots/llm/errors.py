@@ -2,7 +2,7 @@
 
 from django.utils.translation import gettext as _
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 
 class ProviderError(DomainError):

@@ -14,9 +14,9 @@ from chats.api.streams import answer_response
 from chats.services import bot_chat_start
 from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
-from config.async_views import async_api_view, request_data
-from config.paths import UUID
-from config.serializers import StrictSerializer, validated
+from core.api.async_views import async_api_view, request_data
+from core.api.serializers import StrictSerializer, validated
+from core.paths import UUID
 
 
 class BotChatSerializer(StrictSerializer):

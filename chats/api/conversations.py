@@ -29,11 +29,11 @@ from chats.selectors import chat_get, chat_list, chat_messages, message_get
 from chats.services import chat_delete, chats_delete_all, turn_start
 from chats.streaming import released, reply_stream, turn_prepared
 from chats.types import ReplyRequest
-from config.async_views import async_api_view, json_body
-from config.errors import DomainError
-from config.pagination import page_parameters, paginate
-from config.paths import UUID
-from config.serializers import StrictSerializer, validated
+from core.api.async_views import async_api_view, json_body
+from core.api.pagination import page_parameters, paginate
+from core.api.serializers import StrictSerializer, validated
+from core.errors import DomainError
+from core.paths import UUID
 
 
 class AutocontinueField(serializers.BooleanField):

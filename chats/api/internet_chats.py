@@ -31,11 +31,11 @@ from chats.services import (
 )
 from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
-from config.async_views import async_api_view
-from config.errors import Conflict, DomainError
-from config.pagination import page_parameters, paginate
-from config.paths import UUID
-from config.serializers import StrictSerializer
+from core.api.async_views import async_api_view
+from core.api.pagination import page_parameters, paginate
+from core.api.serializers import StrictSerializer
+from core.errors import Conflict, DomainError
+from core.paths import UUID
 
 ROLE_NAMES = {Role.USER: "Human", Role.ASSISTANT: "Assistant", Role.SYSTEM: "System"}
 ROLES_BY_NAME = {"human": Role.USER, "assistant": Role.ASSISTANT}

@@ -20,9 +20,9 @@ from chats.selectors import chat_get
 from chats.services import turn_start
 from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
-from config.async_views import async_api_view, json_body
-from config.errors import NotAuthenticated
-from config.serializers import StrictSerializer, validated
+from core.api.async_views import async_api_view, json_body
+from core.api.serializers import StrictSerializer, validated
+from core.errors import NotAuthenticated
 
 
 class LearnyourownChatSerializer(StrictSerializer):

@@ -36,11 +36,11 @@ from chats.models import Role, Surface
 from chats.services import turn_start
 from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
-from config.async_views import json_body
-from config.errors import DomainError
-from config.exception_handler import flatten_validation_errors
-from config.openai_errors import openai_error_body
-from config.text import text_problem
+from core.api.async_views import json_body
+from core.api.exception_handler import flatten_validation_errors
+from core.errors import DomainError
+from core.openai_errors import openai_error_body
+from core.text import text_problem
 
 ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 MAX_MESSAGES = 200

@@ -18,9 +18,9 @@ from chats.models import Message
 from chats.selectors import branch_messages, chat_get, chat_list
 from chats.services import chat_context_update, chat_delete, session_create
 from chats.tickets import ticket_issue
-from config.pagination import page_parameters, paginate
-from config.paths import UUID
-from config.serializers import StrictSerializer, validated
+from core.api.pagination import page_parameters, paginate
+from core.api.serializers import StrictSerializer, validated
+from core.paths import UUID
 
 CONTEXT_SCHEMA = {
     "type": "object",

@@ -33,8 +33,8 @@ from chats.models import Chat, Message
 from chats.selectors import branch_messages, public_bot_get, visitor_session_get
 from chats.services import widget_session_start
 from chats.visitors import Visitor, is_own_page, visitor_citations, visitor_token_issue
-from config.paths import UUID
-from config.serializers import StrictSerializer, validated
+from core.api.serializers import StrictSerializer, validated
+from core.paths import UUID
 
 
 class WidgetSessionCreateSerializer(StrictSerializer):

@@ -221,7 +221,7 @@ def test_each_refusal_names_its_reason(chat, user, other_user, query, code):
     from urllib.parse import urlencode
 
     from chats.ws_auth import socket_authenticate
-    from config.errors import DomainError
+    from core.errors import DomainError
 
     query_string = urlencode(query(chat, user, other_user)).encode()
     with pytest.raises(DomainError) as refused:

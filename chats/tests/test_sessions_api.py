@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from bots.models import Bot
 from chats.models import Chat, MessageStatus, Surface
 from chats.services import assistant_message_create, chat_context_update, context_validate, user_message_create
-from config.errors import DomainError
+from core.errors import DomainError
 from tests.helpers import assert_error, ws_answer, ws_session
 
 pytestmark = pytest.mark.django_db

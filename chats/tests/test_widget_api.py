@@ -222,7 +222,7 @@ async def test_a_bot_made_private_closes_its_visitors_sockets_on_their_next_mess
 
 def test_allowed_origins_are_validated(bot):
     from bots.services import allowed_origins_clean
-    from config.errors import DomainError
+    from core.errors import DomainError
 
     assert allowed_origins_clean(["HTTPS://Shop.Example.com:443/", "http://localhost:3000"]) == [
         "https://shop.example.com",

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import page_parameters, paginate
+from core.api.pagination import page_parameters, paginate
 from exams.downloads import pdf_response
 from exams.models import Exam, Question
 from exams.selectors import exam_get, exam_list

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from config.paths import UUID
+from core.paths import UUID
 from exams.api import learnyourown, rest
 
 urlpatterns = [

@@ -17,7 +17,7 @@ from accounts.models import User
 from accounts.quotas import quota_refund, quota_take
 from accounts.services import model_call_record
 from bots.llm.types import Usage
-from config.connections import database_connection_release
+from core.connections import database_connection_release
 
 SURFACE = "exams"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from bots.llm.types import Usage
-from config.errors import DomainError
+from core.errors import DomainError
 from knowledge.retrieval import Passage
 
 EXCERPT_CHARS = 500

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bots.selectors import bot_get
-from config.errors import DomainError
+from core.errors import DomainError
 from knowledge.models import Document
 from knowledge.selectors import document_get, document_list
 from knowledge.services import bot_train, document_delete

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.learnyourown import LearnyourownSerializer, LearnyourownView, valid
-from config.errors import DomainError
+from core.errors import DomainError
 from knowledge.retrieval import search
 from knowledge.selectors import document_list, knowledge_base_get, knowledge_base_list
 from knowledge.services import documents_store_all, knowledge_base_delete, read_upload, upload_check

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from config.paths import UUID
+from core.paths import UUID
 from knowledge.api import bytchat, learnyourown
 
 urlpatterns = [

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chats.demo import demo_bot_prepare
-from config.errors import DomainError
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from accounts.selectors import user_by_email
-from config.errors import DomainError
+from core.errors import DomainError
 from knowledge.extraction import SUPPORTED_EXTENSIONS
 from knowledge.services import document_upload, knowledge_base_get_or_create, read_path
 

@@ -19,8 +19,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError
-from config.shared_state import shared_state_unavailable
+from core.errors import DomainError
+from core.shared_state import shared_state_unavailable
 
 logger = logging.getLogger(__name__)
 

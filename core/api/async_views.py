@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from config.errors import DomainError
-from config.exception_handler import error_payload_for
+from core.api.exception_handler import error_payload_for
+from core.errors import DomainError
 
 AsyncView = Callable[..., Awaitable[HttpResponse]]
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
-from config.errors import DomainError
-from config.exception_handler import flatten_validation_errors
+from core.api.exception_handler import flatten_validation_errors
+from core.errors import DomainError
 
 
 class StrictSerializer(serializers.Serializer):

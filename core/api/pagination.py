@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 # Databases take a 64-bit LIMIT and OFFSET; far past any list, and offset + limit still fits.
 MAX_OFFSET = 2**31 - 1
