@@ -6,12 +6,13 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo worker migrate test lint fmt messages
+.PHONY: help install run demo worker migrate test test-fast lint fmt messages
 
 help:
 	@echo "make run           set up if needed, migrate, start the server on http://$(HOST):$(PORT) (Ctrl-C stops)"
 	@echo "make demo          make run, with a demo bot answering from a sample document at /demo/"
 	@echo "make test          lint, then the whole test suite on the embedded defaults"
+	@echo "make test-fast     the suite without the browser and end-to-end tests (the edit loop; ARGS=... passes on)"
 	@echo "make lint | fmt    ruff check | ruff format"
 	@echo "make worker        the background worker alone (make run starts one)"
 	@echo "make migrate       apply database migrations"
@@ -54,6 +55,10 @@ fmt: install
 test: lint
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null
 	$(PY) -m pytest -q
+
+# The edit loop: no real-server (e2e) or Chromium (browser) tests; `make test` still runs them.
+test-fast: install
+	$(PY) -m pytest -q -m "not browser and not e2e" $(ARGS)
 
 messages: install
 	$(PY) manage.py compilemessages --ignore=.venv

@@ -1,4 +1,4 @@
-"""Shared fixtures: users and authenticated clients, and the fake OpenAI-compatible upstream."""
+"""Shared fixtures: users and authenticated clients, bots and chats, and the fake OpenAI-compatible upstream."""
 
 from __future__ import annotations
 
@@ -97,6 +97,47 @@ def other_api(other_user) -> APIClient:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def make_bot(db):
+    """Makes a bot: `models` are (task_type, provider, model_id) triples; `public` turns the widget on."""
+    from bots.models import Bot, ModelConfig
+    from bots.services import bot_public_set
+
+    def make(*, owner, name: str = "Harbour guide", models=(), public: bool = False, allowed_origins=None, **fields):
+        bot = Bot.objects.create(owner=owner, name=name, **fields)
+        for task_type, provider, model_id in models:
+            ModelConfig.objects.create(bot=bot, task_type=task_type, provider=provider, model_id=model_id)
+        if public:
+            bot = bot_public_set(bot=bot, public=True, allowed_origins=allowed_origins)
+        return bot
+
+    return make
+
+
+@pytest.fixture
+def bot(request, make_bot, user):
+    """A bot of `user`'s; a module or test shapes it with `pytest.mark.bot(**make_bot's keywords)`."""
+    marker = request.node.get_closest_marker("bot")
+    return make_bot(owner=user, **(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+def make_chat(db):
+    """Makes a chat (a session unless `surface` says otherwise)."""
+    from chats.models import Chat, Surface
+
+    def make(*, owner, surface=Surface.SESSIONS, **fields):
+        return Chat.objects.create(owner=owner, surface=surface, **fields)
+
+    return make
+
+
+@pytest.fixture
+def chat(make_chat, user):
+    """A session chat of `user`'s, with no bot."""
+    return make_chat(owner=user)
 
 
 @pytest.fixture(scope="session")

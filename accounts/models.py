@@ -50,7 +50,7 @@ class User(AbstractUser):
         validators=[UnicodeUsernameValidator()],
         error_messages={"unique": _("A user with this username already exists.")},
     )
-    user_type = models.CharField(_("user type"), max_length=16, choices=UserType.choices, default=UserType.FREE)
+    user_type = models.CharField(_("user type"), max_length=16, choices=UserType, default=UserType.FREE)
     daily_quota = models.PositiveIntegerField(
         _("daily quota"),
         null=True,
@@ -114,7 +114,7 @@ class ModelCall(models.Model):
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), default=0)
     # The provider sent no usage (or the call broke before it did): the tokens are estimated.
     estimated = models.BooleanField(_("estimated"), default=False)
-    outcome = models.CharField(_("outcome"), max_length=16, choices=CallOutcome.choices, default=CallOutcome.COMPLETE)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=CallOutcome, default=CallOutcome.COMPLETE)
 
     class Meta:
         verbose_name = _("model call")

@@ -1,4 +1,4 @@
-"""Oversized request bodies, daphne vs uvicorn (config/server.py). Run: .venv/bin/python bench/body_limit.py
+"""Oversized request bodies, daphne vs uvicorn (config/server.py). Run: .venv/bin/python -m bench.body_limit
 
 Each server in turn (DEBUG off, a throwaway SQLite) gets an unauthenticated 200 MB multipart POST to
 `/bots/x/train`, sent as fast as the loopback takes it, and then a request declaring
@@ -19,14 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from config.server import command  # noqa: E402
-from tests.live_server import free_port, server_env  # noqa: E402
+from bench.common import ROOT
+from config.server import command
+from tests.live_server import free_port, server_env
 
 # scripts/run.sh's daphne flags before issue 12.
 DAPHNE_FLAGS = [

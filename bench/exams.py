@@ -1,6 +1,6 @@
 """Time to make an exam offline: the material read, the cloze questions generated, the PDF rendered.
 
-    .venv/bin/python bench/exams.py [--documents 200] [--repeat 3]
+    .venv/bin/python -m bench.exams [--documents 200] [--repeat 3]
 
 Loads SciFact abstracts (read from ../shared/bench/scifact, never copied) into one knowledge base
 named after the subject, then makes exams of 10 and 50 questions at each difficulty with the offline
@@ -16,9 +16,9 @@ import json
 import statistics
 import time
 
-import bench_django
+from bench.common import django_setup
 
-ROOT = bench_django.setup("bytchat-exam-bench-")
+ROOT = django_setup(temp_prefix="bytchat-exam-bench-")
 
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402

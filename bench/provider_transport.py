@@ -1,30 +1,23 @@
-"""AsyncOpenAI stream relay speed, aiohttp vs httpx2 transport. Run: .venv/bin/python bench/provider_transport.py"""
+"""AsyncOpenAI stream relay speed, aiohttp vs httpx2 transport. Run: .venv/bin/python -m bench.provider_transport"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import logging
 import math
-import multiprocessing
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import openai
 
-import openai  # noqa: E402
+from bench.common import ServerProcess, StreamResult, pct
 
-HOST = "127.0.0.1"
 TRANSPORTS: dict[str, Callable[..., object]] = {
     "aiohttp": openai.DefaultAioHttpClient,
     "httpx2": openai.DefaultAsyncHttpxClient,
@@ -32,76 +25,7 @@ TRANSPORTS: dict[str, Callable[..., object]] = {
 CLIENT_TIMEOUT = openai.Timeout(30.0, connect=5.0)
 
 
-# -- fake server in its own process ------------------------------------------------------------
-def _serve(conn) -> None:
-    """Child process: run FakeOpenAI on a free 127.0.0.1 port, report the port, stop when told."""
-    from tests.fake_openai import FakeOpenAI
-
-    # Streams cut off by a deadline make aiohttp log a traceback per connection; keep the report readable.
-    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
-    server = FakeOpenAI(host=HOST, port=0).start()
-    conn.send(server.port)
-    with contextlib.suppress(EOFError):
-        conn.recv()
-    server.stop()
-
-
-class ServerProcess:
-    def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child_conn = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child_conn,), name="fake-openai", daemon=True)
-        self.port = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}/v1"
-
-    def start(self) -> ServerProcess:
-        self._proc.start()
-        try:
-            if not self._conn.poll(20):
-                raise EOFError("no port reported within 20 s")
-            self.port = self._conn.recv()
-        except EOFError as exc:
-            self.stop()
-            raise RuntimeError("fake OpenAI server process did not start") from exc
-        return self
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send("stop")
-        self._proc.join(5)
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(5)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(5)
-
-    def cpu_seconds(self) -> float | None:
-        """utime+stime of the server process (Linux /proc), to check the server is not the bottleneck."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except OSError:
-            return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # -- measurement -------------------------------------------------------------------------------
-@dataclass
-class StreamResult:
-    ttft: float | None = None
-    gaps: list[float] = field(default_factory=list)
-    tokens: int = 0
-    error: str | None = None
-
-
 @dataclass
 class RunResult:
     transport: str
@@ -115,7 +39,6 @@ class RunResult:
 async def one_stream(client: openai.AsyncOpenAI, model: str, expected: int) -> StreamResult:
     result = StreamResult()
     usage_tokens = None
-    last = None
     start = time.perf_counter()
     try:
         stream = await client.chat.completions.create(
@@ -130,12 +53,7 @@ async def one_stream(client: openai.AsyncOpenAI, model: str, expected: int) -> S
                 if chunk.usage is not None:
                     usage_tokens = chunk.usage.completion_tokens
                 if chunk.choices and chunk.choices[0].delta.content:
-                    if last is None:
-                        result.ttft = now - start
-                    else:
-                        result.gaps.append(now - last)
-                    last = now
-                    result.tokens += 1
+                    result.token(start, now)
     except asyncio.CancelledError:
         result.error = "timeout"
         raise
@@ -187,13 +105,6 @@ async def run_level(
 
 
 # -- report ------------------------------------------------------------------------------------
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 @dataclass
 class Row:
     transport: str

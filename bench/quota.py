@@ -1,7 +1,7 @@
 """The daily-quota counter under contention: charges a second, and what a refused charge costs.
 
-    .venv/bin/python bench/quota.py                       # SQLite file in a temporary directory
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/quota.py
+    .venv/bin/python -m bench.quota                       # SQLite file in a temporary directory
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python -m bench.quota
 
 Each of N threads charges one user's quota in a loop (`quota_take`, the statement every chat turn
 runs) for a few seconds; the quota is set so that about half the charges are refused, so both the
@@ -16,9 +16,9 @@ import statistics
 import threading
 import time
 
-import bench_django
+from bench.common import django_setup
 
-bench_django.setup("bytchat-quota-bench-")
+django_setup(temp_prefix="bytchat-quota-bench-")
 
 from django.core.management import call_command  # noqa: E402
 from django.db import close_old_connections, connection  # noqa: E402

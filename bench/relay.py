@@ -1,4 +1,4 @@
-"""Bytchat as a relay: each streaming surface against the upstream called directly. Run: .venv/bin/python bench/relay.py
+"""Bytchat as a relay: each streaming surface against the upstream called directly. Run: .venv/bin/python -m bench.relay
 
 A fake OpenAI-compatible upstream (tests/fake_openai.py, in its own process) streams 200 tokens
 10 ms apart; Bytchat runs as scripts/run.sh starts it (uvicorn) in a subprocess (DEBUG off, a throwaway SQLite, the fake
@@ -30,14 +30,10 @@ from datetime import date
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import aiohttp
 
-import aiohttp  # noqa: E402
-
-from bench.provider_transport import ServerProcess, pct  # noqa: E402
-from bench.relay_clients import (  # noqa: E402
+from bench.common import ROOT, ServerProcess, pct
+from bench.relay_clients import (
     Account,
     BotChat,
     Direct,
@@ -49,7 +45,7 @@ from bench.relay_clients import (  # noqa: E402
     http_session,
     read_sse,
 )
-from bench.relay_server import BytchatServer  # noqa: E402
+from bench.relay_server import BytchatServer
 
 MODEL = "fake-tokens-200-10"
 TOKENS = 200
@@ -370,7 +366,7 @@ def query_counts(upstream_base_url: str, turns: int) -> dict:
             "LOG_LEVEL": "WARNING",
         }
         done = subprocess.run(  # noqa: S603 (this interpreter, our own script)
-            [sys.executable, str(ROOT / "bench" / "relay_turns.py"), "--turns", str(turns)],
+            [sys.executable, "-m", "bench.relay_turns", "--turns", str(turns)],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -11,33 +11,16 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.common import StreamResult
+
 QUESTION = "bench"
 PASSWORD = "bench-relay-password-1"  # noqa: S105 (throwaway user on a throwaway database)
 SETUP_PARALLEL = 16  # setup calls in flight at once (untimed; keeps the setup from swamping the server)
-
-
-@dataclass
-class StreamResult:
-    ttft: float | None = None
-    gaps: list[float] = field(default_factory=list)
-    tokens: int = 0
-    error: str | None = None
-    last: float | None = None
-
-    def token(self, start: float) -> None:
-        now = time.perf_counter()
-        if self.last is None:
-            self.ttft = now - start
-        else:
-            self.gaps.append(now - self.last)
-        self.last = now
-        self.tokens += 1
 
 
 def http_session() -> aiohttp.ClientSession:

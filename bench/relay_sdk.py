@@ -1,6 +1,6 @@
 """The openai SDK's own CPU per streamed call, as bots/llm/openai.py uses it, against reading the same stream raw.
 
-Run: .venv/bin/python bench/relay_sdk.py. A companion of bench/relay.py: the fake upstream sends its
+Run: .venv/bin/python -m bench.relay_sdk. A companion of bench/relay.py: the fake upstream sends its
 tokens 0 ms apart, so the figures are the client's parsing and request building, not waiting. With
 1 token the cost is the request (the SDK transforms `messages` against its TypedDicts first); with 200,
 the per-chunk parsing on top.
@@ -13,16 +13,11 @@ import asyncio
 import json
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import aiohttp
+import openai
 
-import aiohttp  # noqa: E402
-import openai  # noqa: E402
-
-from bench.provider_transport import ServerProcess  # noqa: E402
+from bench.common import ServerProcess
 
 
 def history(n: int) -> list[dict[str, str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import ROOT
 from config.server import uvicorn_args
+from tests.live_server import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 # The embedded defaults (SQLite, in-memory channel layer and cache) unless --server-env says otherwise.
 PASSTHROUGH = ("PATH", "HOME", "LANG", "TMPDIR")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BytchatServer:

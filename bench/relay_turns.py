@@ -11,20 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from bench.common import django_setup
 
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 from asgiref.sync import sync_to_async  # noqa: E402
 from django.core.management import call_command  # noqa: E402

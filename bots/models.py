@@ -63,8 +63,8 @@ class Bot(models.Model):
 
 class ModelConfig(models.Model):
     bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="model_configs", verbose_name=_("bot"))
-    task_type = models.CharField(_("task type"), max_length=20, choices=TaskType.choices, default=TaskType.GENERAL)
-    provider = models.CharField(_("provider"), max_length=20, choices=ProviderName.choices)
+    task_type = models.CharField(_("task type"), max_length=20, choices=TaskType, default=TaskType.GENERAL)
+    provider = models.CharField(_("provider"), max_length=20, choices=ProviderName)
     model_id = models.CharField(_("model id"), max_length=200)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

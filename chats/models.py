@@ -36,7 +36,7 @@ class Chat(models.Model):
     title = models.CharField(_("title"), max_length=200, blank=True)
     # Business data (003 `context`) given to the model as data, never as instructions.
     context = models.JSONField(_("context"), default=dict, blank=True)
-    surface = models.CharField(_("created through"), max_length=20, choices=Surface.choices)
+    surface = models.CharField(_("created through"), max_length=20, choices=Surface)
     current_node = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("current node")
     )
@@ -76,9 +76,9 @@ class Message(models.Model):
     parent = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children", verbose_name=_("parent")
     )
-    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    role = models.CharField(_("role"), max_length=16, choices=Role)
     content = models.TextField(_("content"), blank=True)
-    status = models.CharField(_("status"), max_length=16, choices=MessageStatus.choices, default=MessageStatus.COMPLETE)
+    status = models.CharField(_("status"), max_length=16, choices=MessageStatus, default=MessageStatus.COMPLETE)
     model = models.CharField(_("model"), max_length=200, blank=True)
     finish_reason = models.CharField(_("finish reason"), max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)

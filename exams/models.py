@@ -25,7 +25,7 @@ class Exam(models.Model):
     )
     title = models.CharField(_("title"), max_length=TITLE_MAX_LENGTH)
     subject = models.CharField(_("subject"), max_length=SUBJECT_MAX_LENGTH)
-    difficulty = models.CharField(_("difficulty"), max_length=10, choices=Difficulty.choices)
+    difficulty = models.CharField(_("difficulty"), max_length=10, choices=Difficulty)
     hints = models.BooleanField(_("hints"), default=False)
     question_count = models.PositiveSmallIntegerField(_("questions"))
     # The knowledge base the questions came from; empty when they came from a search of all documents.

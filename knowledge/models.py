@@ -65,7 +65,7 @@ class Document(models.Model):
     content_type = models.CharField(_("content type"), max_length=100)
     size = models.PositiveBigIntegerField(_("size"))
     checksum = models.CharField(_("SHA-256"), max_length=64)
-    status = models.CharField(_("status"), max_length=16, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED)
+    status = models.CharField(_("status"), max_length=16, choices=DocumentStatus, default=DocumentStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     error = models.CharField(_("error"), max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)

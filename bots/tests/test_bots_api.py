@@ -10,7 +10,15 @@ from django.test.utils import CaptureQueriesContext
 from bots.models import Bot, ModelConfig
 from tests.helpers import assert_error
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.bot(
+        name="Pirate",
+        description="Arr",
+        system_prompt="You are a pirate.",
+        models=[("general", "local", "bytchat-local")],
+    ),
+]
 
 
 SEED_CREATE = {
@@ -32,13 +40,6 @@ def no_provider_keys(settings):
         if config.get("requires") == "base_url":
             config["base_url"] = ""
     settings.LLM_PROVIDERS = providers
-
-
-@pytest.fixture
-def bot(user):
-    bot = Bot.objects.create(owner=user, name="Pirate", description="Arr", system_prompt="You are a pirate.")
-    ModelConfig.objects.create(bot=bot, task_type="general", provider="local", model_id="bytchat-local")
-    return bot
 
 
 def snapshot(bot: Bot) -> tuple:

@@ -12,20 +12,14 @@ from chats.models import Chat, Message, MessageStatus
 from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import asgi_request, parse_sse, read_stream
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.bot(name="Pirate", system_prompt="You are a pirate robot."),
+]
 
 
 def bearer(user) -> dict[str, str]:
     return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
-
-
-@pytest.fixture
-def bot(user):
-    return Bot.objects.create(
-        owner=user,
-        name="Pirate",
-        system_prompt="You are a pirate robot.",
-    )
 
 
 def with_model(bot, model_id, provider="custom", task_type="general"):

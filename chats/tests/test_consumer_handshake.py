@@ -28,13 +28,8 @@ async def _thread_connections_closed():
 
 
 @pytest.fixture
-def chat(user):
-    return Chat.objects.create(owner=user, surface=Surface.SESSIONS)
-
-
-@pytest.fixture
-def other_chat(other_user):
-    return Chat.objects.create(owner=other_user, surface=Surface.SESSIONS)
+def other_chat(make_chat, other_user):
+    return make_chat(owner=other_user)
 
 
 def path_with(chat, **query) -> str:

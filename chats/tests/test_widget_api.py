@@ -19,21 +19,19 @@ from knowledge.models import Document
 from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import assert_error, ws_answer, ws_refused, ws_session
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
 PAGE = "https://shop.example.com"
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.bot(
+        name="Helper", system_prompt="You help the shop's customers.", public=True, allowed_origins=[PAGE + "/"]
+    ),
+]
 
 
 @pytest.fixture(autouse=True)
 async def _thread_connections_closed():
     yield
     await database_sync_to_async(lambda: None)()
-
-
-@pytest.fixture
-def bot(user) -> Bot:
-    bot = Bot.objects.create(owner=user, name="Helper", system_prompt="You help the shop's customers.")
-    return bot_public_set(bot=bot, public=True, allowed_origins=[PAGE + "/"])
 
 
 def bot_knows(bot: Bot, text: str) -> None:

@@ -13,7 +13,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import translation
 
-from bots.models import Bot
 from knowledge.extraction import ExtractionError, extract_pages_bounded
 from knowledge.models import Chunk, Document, DocumentStatus
 
@@ -52,11 +51,6 @@ TEXT_OPS = b"BT /F1 12 Tf 72 720 Td (Hello harbour) Tj ET\n"
 CPU_BURNER = pdf_with_content(TEXT_OPS + b"1 0 0 1 0 0 cm\n" * 500_000)
 # 70 kB that inflate to a 70 MB content stream.
 MEMORY_BURNER = pdf_with_content(TEXT_OPS + b" " * 70_000_000)
-
-
-@pytest.fixture
-def bot(user):
-    return Bot.objects.create(owner=user, name="Harbour guide")
 
 
 def upload(api, bot, name: str, data: bytes) -> Document:

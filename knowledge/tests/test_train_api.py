@@ -144,13 +144,8 @@ def chat(user, bot, query: str) -> tuple[str, dict]:
 
 
 @pytest.fixture
-def bot(user):
-    return Bot.objects.create(owner=user, name="Harbour guide")
-
-
-@pytest.fixture
-def other_bot(other_user):
-    return Bot.objects.create(owner=other_user, name="Harbour guide")
+def other_bot(make_bot, other_user):
+    return make_bot(owner=other_user)
 
 
 # --- accepted uploads --------------------------------------------------------------------------------------------
