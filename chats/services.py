@@ -23,10 +23,10 @@ from bots.routing import classify_task, failover_specs, model_spec_named, route_
 from bots.selectors import bot_get
 from chats.locks import chat_answer_lock, chat_answer_unlock, chat_is_answering
 from chats.models import Chat, Message, MessageStatus, Role, Surface
+from chats.notifications import session_deleted_notify, sessions_deleted_notify
 from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
-from chats.ws_groups import session_deleted_notify, sessions_deleted_notify
 from config.errors import Conflict, DomainError, NotFound
 from knowledge.selectors import knowledge_base_ids_for_bot, knowledge_base_ids_for_owner
 

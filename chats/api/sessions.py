@@ -17,7 +17,7 @@ from bots.selectors import bot_get
 from chats.models import Message
 from chats.selectors import branch_messages, chat_get, chat_list
 from chats.services import chat_context_update, chat_delete, session_create
-from chats.tickets import ticket_issue
+from chats.ws.tickets import ticket_issue
 from config.pagination import page_parameters, paginate
 from config.paths import UUID
 from config.serializers import StrictSerializer, validated
