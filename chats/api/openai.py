@@ -1,6 +1,6 @@
 """`POST /v1/chat/completions`: a bot answers in OpenAI's wire format, through the one engine.
 
-The request names a bot as its model (`bot-<uuid>`, see bots.api.openai_models); the bot's system
+The request names a bot as its model (`bot-<uuid>`, see bots.selectors.bot_for_model); the bot's system
 prompt, routed models (with their failover) and knowledge apply, and the call is charged and recorded
 like any other. The response's `model` is the model that answered, as OpenAI names the snapshot
 behind an alias.
@@ -29,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
-from bots.api.openai_models import bot_for_model
+from bots.selectors import bot_for_model
 from chats.api.streams import first_event
 from chats.events import StreamEvent
 from chats.models import Role, Surface
