@@ -27,6 +27,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from chats.exceptions import ChatNotFound
 from chats.models import Surface
 from chats.notifications import session_group, user_group
 from chats.services import (
@@ -73,7 +74,7 @@ def close_code_for(exc: DomainError) -> int | None:
     """Errors after which the socket cannot go on: revoked credentials and a deleted session."""
     if exc.status_code == 401:
         return CLOSE_UNAUTHORIZED
-    if exc.code == "chat_not_found":
+    if isinstance(exc, ChatNotFound):
         return CLOSE_DELETED
     return None
 
