@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from bots.models import Bot
+from chats.exceptions import ChatNotFound
 from chats.models import Chat, Message, MessageStatus, Role
 from chats.visitors import Visitor, page_check, visitor_from_token
 from core.errors import DomainError, NotAuthenticated, NotFound
@@ -21,7 +22,7 @@ def chat_get(*, user: User, chat_id: uuid.UUID | str, bot: Bot | None = None) ->
         chats = chats.filter(bot=bot)
     chat = chats.select_related("bot").first()
     if chat is None:
-        raise NotFound(_("Chat not found."), code="chat_not_found")
+        raise ChatNotFound()
     return chat
 
 
@@ -92,7 +93,7 @@ def answer_target_get(*, user: User, target_id: uuid.UUID | str) -> tuple[Chat, 
             .first()
         )
         if message is None:
-            raise NotFound(_("Chat or message not found."), code="chat_not_found")
+            raise ChatNotFound(_("Chat or message not found."))
         if message.role != Role.USER:
             raise DomainError(_("Only a Human message can be answered."), code="not_a_question")
         return message.chat, message
@@ -123,7 +124,7 @@ def visitor_chat_get(*, visitor_id: uuid.UUID, chat_id: uuid.UUID | str, bot_id:
         chats = chats.filter(bot_id=bot_id)
     chat = chats.select_related("bot", "owner").first()
     if chat is None:
-        raise NotFound(_("Chat not found."), code="chat_not_found")
+        raise ChatNotFound()
     return chat
 
 

@@ -21,13 +21,14 @@ from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
 from bots.routing import classify_task, failover_specs, model_spec_named, route_model
 from bots.selectors import bot_get
+from chats.exceptions import ChatNotFound
 from chats.locks import chat_answer_lock, chat_answer_unlock, chat_is_answering
 from chats.models import Chat, Message, MessageStatus, Role, Surface
+from chats.notifications import session_deleted_notify, sessions_deleted_notify
 from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
-from chats.ws_groups import session_deleted_notify, sessions_deleted_notify
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError
 from knowledge.selectors import knowledge_base_ids_for_bot, knowledge_base_ids_for_owner
 
 TITLE_CHARS = 80
@@ -56,7 +57,7 @@ def chat_delete(*, user: User, chat_id: uuid.UUID | str) -> None:
     """Delete one of the user's chats and its messages; another user's chat is a 404."""
     deleted, _per_model = Chat.objects.owned_by(user).filter(pk=chat_id).delete()
     if not deleted:
-        raise NotFound(_("Chat not found."), code="chat_not_found")
+        raise ChatNotFound()
     # Sockets open on it (003) send an error frame and close.
     transaction.on_commit(lambda: session_deleted_notify(chat_id=chat_id))
 
@@ -75,7 +76,7 @@ def _append(chat: Chat, message: Message, *, after_current: bool = False) -> Mes
         # Locks the chat row, so a chat deleted meanwhile is a clear 404, not an integrity error.
         locked = Chat.objects.select_for_update().filter(pk=chat.pk).values_list("current_node_id", flat=True)
         if not locked:
-            raise NotFound(_("Chat not found."), code="chat_not_found")
+            raise ChatNotFound()
         if after_current:
             message.parent_id = locked[0]
         message.save(force_insert=True)
@@ -320,7 +321,7 @@ def chat_rename(*, chat: Chat, title: str) -> Chat:
     """A new title; `updated_at` is the server's clock, whatever a client sends (docs/reliability.md B5)."""
     now = timezone.now()
     if not Chat.objects.filter(pk=chat.pk).update(title=title, updated_at=now):
-        raise NotFound(_("Chat not found."), code="chat_not_found")
+        raise ChatNotFound()
     chat.title, chat.updated_at = title, now
     return chat
 
@@ -417,7 +418,7 @@ def chat_context_update(*, chat: Chat, changes: Any) -> dict[str, Any]:
     with transaction.atomic():
         current = Chat.objects.select_for_update().filter(pk=chat.pk).values_list("context", flat=True).first()
         if current is None:
-            raise NotFound(_("Chat not found."), code="chat_not_found")
+            raise ChatNotFound()
         merged = context_merge(current or {}, changes)
         Chat.objects.filter(pk=chat.pk).update(context=merged, updated_at=timezone.now())
     chat.context = merged

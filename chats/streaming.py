@@ -362,3 +362,17 @@ async def _save_partial(
                 await record_calls(user_id=request.chat.owner_id, surface=request.surface, calls=calls)
     except Exception:
         logger.exception("could not store the partial reply of chat %s", request.chat.pk)
+
+
+async def reply_to_end(request: ReplyRequest) -> StreamEvent | None:
+    """Runs the engine to the end for a surface that answers in one piece: the `done` event, or None
+    when the stream ended without one; the engine's `error` event is raised as its DomainError."""
+    async with aclosing(reply_stream(request)) as events:
+        async for event in events:
+            if event.type == "error":
+                raise DomainError(
+                    event.content, code=event.data.get("code"), status_code=event.status_code, headers=event.headers
+                )
+            if event.type == "done":
+                return event
+    return None

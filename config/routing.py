@@ -3,8 +3,8 @@
 from channels.routing import URLRouter
 from django.urls import re_path
 
-from chats.consumers import ChatSessionConsumer
-from chats.ws_auth import OriginPolicyMiddleware, SessionHandshakeMiddleware, refuse
+from chats.ws.auth import OriginPolicyMiddleware, SessionHandshakeMiddleware, refuse
+from chats.ws.consumer import ChatSessionConsumer
 from core.paths import UUID
 
 websocket_urlpatterns = [

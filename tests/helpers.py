@@ -38,7 +38,7 @@ def ws_session_path(chat, user=None, **query) -> str:
     """`/chat/ws/{id}` with a fresh ticket for `user` (default: the chat's owner), or the given query."""
     from urllib.parse import urlencode
 
-    from chats.tickets import ticket_issue
+    from chats.ws.tickets import ticket_issue
 
     if not query:
         query = {"ticket": ticket_issue(user_id=(user or chat.owner).pk, session_id=chat.pk)}

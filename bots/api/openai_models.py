@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import struct
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -23,35 +22,14 @@ from rest_framework.views import APIView
 from bots.llm.embeddings import embed_texts, embeddings_enabled
 from bots.llm.types import estimate_tokens
 from bots.models import Bot
-from bots.selectors import bot_get, bot_list
+from bots.selectors import MODEL_PREFIX, bot_for_model, bot_list, model_not_found
 from core.api.exception_handler import flatten_validation_errors
-from core.errors import DomainError, NotFound
+from core.errors import DomainError
 from core.openai_errors import openai_error_body
-
-MODEL_PREFIX = "bot-"
 
 
 def model_id(bot: Bot) -> str:
     return f"{MODEL_PREFIX}{bot.pk}"
-
-
-def model_not_found(model: str) -> NotFound:
-    return NotFound(_("The model '%(model)s' does not exist.") % {"model": model[:100]}, code="model_not_found")
-
-
-def bot_for_model(*, user: Any, model: str) -> Bot:
-    """The caller's bot a model id names; anything else is a 404 `model_not_found`."""
-    try:
-        bot_id = uuid.UUID(model.removeprefix(MODEL_PREFIX)) if model.startswith(MODEL_PREFIX) else None
-    except ValueError:
-        bot_id = None
-    missing = model_not_found(model)
-    if bot_id is None:
-        raise missing
-    try:
-        return bot_get(user=user, bot_id=bot_id)
-    except NotFound as exc:
-        raise missing from exc
 
 
 def model_object(bot: Bot) -> dict[str, Any]:

@@ -7,7 +7,6 @@ under the same parent becomes a sibling branch.
 
 from __future__ import annotations
 
-from contextlib import aclosing
 from typing import Any
 
 from django.conf import settings
@@ -23,11 +22,10 @@ from rest_framework.views import APIView
 from accounts.authentication import authenticate_bearer
 from accounts.quotas import rate_limit_take
 from bots.selectors import bot_get
-from chats.events import StreamEvent
 from chats.models import Chat, Message, MessageStatus, Role, Surface
 from chats.selectors import chat_get, chat_list, chat_messages, message_get
 from chats.services import chat_delete, chats_delete_all, turn_start
-from chats.streaming import released, reply_stream, turn_prepared
+from chats.streaming import released, reply_to_end, turn_prepared
 from chats.types import ReplyRequest
 from core.api.async_views import async_api_view, json_body
 from core.api.pagination import page_parameters, paginate
@@ -215,15 +213,7 @@ def _start_ask(request: HttpRequest, conversation_id: str) -> ReplyRequest:
 
 async def _whole_answer(reply: ReplyRequest) -> JsonResponse:
     """Runs the engine to the end; the stored answer is the response (201), a failure its JSON error."""
-    done: StreamEvent | None = None
-    async with aclosing(reply_stream(reply)) as events:
-        async for event in events:
-            if event.type == "error":
-                raise DomainError(
-                    event.content, code=event.data.get("code"), status_code=event.status_code, headers=event.headers
-                )
-            if event.type == "done":
-                done = event
+    done = await reply_to_end(reply)
     if done is None:
         raise DomainError(_("The answer ended without a result."), code="server_error", status_code=502)
     message = await released(Message.objects.get)(pk=done.data["message_id"])

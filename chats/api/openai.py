@@ -1,6 +1,6 @@
 """`POST /v1/chat/completions`: a bot answers in OpenAI's wire format, through the one engine.
 
-The request names a bot as its model (`bot-<uuid>`, see bots.api.openai_models); the bot's system
+The request names a bot as its model (`bot-<uuid>`, see bots.selectors.bot_for_model); the bot's system
 prompt, routed models (with their failover) and knowledge apply, and the call is charged and recorded
 like any other. The response's `model` is the model that answered, as OpenAI names the snapshot
 behind an alias.
@@ -29,12 +29,12 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
-from bots.api.openai_models import bot_for_model
+from bots.selectors import bot_for_model
 from chats.api.streams import first_event
 from chats.events import StreamEvent
 from chats.models import Role, Surface
 from chats.services import turn_start
-from chats.streaming import reply_stream, turn_prepared
+from chats.streaming import reply_stream, reply_to_end, turn_prepared
 from chats.types import ReplyRequest
 from core.api.async_views import json_body
 from core.api.exception_handler import flatten_validation_errors
@@ -207,30 +207,30 @@ def _answering_model(event: StreamEvent, reply: ReplyRequest) -> str:
 
 
 async def _completion(reply: ReplyRequest, created: int) -> HttpResponse:
-    async with aclosing(reply_stream(reply)) as events:
-        async for event in events:
-            if event.type == "error":
-                return _event_error(event)
-            if event.type == "done":
-                return JsonResponse(
-                    {
-                        "id": f"chatcmpl-{reply.chat.pk.hex}",
-                        "object": "chat.completion",
-                        "created": created,
-                        "model": _answering_model(event, reply),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": event.content, "refusal": None},
-                                "finish_reason": event.data.get("finish_reason") or "stop",
-                                "logprobs": None,
-                            }
-                        ],
-                        "usage": _usage(event),
-                        "citations": event.data.get("citations", []),
-                    }
-                )
-    return _error(DomainError(_("The answer ended unexpectedly."), code="server_error", status_code=500))
+    try:
+        event = await reply_to_end(reply)
+    except DomainError as exc:
+        return _error(exc)
+    if event is None:
+        return _error(DomainError(_("The answer ended unexpectedly."), code="server_error", status_code=500))
+    return JsonResponse(
+        {
+            "id": f"chatcmpl-{reply.chat.pk.hex}",
+            "object": "chat.completion",
+            "created": created,
+            "model": _answering_model(event, reply),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": event.content, "refusal": None},
+                    "finish_reason": event.data.get("finish_reason") or "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(event),
+            "citations": event.data.get("citations", []),
+        }
+    )
 
 
 async def _chunks(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlencode
 
 from django.urls import re_path
 from drf_spectacular.utils import extend_schema
@@ -17,7 +16,7 @@ from bots.selectors import bot_get
 from chats.models import Message
 from chats.selectors import branch_messages, chat_get, chat_list
 from chats.services import chat_context_update, chat_delete, session_create
-from chats.tickets import ticket_issue
+from chats.ws.urls import websocket_url
 from core.api.pagination import page_parameters, paginate
 from core.api.serializers import StrictSerializer, validated
 from core.paths import UUID
@@ -35,28 +34,6 @@ WEBSOCKET_HELP = (
     "Absolute ws:// (wss:// behind TLS) URL of `/chat/ws/{session_id}` with a signed ticket for this session "
     "and user: it opens one socket, within WS_TICKET_SECONDS (60 s)."
 )
-
-
-def websocket_url(
-    request: Request,
-    session_id: uuid.UUID,
-    *,
-    user_id: int | None = None,
-    visitor_id: uuid.UUID | None = None,
-    origin: str = "",
-    own_page: bool = False,
-) -> str:
-    """Usable as given (`new WebSocket(url)`): browsers cannot send an Authorization header there.
-    The ticket is for the caller, or (the widget) for a bot owner's visitor on the page `origin`."""
-    scheme = "wss" if request.is_secure() else "ws"
-    ticket = ticket_issue(
-        user_id=request.user.pk if user_id is None else user_id,
-        session_id=session_id,
-        visitor_id=visitor_id,
-        origin=origin,
-        own_page=own_page,
-    )
-    return f"{scheme}://{request.get_host()}/chat/ws/{session_id}?{urlencode({'ticket': ticket})}"
 
 
 class SessionCreateSerializer(StrictSerializer):

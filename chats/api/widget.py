@@ -28,11 +28,11 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.quotas import rate_limit_take
-from chats.api.sessions import websocket_url
 from chats.models import Chat, Message
 from chats.selectors import branch_messages, public_bot_get, visitor_session_get
 from chats.services import widget_session_start
 from chats.visitors import Visitor, is_own_page, visitor_citations, visitor_token_issue
+from chats.ws.urls import websocket_url
 from core.api.serializers import StrictSerializer, validated
 from core.paths import UUID
 

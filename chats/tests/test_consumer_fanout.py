@@ -10,7 +10,7 @@ from channels.layers import InMemoryChannelLayer
 
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus, Surface
-from chats.ws_groups import GroupRelay
+from chats.ws.groups import GroupRelay
 from tests.helpers import ws_answer, ws_session, ws_session_path
 
 

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chats.models import Chat, Message, Surface
-from chats.ws_frames import ClientFrame, FrameError, parse_frame
+from chats.ws.frames import ClientFrame, FrameError, parse_frame
 from tests.helpers import ws_answer, ws_session, ws_session_path
 
 

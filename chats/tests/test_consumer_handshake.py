@@ -13,7 +13,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from chats.models import Chat, Surface
-from chats.tickets import SALT, ticket_issue
+from chats.ws.tickets import SALT, ticket_issue
 from tests.helpers import ws_refused, ws_session, ws_session_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -215,7 +215,7 @@ async def test_sockets_per_user_are_limited_and_freed_on_close(chat, user, setti
 def test_each_refusal_names_its_reason(chat, user, other_user, query, code):
     from urllib.parse import urlencode
 
-    from chats.ws_auth import socket_authenticate
+    from chats.ws.auth import socket_authenticate
     from core.errors import DomainError
 
     query_string = urlencode(query(chat, user, other_user)).encode()

@@ -26,8 +26,8 @@ from bots.models import Bot
 from bots.origins import host_origin, origin_normalize, origin_of_header
 from chats.models import Chat
 from chats.selectors import chat_get, visitor_chat_get
-from chats.tickets import Ticket, ticket_origin, ticket_redeem
 from chats.visitors import bot_allows_page
+from chats.ws.tickets import Ticket, ticket_origin, ticket_redeem
 from core.errors import DomainError, NotAuthenticated
 
 logger = logging.getLogger(__name__)

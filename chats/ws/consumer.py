@@ -27,7 +27,9 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from chats.exceptions import ChatNotFound
 from chats.models import Surface
+from chats.notifications import session_group, user_group
 from chats.services import (
     chat_context_update,
     context_merge,
@@ -38,10 +40,10 @@ from chats.services import (
 from chats.streaming import reply_stream
 from chats.types import ReplyRequest
 from chats.visitors import visitor_citations
-from chats.ws_auth import SocketIdentity, identity_chat_get, socket_identity_check
-from chats.ws_frames import ClientFrame, parse_frame
-from chats.ws_groups import GroupRelay, session_group, user_group
-from chats.ws_limits import FrameRate, socket_slot_acquire, socket_slot_release
+from chats.ws.auth import SocketIdentity, identity_chat_get, socket_identity_check
+from chats.ws.frames import ClientFrame, parse_frame
+from chats.ws.groups import GroupRelay
+from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
 from core.errors import Conflict, DomainError
 
 logger = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ def close_code_for(exc: DomainError) -> int | None:
     """Errors after which the socket cannot go on: revoked credentials and a deleted session."""
     if exc.status_code == 401:
         return CLOSE_UNAUTHORIZED
-    if exc.code == "chat_not_found":
+    if isinstance(exc, ChatNotFound):
         return CLOSE_DELETED
     return None
 
@@ -138,7 +140,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
 
     # -- handshake -----------------------------------------------------------------------------
     async def connect(self) -> None:
-        """The handshake was authenticated (chats.ws_auth.SessionHandshakeMiddleware); take a socket slot."""
+        """The handshake was authenticated (chats.ws.auth.SessionHandshakeMiddleware); take a socket slot."""
         self.identity = self.scope["chat_session"]
         self.session_id = uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"])
         try:
