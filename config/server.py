@@ -26,6 +26,9 @@ def uvicorn_args(*, host: str, port: int, num_proxies: int = 0) -> list[str]:
         "--ws-max-size", "262144", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
         "--ws-per-message-deflate", "false",
         "--timeout-graceful-shutdown", "10",
+        # uvicorn's default of 5 s idle closes pooled client connections just as they are reused (a reset
+        # in bench/relay.py); a proxy's upstream keep-alive (nginx: 60 s) must stay below this.
+        "--timeout-keep-alive", "75",
         # Django has no lifespan events.
         "--lifespan", "off",
         # config/access_log.py logs each request without its query string (tokens travel there).
