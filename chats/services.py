@@ -217,7 +217,9 @@ def turn_start(
     available, provider not configured, too many streams, quota used up, chat busy) happen before
     anything is stored or charged.
     """
-    bot = chat.bot if chat is not None else bot
+    if chat is not None and (bot is None or chat.bot_id != bot.pk):
+        # The chat's own bot; a caller's bot that is the chat's (001) already holds its configs: one query less.
+        bot = chat.bot
     plan = _model_plan(bot=bot, query=prompt, model=model, task_type=task_type)
 
     def new_chat() -> Chat:
