@@ -21,7 +21,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import DailyUsage, User, UserType
 from core.errors import DomainError
-from core.shared_state import shared_state_best_effort, shared_state_required
+from core.shared_state import shared_state_required
+from core.slots import slot_give_back, slot_take
 
 
 class TooManyStreams(DomainError):
@@ -39,39 +40,15 @@ def _counter_incr(key: str, *, timeout: int) -> int:
         return 1
 
 
-def slot_take(key: str, *, limit: int, ttl: int) -> bool:
-    """Take one of `limit` slots counted under `key`; False (nothing taken) when all are taken.
-
-    An atomic counter in the cache shared by every process (Redis INCR in production); its TTL
-    frees the slots of a process that died holding them. The cache being down is a 503.
-    """
-    with shared_state_required():
-        count = _counter_incr(key, timeout=ttl)
-    if count > limit:
-        slot_give_back(key)
-        return False
-    return True
-
-
-def slot_give_back(key: str) -> None:
-    with shared_state_best_effort():
-        try:
-            if cache.decr(key) < 0:
-                cache.delete(key)
-        except ValueError:  # already expired
-            pass
-
-
 def _stream_key(holder: int | str) -> str:
     return f"streams:{holder}"
 
 
-def stream_slot_acquire(*, user_id: int | str) -> None:
-    """Take one of the user's (or a widget visitor's: a string id) parallel-answer slots, or refuse
-    with 429 (docs/reliability.md C7)."""
-    if not slot_take(
-        _stream_key(user_id), limit=settings.CHAT_PARALLEL_STREAMS, ttl=int(settings.LLM_TOTAL_TIMEOUT) + 60
-    ):
+def stream_slot_acquire(*, user_id: int | str, member: str) -> None:
+    """Take one of the user's (or a widget visitor's: a string id) parallel-answer slots for the
+    answer `member`, or refuse with 429 (docs/reliability.md C7). The slot lives as long as the
+    process answering renews it (core/slots.py), not a fixed TTL."""
+    if not slot_take(_stream_key(user_id), member, limit=settings.CHAT_PARALLEL_STREAMS):
         raise TooManyStreams(
             _("You already have %(n)d answers streaming; wait for one to finish.")
             % {"n": settings.CHAT_PARALLEL_STREAMS},
@@ -79,8 +56,8 @@ def stream_slot_acquire(*, user_id: int | str) -> None:
         )
 
 
-def stream_slot_release(*, user_id: int | str) -> None:
-    slot_give_back(_stream_key(user_id))
+def stream_slot_release(*, user_id: int | str, member: str) -> None:
+    slot_give_back(_stream_key(user_id), member)
 
 
 class RateLimited(DomainError):

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from bots.llm.types import ModelSpec
 
-EventType = Literal["chunk", "done", "error"]
+# `snapshot`: the answer's whole text so far, standing in for events a resuming reader can no longer
+# get (docs/runs.md); a client replaces what it has with it.
+EventType = Literal["chunk", "snapshot", "done", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +41,18 @@ class StreamEvent:
             return {"detail": self.content, **self.data}
         return {"content": self.content, **self.data}
 
-    def to_sse(self) -> bytes:
-        body = json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":"))
-        return f"event: {self.type}\ndata: {body}\n\n".encode()
+    def to_sse(self, run_id: str | None = None, seq: int = 0) -> bytes:
+        """One SSE event; a run's events name the run and their position in an `id:` line, which a
+        browser's EventSource sends back as Last-Event-ID when it reconnects."""
+        if run_id is None:
+            body = json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":"))
+            return f"event: {self.type}\ndata: {body}\n\n".encode()
+        body = json.dumps({**self.payload(), "run_id": run_id, "seq": seq}, ensure_ascii=False, separators=(",", ":"))
+        return f"id: {run_id}:{seq}\nevent: {self.type}\ndata: {body}\n\n".encode()
 
     def to_text(self) -> bytes:
         """Plain-text streams carry the answer itself; a failure ends them with one marked line."""
-        if self.type == "chunk":
+        if self.type in ("chunk", "snapshot"):
             return self.content.encode()
         if self.type == "error":
             return f"\n\n[error] {self.content}\n".encode()

@@ -65,9 +65,13 @@ class Role(models.TextChoices):
 
 
 class MessageStatus(models.TextChoices):
+    # An answer still being written: its text is checkpointed as it streams (chats/runs).
+    STREAMING = "streaming", _("Streaming")
     COMPLETE = "complete", _("Complete")
     ERROR = "error", _("Error")
     CANCELLED = "cancelled", _("Cancelled")
+    # The process writing it died; the text is what was checkpointed before.
+    INTERRUPTED = "interrupted", _("Interrupted")
 
 
 class Message(models.Model):
@@ -97,3 +101,54 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    COMPLETE = "complete", _("Complete")
+    CANCELLED = "cancelled", _("Cancelled")
+    ERROR = "error", _("Error")
+    INTERRUPTED = "interrupted", _("Interrupted")
+
+
+class Run(models.Model):
+    """One answer being generated (chats/runs): its event log's position and the lease of the process
+    writing it. At most one run per chat is running: that is the chat's answer lock."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="runs", verbose_name=_("chat"))
+    question = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+", verbose_name=_("question"))
+    # The answer's row exists from the start; an answer that failed before writing anything has none.
+    message = models.OneToOneField(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="run", verbose_name=_("answer")
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs", verbose_name=_("owner")
+    )
+    surface = models.CharField(_("asked through"), max_length=20, choices=Surface)
+    status = models.CharField(_("status"), max_length=16, choices=RunStatus, default=RunStatus.RUNNING)
+    # The sequence number of the run's last event, as of its last checkpoint (the live log may be ahead).
+    seq = models.PositiveIntegerField(_("last event"), default=0)
+    lease_holder = models.CharField(_("process"), max_length=120, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    # Asked by a reader that is not served by the process writing the run (POST /runs/{id}/stop).
+    stop_requested = models.BooleanField(_("stop requested"), default=False)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    # Why it failed, as its readers were told (an answer that failed before writing has no message to say it).
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("run")
+        verbose_name_plural = _("runs")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat"], condition=models.Q(status="running"), name="one_running_run_per_chat"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "lease_expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,9 +22,11 @@ from bots.models import Bot
 from bots.routing import classify_task, failover_specs, model_spec_named, route_model
 from bots.selectors import bot_get
 from chats.exceptions import ChatNotFound
-from chats.locks import chat_answer_lock, chat_answer_unlock, chat_is_answering
-from chats.models import Chat, Message, MessageStatus, Role, Surface
+from chats.models import Chat, Message, MessageStatus, Role, Run, Surface
 from chats.notifications import session_deleted_notify, sessions_deleted_notify
+from chats.runs.reconcile import runs_reconcile
+from chats.runs.selectors import chat_answering
+from chats.runs.services import run_rows_create
 from chats.selectors import chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
@@ -158,10 +160,9 @@ def _knowledge_scope(bot: Bot | None, owner: User) -> tuple[uuid.UUID, ...]:
 
 
 def turn_lease_release(lease: TurnLease, *, answered: bool = False) -> None:
-    """Give back what a turn holds; its quota charge too, unless the model answered (accounts/quotas.py)."""
-    if lease.chat_id is not None and lease.lock_token:
-        chat_answer_unlock(lease.chat_id, lease.lock_token)
-    stream_slot_release(user_id=lease.holder)
+    """Give back what a turn holds: its stream slot, and its quota charge unless the model answered
+    (accounts/quotas.py)."""
+    stream_slot_release(user_id=lease.holder, member=str(lease.run_id))
     if lease.charge is not None and not answered:
         quota_refund(lease.charge)
 
@@ -173,21 +174,53 @@ def _lease_take(
     new_chat: Callable[[], Chat] | None = None,
     stream_holder: str | None = None,
 ) -> tuple[TurnLease, Chat]:
-    """A stream slot (the user's, or `stream_holder`'s), one model call of the user's quota today,
-    then the chat (`new_chat()` when None) and its answer lock; on any refusal, what was taken is
-    given back and nothing is charged."""
+    """A stream slot (the user's, or `stream_holder`'s) and one model call of the user's quota today,
+    then the chat (`new_chat()` when None); on any refusal, what was taken is given back and
+    nothing is charged."""
     lease = TurnLease(user_id=user.pk, stream_holder=stream_holder)
-    stream_slot_acquire(user_id=lease.holder)
+    stream_slot_acquire(user_id=lease.holder, member=str(lease.run_id))
     try:
         lease = dataclasses.replace(lease, charge=quota_take(user=user))
         if chat is None and new_chat is not None:
             chat = new_chat()
-        lease = dataclasses.replace(lease, chat_id=chat.pk)
-        lease = dataclasses.replace(lease, lock_token=chat_answer_lock(chat.pk))
     except BaseException:
         turn_lease_release(lease)
         raise
     return lease, chat
+
+
+def _chat_busy() -> Conflict:
+    return Conflict(
+        _("An answer is already being generated in this chat; wait for it to finish or stop it."),
+        code="chat_busy",
+    )
+
+
+def _run_open(
+    lease: TurnLease,
+    *,
+    chat: Chat,
+    surface: str,
+    question: Message | None = None,
+    prompt: str = "",
+    parent: Message | None = None,
+) -> tuple[Message, Run]:
+    """The question (`question` already stored, or stored now from `prompt`), the answer's message and
+    its run, in one transaction. A chat already answering is a 409, unless the run answering it
+    belongs to a process that died (its lease lapsed): that run is interrupted and this one starts."""
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                asked = question or user_message_create(chat=chat, content=prompt, parent=parent)
+                answer, run = run_rows_create(chat=chat, question=asked, surface=surface, run_id=lease.run_id)
+                Chat.objects.filter(pk=chat.pk).update(current_node=answer, updated_at=timezone.now())
+        except IntegrityError:
+            if attempt == 2 or not runs_reconcile(chat_id=chat.pk):
+                raise _chat_busy() from None
+        else:
+            chat.current_node = answer
+            return asked, run
+    raise _chat_busy()
 
 
 def turn_start(
@@ -229,7 +262,7 @@ def turn_start(
 
     lease, chat = _lease_take(user, chat=chat, new_chat=new_chat, stream_holder=stream_holder)
     try:
-        user_message = user_message_create(chat=chat, content=prompt, parent=parent)
+        user_message, run = _run_open(lease, chat=chat, surface=surface, prompt=prompt, parent=parent)
     except BaseException:
         turn_lease_release(lease)
         raise
@@ -247,6 +280,7 @@ def turn_start(
         knowledge_base_ids=_knowledge_scope(bot, user),
         autocontinue=autocontinue,
         web_search=web_search,
+        run=run,
     )
     return reply, plan.routed_as
 
@@ -280,6 +314,11 @@ def answer_start(
     """An answer to a question already stored (004 `inference`): the same refusals as `turn_start`."""
     plan = _model_plan(bot=chat.bot, query=user_message.content, model=None, task_type=None)
     lease, chat = _lease_take(user, chat=chat)
+    try:
+        _question, run = _run_open(lease, chat=chat, surface=surface, question=user_message)
+    except BaseException:
+        turn_lease_release(lease)
+        raise
     return ReplyRequest(
         chat=chat,
         user_message=user_message,
@@ -290,6 +329,7 @@ def answer_start(
         lease=lease,
         knowledge_base_ids=_knowledge_scope(chat.bot, user),
         web_search=web_search,
+        run=run,
     )
 
 
@@ -338,7 +378,7 @@ def client_message_create(*, chat: Chat, role: Role, content: str) -> Message:
     """
     if role not in (Role.USER, Role.ASSISTANT):
         raise DomainError(_("Role must be Human or Assistant."), code="invalid_role")
-    if chat_is_answering(chat.pk):
+    if chat_answering(chat.pk):
         raise Conflict(
             _("An answer is being generated in this chat; add messages once it is finished."), code="chat_busy"
         )

@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 
 from accounts.quotas import QuotaCharge
 from bots.llm.types import ModelSpec
-from chats.models import Chat, Message
+from chats.models import Chat, Message, Run
 
 
 @dataclass(frozen=True, slots=True)
 class TurnLease:
-    """What a turn holds while it answers: one of the user's stream slots, the chat's answer lock, and
-    the quota charge of its first model call (given back if the model never answers)."""
+    """What a turn holds while it answers: one of the user's stream slots (taken for the run `run_id`)
+    and the quota charge of its first model call (given back if the model never answers). The chat's
+    answer lock is the run itself (one running run per chat)."""
 
     user_id: int
-    chat_id: uuid.UUID | None = None
-    lock_token: str = ""
+    run_id: uuid.UUID = field(default_factory=uuid.uuid4)
     charge: QuotaCharge | None = None
     # Whose stream slot: the user's, or a widget visitor's ("visitor:<id>") answered on the owner's quota.
     stream_holder: int | str | None = None
@@ -25,15 +25,6 @@ class TurnLease:
     @property
     def holder(self) -> int | str:
         return self.user_id if self.stream_holder is None else self.stream_holder
-
-
-@dataclass(slots=True)
-class Interruption:
-    """Why the server itself stopped an answer (its shared state was lost, say), set before it cancels
-    the answer's task: the engine then stores the partial text as an error with this reason, not
-    as the client's cancellation."""
-
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +40,7 @@ class ReplyRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
-    # Given back by the engine when the answer ends, however it ends.
+    # Given back by the run when the answer ends, however it ends.
     lease: TurnLease | None = None
     # The knowledge bases whose passages ground the answer; None means every base of the chat's owner.
     knowledge_base_ids: tuple[uuid.UUID, ...] | None = ()
@@ -57,4 +48,5 @@ class ReplyRequest:
     autocontinue: bool = False
     # Ground the answer in web search results as well (004 `inference_internet`).
     web_search: bool = False
-    interruption: Interruption = field(default_factory=Interruption)
+    # The answer's run (its message exists from the start, status `streaming`).
+    run: Run | None = None

@@ -404,6 +404,20 @@ LIST_MAX_ROWS = env.int("LIST_MAX_ROWS", default=200)
 # Server-Sent Events: a comment line after this many idle seconds keeps proxies from closing the stream.
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 
+# Durable runs (chats/runs, docs/runs.md): each answer is a run with a numbered event log.
+# Chunks arriving within this many milliseconds of the last event are coalesced into one event.
+RUN_COALESCE_MS = env.float("RUN_COALESCE_MS", default=15.0)
+# The answer's text is written to its message at least this often while it streams.
+RUN_CHECKPOINT_SECONDS = env.float("RUN_CHECKPOINT_SECONDS", default=1.0)
+# A run (and the stream and socket slots of its process) is the process's while renewed; a process
+# that stops renewing loses its runs (marked `interrupted`) this many seconds after its last renewal.
+RUN_LEASE_SECONDS = env.float("RUN_LEASE_SECONDS", default=15.0)
+RUN_LEASE_RENEW_SECONDS = env.float("RUN_LEASE_RENEW_SECONDS", default=5.0)
+# Events kept per run; a reader further behind is given the stored text as a snapshot.
+RUN_LOG_MAX_EVENTS = env.int("RUN_LOG_MAX_EVENTS", default=5000)
+# How long a finished run's events stay readable; later, a resume gets the stored message.
+RUN_LOG_TTL_SECONDS = env.int("RUN_LOG_TTL_SECONDS", default=600)
+
 # WebSocket chat sessions (003, docs/reliability.md E1-E10).
 # Browsers' origins allowed to open sockets besides ALLOWED_HOSTS (e.g. https://app.example.com).
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
@@ -413,8 +427,6 @@ WS_MAX_CONTENT_CHARS = env.int("WS_MAX_CONTENT_CHARS", default=CHAT_MAX_QUERY_CH
 WS_MAX_FRAME_BYTES = env.int("WS_MAX_FRAME_BYTES", default=64 * 1024)
 WS_MESSAGES_PER_MINUTE = env.int("WS_MESSAGES_PER_MINUTE", default=60)
 WS_MAX_AGE_SECONDS = env.int("WS_MAX_AGE_SECONDS", default=3600)
-# Chunks fanned out to a session's other sockets are coalesced into one group message per interval.
-WS_GROUP_FLUSH_SECONDS = env.float("WS_GROUP_FLUSH_SECONDS", default=0.05)
 # Session business data: a flat object of numbers, at most this many keys (docs/reliability.md G6).
 CHAT_CONTEXT_MAX_KEYS = env.int("CHAT_CONTEXT_MAX_KEYS", default=50)
 

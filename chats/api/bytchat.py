@@ -11,8 +11,8 @@ from accounts.authentication import authenticate_bearer
 from accounts.models import User
 from bots.models import TaskType
 from chats.api.streams import answer_response
+from chats.runs.runner import run_begin
 from chats.services import bot_chat_start
-from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from core.api.async_views import async_api_view, request_data
 from core.api.serializers import StrictSerializer, validated
@@ -50,9 +50,9 @@ def _prepare(*, request: HttpRequest, bot_id: str) -> tuple[ReplyRequest, dict[s
 
 @async_api_view("POST")
 async def bot_chat(request: HttpRequest, bot_id: str) -> HttpResponse:
-    reply, headers = await turn_prepared(_prepare, request=request, bot_id=bot_id)
+    live, headers = await run_begin(_prepare, request=request, bot_id=bot_id)
     wants_sse = "text/event-stream" in request.headers.get("Accept", "")
-    return await answer_response(reply_stream(reply), headers=headers, sse=wants_sse)
+    return await answer_response(live, headers=headers, sse=wants_sse)
 
 
 urlpatterns = [

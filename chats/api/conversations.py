@@ -12,7 +12,6 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import re_path
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -23,14 +22,15 @@ from accounts.authentication import authenticate_bearer
 from accounts.quotas import rate_limit_take
 from bots.selectors import bot_get
 from chats.models import Chat, Message, MessageStatus, Role, Surface
+from chats.runs.reader import run_to_end
+from chats.runs.runner import LiveRun, run_begin
 from chats.selectors import chat_get, chat_list, chat_messages, message_get
 from chats.services import chat_delete, chats_delete_all, turn_start
-from chats.streaming import released, reply_to_end, turn_prepared
+from chats.streaming import released
 from chats.types import ReplyRequest
 from core.api.async_views import async_api_view, json_body
 from core.api.pagination import page_parameters, paginate
 from core.api.serializers import StrictSerializer, validated
-from core.errors import DomainError
 from core.paths import UUID
 
 
@@ -176,7 +176,7 @@ class ConversationMessagesView(APIView):
         return Response([message_payload(message) for message in chat_messages(chat=chat)])
 
 
-def _start_new(request: HttpRequest) -> ReplyRequest:
+def _start_new(request: HttpRequest) -> tuple[ReplyRequest, None]:
     user = authenticate_bearer(request)
     data = validated(NewConversationSerializer, json_body(request))
     bot = bot_get(user=user, bot_id=data["bot_id"]) if data.get("bot_id") else None
@@ -190,10 +190,10 @@ def _start_new(request: HttpRequest) -> ReplyRequest:
         model=data.get("model") or None,
         autocontinue=data["autocontinue"],
     )
-    return reply
+    return reply, None
 
 
-def _start_ask(request: HttpRequest, conversation_id: str) -> ReplyRequest:
+def _start_ask(request: HttpRequest, conversation_id: str) -> tuple[ReplyRequest, None]:
     user = authenticate_bearer(request)
     data = validated(AskSerializer, json_body(request))
     chat = chat_get(user=user, chat_id=conversation_id)
@@ -208,26 +208,26 @@ def _start_ask(request: HttpRequest, conversation_id: str) -> ReplyRequest:
         model=data.get("model") or None,
         autocontinue=data["autocontinue"],
     )
-    return reply
+    return reply, None
 
 
-async def _whole_answer(reply: ReplyRequest) -> JsonResponse:
-    """Runs the engine to the end; the stored answer is the response (201), a failure its JSON error."""
-    done = await reply_to_end(reply)
-    if done is None:
-        raise DomainError(_("The answer ended without a result."), code="server_error", status_code=502)
+async def _whole_answer(live: LiveRun) -> JsonResponse:
+    """Reads the run to its end; the stored answer is the response (201), a failure its JSON error."""
+    done = await run_to_end(live.run)
     message = await released(Message.objects.get)(pk=done.data["message_id"])
-    return JsonResponse({"response": message_payload(message)}, status=201)
+    return JsonResponse({"response": message_payload(message)}, status=201, headers={"X-Run-Id": live.id})
 
 
 @async_api_view("POST")
 async def conversation_new(request: HttpRequest) -> HttpResponse:
-    return await _whole_answer(await turn_prepared(_start_new, request=request))
+    live, _none = await run_begin(_start_new, request=request)
+    return await _whole_answer(live)
 
 
 @async_api_view("POST")
 async def conversation_ask(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    return await _whole_answer(await turn_prepared(_start_ask, request=request, conversation_id=conversation_id))
+    live, _none = await run_begin(_start_ask, request=request, conversation_id=conversation_id)
+    return await _whole_answer(live)
 
 
 urlpatterns = [

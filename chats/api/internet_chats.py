@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 from django.conf import settings
@@ -18,9 +19,13 @@ from rest_framework.views import APIView
 from accounts.authentication import authenticate_bearer_or_query
 from accounts.quotas import QuotaExceeded, TooManyStreams
 from bots.selectors import bot_get
-from chats.api.streams import answering_headers, first_event, sse_response
+from chats.api.streams import answering_headers, first_event, resume_point, resume_response, sse_response
 from chats.events import StreamEvent
-from chats.models import Chat, Message, Role, Surface
+from chats.models import Chat, Message, Role, Run, Surface
+from chats.runs.log import RunEvent
+from chats.runs.reader import run_events
+from chats.runs.runner import run_begin
+from chats.runs.selectors import RunNotFound, run_get
 from chats.selectors import answer_target_get, branch_messages, chat_get, chat_list
 from chats.services import (
     answer_start,
@@ -29,7 +34,7 @@ from chats.services import (
     chat_rename,
     client_message_create,
 )
-from chats.streaming import reply_stream, turn_prepared
+from chats.streaming import released
 from chats.types import ReplyRequest
 from core.api.async_views import async_api_view
 from core.api.pagination import page_parameters, paginate
@@ -187,7 +192,7 @@ class ConversationCreateView(APIView):
 
 def _prepare_answer(
     *, request: HttpRequest, target_id: str, web_search: bool
-) -> tuple[ReplyRequest | StreamEvent, dict[str, str]]:
+) -> tuple[ReplyRequest | None, tuple[StreamEvent | None, dict[str, str]]]:
     """Auth, lookup and the service in one thread hop. Refusals to start (auth, lookup, chat busy,
     too many streams, quota used up) raise, as JSON errors; a model that cannot be used becomes an
     error event."""
@@ -199,25 +204,41 @@ def _prepare_answer(
     except (Conflict, TooManyStreams, QuotaExceeded):
         raise
     except DomainError as exc:
-        return StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code), headers
+        return None, (StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code), headers)
     headers["X-Bytchat-Model"] = f"{reply.spec.provider}/{reply.spec.model}"
-    return reply, headers
+    return reply, (None, headers)
 
 
-async def _only(event: StreamEvent) -> AsyncIterator[StreamEvent]:
-    yield event
+def _resumed_run(*, request: HttpRequest, target_id: str, run_id: uuid.UUID) -> Run:
+    """The caller's run answering this chat (or this question): what an EventSource reconnecting to
+    the same URL resumes. Any other run is a 404."""
+    user = authenticate_bearer_or_query(request)
+    run = run_get(user=user, run_id=run_id)
+    if str(run.chat_id) != str(target_id) and str(run.question_id) != str(target_id):
+        raise RunNotFound()
+    return run
+
+
+async def _only(event: StreamEvent) -> AsyncIterator[RunEvent]:
+    yield RunEvent(1, event)
 
 
 async def _answer(request: HttpRequest, target_id: str, *, web_search: bool) -> HttpResponse:
+    """A new answer; or, when the request carries Last-Event-ID (a browser's EventSource reconnecting),
+    the same run resumed after that event, never a second answer (docs/runs.md)."""
+    resume = resume_point(request)
+    if resume is not None:
+        run = await released(_resumed_run)(request=request, target_id=target_id, run_id=resume.run_id)
+        return await resume_response(run, after=resume.after, headers={"X-Chat-Id": str(run.chat_id)})
     # Once the answer may start, every failure is an `error` event: EventSource cannot read a JSON body.
-    prepared, headers = await turn_prepared(
+    live, (refusal, headers) = await run_begin(
         _prepare_answer, request=request, target_id=target_id, web_search=web_search
     )
-    if isinstance(prepared, StreamEvent):
-        return sse_response(_only(prepared), headers=headers)
-    events = reply_stream(prepared)
+    if live is None:
+        return sse_response(None, _only(refusal), headers=headers)
+    events = run_events(live.run)
     first = await first_event(events)
-    return sse_response(events, first=first, headers=answering_headers(first, headers))
+    return sse_response(live.id, events, first=first, headers=answering_headers(first.event, headers))
 
 
 @async_api_view("GET")

@@ -16,9 +16,9 @@ from accounts.authentication import authenticate_bearer, check_names_caller, use
 from accounts.models import User
 from chats.api.streams import answer_response
 from chats.models import Surface
+from chats.runs.runner import run_begin
 from chats.selectors import chat_get
 from chats.services import turn_start
-from chats.streaming import reply_stream, turn_prepared
 from chats.types import ReplyRequest
 from core.api.async_views import async_api_view, json_body
 from core.api.serializers import StrictSerializer, validated
@@ -44,7 +44,7 @@ def _caller(request: HttpRequest, body: dict) -> User:
     return user_from_access_token(token)
 
 
-def _prepare(request: HttpRequest) -> ReplyRequest:
+def _prepare(request: HttpRequest) -> tuple[ReplyRequest, dict[str, str]]:
     body = json_body(request)
     user = _caller(request, body)
     data = validated(LearnyourownChatSerializer, body)
@@ -58,14 +58,13 @@ def _prepare(request: HttpRequest) -> ReplyRequest:
         temperature=data.get("temperature"),
         max_tokens=data.get("max_tokens"),
     )
-    return reply
+    return reply, {"X-Chat-Id": str(reply.chat.id), "X-Bytchat-Model": f"{reply.spec.provider}/{reply.spec.model}"}
 
 
 @async_api_view("POST")
 async def learnyourown_chat(request: HttpRequest) -> HttpResponse:
-    reply = await turn_prepared(_prepare, request=request)
-    headers = {"X-Chat-Id": str(reply.chat.id), "X-Bytchat-Model": f"{reply.spec.provider}/{reply.spec.model}"}
-    return await answer_response(reply_stream(reply), headers=headers, sse=False)
+    live, headers = await run_begin(_prepare, request=request)
+    return await answer_response(live, headers=headers, sse=False)
 
 
 urlpatterns = [

@@ -33,8 +33,10 @@ from bots.selectors import bot_for_model
 from chats.api.streams import first_event
 from chats.events import StreamEvent
 from chats.models import Role, Surface
+from chats.runs.log import RunEvent
+from chats.runs.reader import run_events, run_to_end
+from chats.runs.runner import LiveRun, run_begin
 from chats.services import turn_start
-from chats.streaming import reply_stream, reply_to_end, turn_prepared
 from chats.types import ReplyRequest
 from core.api.async_views import json_body
 from core.api.exception_handler import flatten_validation_errors
@@ -206,13 +208,12 @@ def _answering_model(event: StreamEvent, reply: ReplyRequest) -> str:
     return (event.answered_by or reply.spec).model
 
 
-async def _completion(reply: ReplyRequest, created: int) -> HttpResponse:
+async def _completion(live: LiveRun, created: int) -> HttpResponse:
+    reply = live.request
     try:
-        event = await reply_to_end(reply)
+        event = await run_to_end(live.run)
     except DomainError as exc:
         return _error(exc)
-    if event is None:
-        return _error(DomainError(_("The answer ended unexpectedly."), code="server_error", status_code=500))
     return JsonResponse(
         {
             "id": f"chatcmpl-{reply.chat.pk.hex}",
@@ -234,7 +235,7 @@ async def _completion(reply: ReplyRequest, created: int) -> HttpResponse:
 
 
 async def _chunks(
-    first: StreamEvent, events: AsyncIterator[StreamEvent], *, reply: ReplyRequest, model: str, include_usage: bool
+    first: StreamEvent, events: AsyncIterator[RunEvent], *, reply: ReplyRequest, model: str, include_usage: bool
 ) -> AsyncIterator[bytes]:
     base = {
         "id": f"chatcmpl-{reply.chat.pk.hex}",
@@ -263,7 +264,8 @@ async def _chunks(
                 yield data({**finish, "citations": item.data.get("citations", [])})
                 if include_usage:
                     yield data({**base, "choices": [], "usage": _usage(item)})
-            item = await anext(events, None)
+            following = await anext(events, None)
+            item = following.event if following is not None else None
     yield b"data: [DONE]\n\n"
 
 
@@ -274,21 +276,26 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST"
         return response
     try:
-        reply, data = await turn_prepared(_prepare, request=request)
+        live, data = await run_begin(_prepare, request=request)
     except DomainError as exc:
         return _error(exc)
     if not data["stream"]:
-        return await _completion(reply, int(time.time()))
-    # The engine starts here: a failure before the first token is still a JSON status the SDK raises.
-    events = reply_stream(reply)
+        response = await _completion(live, int(time.time()))
+        response["X-Run-Id"] = live.id
+        return response
+    # A failure before the first token is still a JSON status the SDK raises.
+    reply = live.request
+    events = run_events(live.run)
     first = await first_event(events)
-    if first.type == "error":
-        return _event_error(first)
+    if first.event.type == "error":
+        return _event_error(first.event)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    body = _chunks(first, events, reply=reply, model=_answering_model(first, reply), include_usage=include_usage)
+    model = _answering_model(first.event, reply)
+    body = _chunks(first.event, events, reply=reply, model=model, include_usage=include_usage)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
+    response["X-Run-Id"] = live.id
     return response
 
 

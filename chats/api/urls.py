@@ -1,6 +1,6 @@
 """Every chat surface keeps its documented paths; each module lists its own routes."""
 
-from chats.api import bytchat, conversations, internet_chats, learnyourown, openai, sessions, widget
+from chats.api import bytchat, conversations, internet_chats, learnyourown, openai, runs, sessions, widget
 
 urlpatterns = [
     *bytchat.urlpatterns,
@@ -10,4 +10,5 @@ urlpatterns = [
     *learnyourown.urlpatterns,
     *widget.urlpatterns,
     *openai.urlpatterns,
+    *runs.urlpatterns,
 ]

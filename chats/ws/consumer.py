@@ -1,19 +1,19 @@
-"""The 003 chat-session socket: a thin adapter from WebSocket frames to the one conversation engine.
+"""The 003 chat-session socket: a thin adapter from WebSocket frames to runs (docs/runs.md).
 
-The answer runs in a task this consumer owns and streams to its socket directly; the channel layer
-only fans numbered copies out to other sockets watching the session (docs/reliability.md E7-E10).
+A `message` starts a run, which the server process owns; this socket, and every other socket of the
+session (told through the session's channel-layer group, which never carries tokens), follow its
+events. Leaving does not stop the run: `stop` does, from any socket of the session, and `resume`
+picks up a run after the last event a client saw (docs/reliability.md E7-E12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from functools import cached_property
 from typing import Any
 
@@ -28,8 +28,12 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chats.exceptions import ChatNotFound
-from chats.models import Surface
+from chats.models import Run, Surface
 from chats.notifications import session_group, user_group
+from chats.runs.keeper import keeper_ensure
+from chats.runs.runner import run_launch, run_stop
+from chats.runs.selectors import RunNotFound, chat_running_run, run_get
+from chats.runs.services import run_abandon
 from chats.services import (
     chat_context_update,
     context_merge,
@@ -37,14 +41,12 @@ from chats.services import (
     turn_lease_release,
     turn_start,
 )
-from chats.streaming import reply_stream
 from chats.types import ReplyRequest
-from chats.visitors import visitor_citations
+from chats.ws.answers import AnswerFollower
 from chats.ws.auth import SocketIdentity, identity_chat_get, socket_identity_check
 from chats.ws.frames import ClientFrame, parse_frame
-from chats.ws.groups import GroupRelay
 from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
-from core.errors import Conflict, DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +57,8 @@ CLOSE_DELETED = 4404
 CLOSE_TOO_MANY = 4429
 # The server's shared state (Redis) was lost: try again later (autobahn, under daphne, refuses 1013).
 CLOSE_UNAVAILABLE = 4503
-# How long a cancelled answer may take to store its partial text before the consumer moves on;
-# under daphne's application_close_timeout (10 s).
-CANCEL_WAIT_SECONDS = 5.0
-RELAY_WAIT_SECONDS = 2.0
+# How long a stopped answer's last frame is waited for before the socket handles its next frame.
+STOP_WAIT_SECONDS = 5.0
 
 
 def language_of(scope: dict[str, Any]) -> str:
@@ -87,25 +87,16 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.slot_taken = False
         self.joined: list[str] = []
         self.rate = FrameRate(settings.WS_MESSAGES_PER_MINUTE)
-        # The current answer, and every answer task still running (one may be finishing its fan-out).
-        self.answer: asyncio.Task | None = None
-        self.reply: ReplyRequest | None = None
+        # The runs this socket relays, by run id: one object per answer.
+        self.followers: dict[str, AnswerFollower] = {}
         self.layer_failed = False
-        self.answering = False
-        self.tasks: set[asyncio.Task] = set()
-        # Tasks fanning answers out to the session's group; each ends after its answer's last frame.
-        self.relays: set[asyncio.Task] = set()
-        self.stop_requested = False
         self.closing = False
         self.expiry: asyncio.TimerHandle | None = None
         self.expiry_task: asyncio.Task | None = None
-        self.entered: set[uuid.UUID] = set()
-        self.background: set[asyncio.Task] = set()
 
     # channels' AsyncConsumer.__call__ assigns the layer's receive here and awaits it next to the
     # socket's: through this property a failure of the layer (Redis gone) becomes one event for this
-    # consumer (channel_layer_failed) instead of an exception that drops the socket with 1011 and
-    # leaves the answer running unseen.
+    # consumer (channel_layer_failed) instead of an exception that drops the socket with 1011.
     @property
     def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
         return self._layer_receive
@@ -129,6 +120,10 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         """Whose sockets this one counts against: the user's, or a widget visitor's."""
         return self.identity.stream_holder or self.identity.user_id
 
+    @property
+    def is_visitor(self) -> bool:
+        return self.identity is not None and self.identity.visitor_id is not None
+
     @cached_property
     def language(self) -> str:
         return language_of(self.scope)
@@ -144,7 +139,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.identity = self.scope["chat_session"]
         self.session_id = uuid.UUID(self.scope["url_route"]["kwargs"]["session_id"])
         try:
-            self.slot_taken = await sync_to_async(socket_slot_acquire)(user_id=self.slot_holder)
+            self.slot_taken = await sync_to_async(socket_slot_acquire)(
+                user_id=self.slot_holder, socket=self.channel_name
+            )
         except Exception:
             logger.exception("could not count the sockets of %s; refused", self.slot_holder)
             await self.close()
@@ -161,6 +158,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 CLOSE_TOO_MANY,
             )
             return
+        keeper_ensure()  # renews the socket's slot while it is open
         groups = [session_group(self.session_id)]
         if self.identity.visitor_id is None:  # the owner's "delete all" closes the owner's sockets, not visitors'
             groups.append(user_group(self.identity.user_id))
@@ -172,13 +170,16 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 logger.warning("could not join %s", group, exc_info=True)
             else:
                 self.joined.append(group)
-        await self._send_json(
-            {
-                "type": "system",
-                "content": _("Connection established. How can I help you today?"),
-                "session_id": str(self.session_id),
-            }
-        )
+        greeting = {
+            "type": "system",
+            "content": _("Connection established. How can I help you today?"),
+            "session_id": str(self.session_id),
+        }
+        # An answer still being written (this client reloaded, say): the client may resume it.
+        running = await database_sync_to_async(chat_running_run, thread_sensitive=False)(chat_id=self.session_id)
+        if running is not None:
+            greeting["run_id"] = str(running.pk)
+        await self._send_json(greeting)
         self.expiry = asyncio.get_running_loop().call_later(settings.WS_MAX_AGE_SECONDS, self._expire)
 
     def _expire(self) -> None:
@@ -208,6 +209,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
             )
             if frame.type == "stop":
                 await self._stop()
+            elif frame.type == "resume":
+                await self._resume(frame)
             else:
                 await self._message(frame)
         except DomainError as exc:
@@ -221,18 +224,16 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
             await self._send_error(DomainError(_("The server could not handle that frame."), code="server_error"))
 
     async def _message(self, frame: ClientFrame) -> None:
-        if self.answering:
-            raise Conflict(
-                _("An answer is already being generated; wait for its done frame or send a stop frame."),
-                code="chat_busy",
-            )
         reply = await database_sync_to_async(self._begin_turn, thread_sensitive=False)(frame.content, frame.context)
-        self.stop_requested = False
-        self.answering = True
-        self.reply = reply
-        self.answer = asyncio.create_task(self._answer(reply))
-        self.tasks.add(self.answer)
-        self.answer.add_done_callback(functools.partial(self._answer_ended, reply))
+        live = run_launch(reply)
+        self._follow(live.run, after=0)
+        try:
+            await self.channel_layer.group_send(
+                session_group(self.session_id),
+                {"type": "session.run", "run_id": live.id, "sender": self.channel_name},
+            )
+        except Exception:
+            logger.warning("chat session %s: could not tell its other sockets of run %s", self.session_id, live.id)
 
     def _begin_turn(self, content: str, context: dict[str, Any] | None) -> ReplyRequest:
         """Everything before the model call, in one thread hop: the user may still use the socket,
@@ -256,93 +257,61 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 chat_context_update(chat=reply.chat, changes=changes)
             except BaseException:
                 turn_lease_release(reply.lease)
+                run_abandon(run=reply.run)
                 raise
         return reply
 
+    def _session_run(self, run_id: uuid.UUID | None) -> Run | None:
+        """A run of this session the socket's user may see: `run_id`, or the one running now."""
+        user: User = socket_identity_check(self.identity)
+        if run_id is None:
+            return chat_running_run(chat_id=self.session_id)
+        if self.identity.visitor_id is not None:
+            run = run_get(run_id=run_id, visitor_id=self.identity.visitor_id)
+        else:
+            run = run_get(run_id=run_id, user=user)
+        if run.chat_id != self.session_id:
+            raise RunNotFound()
+        return run
+
     async def _stop(self) -> None:
-        """Cancel the answer; it stores its partial text and sends `done` with finish_reason `cancelled`."""
-        task = self.answer
-        if task is None or task.done() or not self.answering:
+        """Stop the session's answer, whichever socket (or process) started it; the followers send its
+        `done` (finish_reason `cancelled`) before this socket handles anything sent after `stop`."""
+        run = await database_sync_to_async(self._session_run, thread_sensitive=False)(None)
+        if run is None:
             return
-        self.stop_requested = True
-        task.cancel()
-        # Waiting here keeps the order a client expects: `done` before anything sent after `stop`.
-        await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+        await run_stop(run)
+        follower = self.followers.get(str(run.pk))
+        if follower is not None:
+            await follower.finished(STOP_WAIT_SECONDS)
 
-    # -- the answer ----------------------------------------------------------------------------
-    async def _answer(self, reply: ReplyRequest) -> None:
-        """Streams the engine's events to this socket, and numbered copies to the session's group.
+    async def _resume(self, frame: ClientFrame) -> None:
+        run = await database_sync_to_async(self._session_run, thread_sensitive=False)(frame.run_id)
+        self._follow(run, after=frame.after)
 
-        The last frame (`done` or `error`) is sent once the engine has ended, so the chat's answer
-        lock is free when the client reads it and may send its next message at once.
-        """
-        # From here on, no suspension happens before the engine holds the lease (it gives it back).
-        self.entered.add(reply.user_message.pk)
-        relay = GroupRelay(
-            self.channel_layer, session_group(reply.chat.pk), self.channel_name, settings.WS_GROUP_FLUSH_SECONDS
-        )
-        relay_task = relay.start()
-        self.relays.add(relay_task)
-        relay_task.add_done_callback(self.relays.discard)
-        seq = 0
-        parts: list[str] = []
-        final: dict[str, Any] | None = None
-        try:
-            async with aclosing(reply_stream(reply)) as events:
-                async for event in events:
-                    if event.type != "chunk":
-                        final = event.to_ws()
-                        if event.type == "error":
-                            final["partial"] = "".join(parts)
-                        if self.identity.visitor_id is not None and "citations" in final:
-                            final["citations"] = visitor_citations(final["citations"])
-                        continue
-                    parts.append(event.content)
-                    seq += 1
-                    await self._send_json({**event.to_ws(), "seq": seq})
-                    relay.chunk(event.content)
-        except asyncio.CancelledError:
-            # The engine stored the partial text as `cancelled`; the other sockets learn the answer ended.
-            cancelled = final or {
-                "type": "done",
-                "content": "".join(parts),
-                "finish_reason": "cancelled",
-                "chat_id": str(reply.chat.pk),
-                "parent_id": str(reply.user_message.pk),
-            }
-            relay.finish(cancelled)
-            if not self.stop_requested:
-                raise  # the socket went away: nobody else to tell
-            # A `stop` frame: this socket gets its `done` too.
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            self.answering = False
-            await self._send_json({**cancelled, "seq": seq + 1})
-            return
-        if final is None:  # the engine always ends with done or error; this guards the client anyway
-            final = {"type": "error", "content": _("The answer ended unexpectedly."), "code": "server_error"}
-        relay.finish(final)
-        self.answering = False
-        await self._send_json({**final, "seq": seq + 1})
+    def _follow(self, run: Run, *, after: int) -> None:
+        previous = self.followers.pop(str(run.pk), None)
+        if previous is not None:
+            previous.task.cancel()
+        follower = AnswerFollower(run, after=after, send=self._send_json, visitor=self.is_visitor)
+        self.followers[follower.run_id] = follower
+        follower.task.add_done_callback(lambda _task: self._unfollow(follower))
 
-    def _answer_ended(self, reply: ReplyRequest, task: asyncio.Task) -> None:
-        self.tasks.discard(task)
-        if task is self.answer:
-            self.answering = False
-        # A task cancelled before its first step never reached the engine, which releases the lease.
-        if reply.user_message.pk in self.entered:
-            self.entered.discard(reply.user_message.pk)
-        elif reply.lease is not None:
-            release = asyncio.ensure_future(sync_to_async(turn_lease_release)(reply.lease))
-            self.background.add(release)
-            release.add_done_callback(self.background.discard)
+    def _unfollow(self, follower: AnswerFollower) -> None:
+        if self.followers.get(follower.run_id) is follower:
+            del self.followers[follower.run_id]
 
     # -- events from the channel layer ---------------------------------------------------------
-    async def session_frame(self, event: dict[str, Any]) -> None:
-        """An answer generated by another socket of this session."""
-        if event.get("sender") != self.channel_name and not self.closing:
-            await self._send_json(event["frame"])
+    async def session_run(self, event: dict[str, Any]) -> None:
+        """Another socket of this session started an answer: relay it here too."""
+        if event.get("sender") == self.channel_name or self.closing or event.get("run_id") in self.followers:
+            return
+        try:
+            run = await database_sync_to_async(self._session_run, thread_sensitive=False)(uuid.UUID(event["run_id"]))
+        except DomainError:
+            return
+        if run is not None and str(run.pk) not in self.followers:
+            self._follow(run, after=0)
 
     async def session_deleted(self, event: dict[str, Any]) -> None:
         if event.get("session_id") not in (None, str(self.session_id)):
@@ -350,37 +319,34 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         await self._end(DomainError(_("This session was deleted."), code="session_deleted"), CLOSE_DELETED)
 
     async def channel_layer_failed(self, event: dict[str, Any]) -> None:
-        """The shared state is gone: the answer stops and is stored as it stands, the client is told."""
+        """The shared state is gone: the client is told and the socket closes; answers run on and are
+        stored, and can be resumed once the service is back."""
         exc = DomainError(
-            _("The service lost its shared state; what was written so far is kept. Reconnect in a few seconds."),
+            _("The service lost its shared state; the answer goes on and is kept. Reconnect in a few seconds."),
             code="shared_state_unavailable",
             status_code=503,
         )
-        if self.reply is not None and self.answering:
-            self.reply.interruption.reason = exc.message
         await self._end(exc, CLOSE_UNAVAILABLE)
 
     # -- closing -------------------------------------------------------------------------------
     async def _end(self, exc: DomainError, close_code: int) -> None:
-        """Error frame, then close; an answer in progress is cancelled (its partial text is kept)."""
+        """Error frame, then close; the answers this socket relays go on without it."""
         if self.closing:
             return
         self.closing = True
-        await self._cancel_answer()
+        await self._unfollow_all()
         await self._send_error(exc)
         await self.close(close_code)
 
-    async def _cancel_answer(self) -> None:
-        tasks = {task for task in self.tasks if not task.done() and task is not asyncio.current_task()}
-        if tasks:
-            self.stop_requested = False
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks, timeout=CANCEL_WAIT_SECONDS)
+    async def _unfollow_all(self) -> None:
+        followers, self.followers = list(self.followers.values()), {}
+        for follower in followers:
+            if follower.task is not asyncio.current_task():
+                await follower.cancel()
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         # Cleanup first and each step on its own: a channel layer that is down must not keep the
-        # answer running or the socket slot taken.
+        # socket slot taken.
         try:
             await self.disconnect(message.get("code", 1000))
         finally:
@@ -394,14 +360,10 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
-        await self._cancel_answer()
-        if self.relays:  # let the other sockets get the last frames, briefly
-            _done, late = await asyncio.wait(set(self.relays), timeout=RELAY_WAIT_SECONDS)
-            for task in late:
-                task.cancel()
+        await self._unfollow_all()
         if self.slot_taken and self.identity is not None:
             self.slot_taken = False
-            await sync_to_async(socket_slot_release)(user_id=self.slot_holder)
+            await sync_to_async(socket_slot_release)(user_id=self.slot_holder, socket=self.channel_name)
 
     # -- sending -------------------------------------------------------------------------------
     async def _send_json(self, frame: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,8 +12,12 @@ from django.utils.translation import gettext as _
 from core.errors import DomainError
 from core.text import text_problem
 
-FrameType = Literal["message", "stop"]
-FIELDS: dict[str, set[str]] = {"message": {"type", "content", "context"}, "stop": {"type"}}
+FrameType = Literal["message", "stop", "resume"]
+FIELDS: dict[str, set[str]] = {
+    "message": {"type", "content", "context"},
+    "stop": {"type"},
+    "resume": {"type", "run_id", "after"},
+}
 
 
 class FrameError(DomainError):
@@ -26,6 +31,9 @@ class ClientFrame:
     type: FrameType
     content: str = ""
     context: dict[str, Any] | None = None
+    # A `resume`: the run, and the last sequence number the client saw (0: from the start).
+    run_id: uuid.UUID | None = None
+    after: int = 0
 
 
 def _no_constants(name: str) -> Any:
@@ -33,7 +41,8 @@ def _no_constants(name: str) -> Any:
 
 
 def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_chars: int) -> ClientFrame:
-    """A `message` (non-empty `content`, optional `context` object) or a `stop`; else FrameError.
+    """A `message` (non-empty `content`, optional `context` object), a `stop`, or a `resume` (`run_id`,
+    optional `after` ≥ 0); else FrameError.
 
     The size is checked on the raw text before it is parsed (docs/reliability.md E5).
     """
@@ -54,7 +63,10 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in FIELDS:
         raise FrameError(
-            _('Unknown frame type; send {"type": "message", "content": ...} or {"type": "stop"}.'),
+            _(
+                'Unknown frame type; send {"type": "message", "content": ...}, {"type": "stop"} '
+                'or {"type": "resume", "run_id": ..., "after": ...}.'
+            ),
             code="unknown_type",
         )
     unknown = sorted(set(body) - FIELDS[kind])
@@ -66,6 +78,8 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
         )
     if kind == "stop":
         return ClientFrame(type="stop")
+    if kind == "resume":
+        return _resume_frame(body)
     content = body.get("content")
     if not isinstance(content, str) or not content.strip():
         raise FrameError(_("content must be a non-empty string."), code="empty_content")
@@ -84,3 +98,16 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
             _("context must be a JSON object whose values are numbers, booleans or null."), code="invalid_context"
         )
     return ClientFrame(type="message", content=content, context=context)
+
+
+def _resume_frame(body: dict[str, Any]) -> ClientFrame:
+    try:
+        run_id = uuid.UUID(body.get("run_id")) if isinstance(body.get("run_id"), str) else None
+    except ValueError:
+        run_id = None
+    if run_id is None:
+        raise FrameError(_("run_id must be the id of a run, as its frames name it."), code="invalid_run_id")
+    after = body.get("after", 0)
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**31:
+        raise FrameError(_("after must be a whole number ≥ 0: the last seq this client saw."), code="invalid_after")
+    return ClientFrame(type="resume", run_id=run_id, after=after)

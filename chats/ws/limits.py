@@ -8,23 +8,25 @@ from collections import deque
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from accounts.quotas import RateLimited, slot_give_back, slot_take
+from accounts.quotas import RateLimited
+from core.slots import slot_give_back, slot_take
 
 
 def _socket_key(user_id: int | str) -> str:
     return f"ws-sockets:{user_id}"
 
 
-def socket_slot_acquire(*, user_id: int | str) -> bool:
-    """Take one of the user's WS_PER_USER socket slots; False when all are taken.
+def socket_slot_acquire(*, user_id: int | str, socket: str) -> bool:
+    """Take one of the user's WS_PER_USER socket slots for `socket`; False when all are taken.
 
-    No socket outlives WS_MAX_AGE_SECONDS, so the count of a process that died resets after it.
+    Renewed while the process holding the socket lives (core/slots.py): the slots of a process
+    that died are free within seconds (docs/reliability.md E12).
     """
-    return slot_take(_socket_key(user_id), limit=settings.WS_PER_USER, ttl=settings.WS_MAX_AGE_SECONDS + 60)
+    return slot_take(_socket_key(user_id), socket, limit=settings.WS_PER_USER)
 
 
-def socket_slot_release(*, user_id: int | str) -> None:
-    slot_give_back(_socket_key(user_id))
+def socket_slot_release(*, user_id: int | str, socket: str) -> None:
+    slot_give_back(_socket_key(user_id), socket)
 
 
 class FrameRate:

@@ -1,0 +1,107 @@
+"""Runs: an answer's state, its events (SSE, resumable) and its stop, for whoever asked for it (docs/runs.md).
+
+`GET /runs/{run_id}`, `GET /runs/{run_id}/events` and `POST /runs/{run_id}/stop` take the caller's
+access token (header or `?token=`, as EventSource needs), a personal API key, or a widget visitor's
+`Authorization: Visitor <token>`. Only the caller's own runs exist for it: any other is a 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import re_path
+
+from accounts.authentication import authenticate_bearer_or_query
+from chats.api.streams import resume_point, resume_response
+from chats.models import Run
+from chats.runs.log import RunEvent, local_log
+from chats.runs.runner import run_stop
+from chats.runs.selectors import RunNotFound, run_fresh, run_get
+from chats.streaming import released
+from chats.visitors import visitor_citations, visitor_from_token
+from core.api.async_views import async_api_view
+from core.paths import UUID
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunReader:
+    run: Run
+    visitor: bool
+
+
+def _reader(*, request: HttpRequest, run_id: str) -> RunReader:
+    scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme == "Visitor":
+        visitor = visitor_from_token(token.strip())
+        if visitor is None:
+            raise RunNotFound()
+        run = run_get(run_id=run_id, visitor_id=visitor.id)
+        if visitor_from_token(token.strip(), bot=run.chat.bot) is None:  # the bot's key changed since
+            raise RunNotFound()
+        return RunReader(run, visitor=True)
+    return RunReader(run_get(run_id=run_id, user=authenticate_bearer_or_query(request)), visitor=False)
+
+
+def run_payload(run: Run) -> dict[str, Any]:
+    message = run.message
+    live = local_log(str(run.pk))
+    return {
+        "run_id": str(run.pk),
+        "status": run.status,
+        # This process's log is ahead of the last checkpoint while the run is written here.
+        "seq": max(run.seq, live.last_seq) if live is not None else run.seq,
+        "chat_id": str(run.chat_id),
+        "question_id": str(run.question_id),
+        "message_id": str(message.pk) if message is not None else None,
+        "content": message.content if message is not None else "",
+        "finish_reason": message.finish_reason if message is not None else "",
+        "error": run.error,
+        "error_code": run.error_code,
+        "surface": run.surface,
+        "created_at": run.created_at.isoformat(),
+        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+    }
+
+
+async def _for_visitor(events: AsyncIterator[RunEvent]) -> AsyncIterator[RunEvent]:
+    """A visitor sees a citation's document and page, not the owner's internal ids."""
+    async for item in events:
+        if "citations" in item.event.data:
+            data = {**item.event.data, "citations": visitor_citations(item.event.data["citations"])}
+            item = RunEvent(item.seq, dataclasses.replace(item.event, data=data))
+        yield item
+
+
+@async_api_view("GET")
+async def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    reader = await released(_reader)(request=request, run_id=run_id)
+    return JsonResponse(run_payload(reader.run))
+
+
+@async_api_view("GET")
+async def run_events_stream(request: HttpRequest, run_id: str) -> HttpResponse:
+    reader = await released(_reader)(request=request, run_id=run_id)
+    resume = resume_point(request, run_id=reader.run.pk)
+    after = resume.after if resume is not None else 0
+    transform = _for_visitor if reader.visitor else None
+    return await resume_response(reader.run, after=after, transform=transform)
+
+
+@async_api_view("POST")
+async def run_stop_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    reader = await released(_reader)(request=request, run_id=run_id)
+    await run_stop(reader.run)
+    fresh = await released(run_fresh)(run_id=reader.run.pk)
+    if fresh is None:
+        raise RunNotFound()
+    return JsonResponse(run_payload(fresh))
+
+
+urlpatterns = [
+    re_path(rf"^runs/(?P<run_id>{UUID})/?$", run_detail, name="run-detail"),
+    re_path(rf"^runs/(?P<run_id>{UUID})/events/?$", run_events_stream, name="run-events"),
+    re_path(rf"^runs/(?P<run_id>{UUID})/stop/?$", run_stop_view, name="run-stop"),
+]

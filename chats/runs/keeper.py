@@ -1,0 +1,54 @@
+"""This process's beat: it renews the lease of the runs it writes and of the slots it holds, and
+interrupts other processes' runs whose lease lapsed (docs/reliability.md E12).
+
+One task per event loop, started by the first run or socket that needs it; it ends once the
+process holds nothing, so an idle process costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+_keepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
+
+
+def keeper_ensure() -> None:
+    """Start this loop's keeper unless it runs."""
+    loop = asyncio.get_running_loop()
+    task = _keepers.get(loop)
+    if task is None or task.done():
+        _keepers[loop] = loop.create_task(_keep(), name="run lease keeper")
+
+
+def _beat() -> bool:
+    """Renew what this process holds and reconcile lapsed runs; whether it still holds anything."""
+    from chats.runs.process import process_id
+    from chats.runs.reconcile import runs_reconcile
+    from chats.runs.services import runs_lease_renew
+    from core.slots import slots_held, slots_renew
+
+    renewed = runs_lease_renew(holder=process_id())
+    slots_renew()
+    runs_reconcile()
+    return bool(renewed or slots_held())
+
+
+async def _keep() -> None:
+    from chats.runs.runner import live_runs
+    from chats.streaming import released
+
+    while True:
+        await asyncio.sleep(settings.RUN_LEASE_RENEW_SECONDS)
+        try:
+            holding = await released(_beat)()
+        except Exception:
+            logger.warning("could not renew this process's leases; retrying", exc_info=True)
+            continue
+        if not holding and not live_runs():
+            return

@@ -1,0 +1,255 @@
+"""A run's event log: numbered events (1, 2, 3 ...) that any number of readers read at their own pace.
+
+The process writing a run keeps its log in memory (`LocalLog`), bounded to RUN_LOG_MAX_EVENTS and
+kept RUN_LOG_TTL_SECONDS after the run ends; readers on that process read it there. With REDIS_URL
+set, every event is also copied to a Redis Stream whose entry ids are the sequence numbers
+(`<seq>-0`), so a reader on any process can resume it (`RedisLog`). The copy is made by a task of its
+own, so the answer never waits on Redis. Neither log costs a reader more than a cursor: a reader
+behind the log's start is told so (`Gap`) and moved to the stored message (docs/runs.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from redis.exceptions import RedisError, ResponseError
+
+from bots.llm.types import ModelSpec
+from chats.events import StreamEvent
+from core.redis_clients import async_redis
+
+logger = logging.getLogger(__name__)
+# Events handed to a reader at once: what a reader holds is bounded whatever the log holds.
+READ_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    seq: int
+    event: StreamEvent
+
+    @property
+    def terminal(self) -> bool:
+        return self.event.type in ("done", "error")
+
+
+class Gap:
+    """The reader's position is behind the oldest event the log still holds (or the log is gone)."""
+
+
+GAP = Gap()
+
+
+class LocalLog:
+    """One run's events in this process's memory. Written from the event loop that runs the answer;
+    readers in other loops or threads are woken through their own loop."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        # The newest RUN_LOG_MAX_EVENTS events (a little more between trims): events[i].seq == first + i.
+        self.events: list[RunEvent] = []
+        self.first = 1
+        self.last_seq = 0
+        self.ended_at: float | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def append(self, event: StreamEvent) -> RunEvent:
+        self.last_seq += 1
+        item = RunEvent(self.last_seq, event)
+        self.events.append(item)
+        excess = len(self.events) - settings.RUN_LOG_MAX_EVENTS
+        if excess > settings.RUN_LOG_MAX_EVENTS // 4:
+            del self.events[:excess]
+            self.first += excess
+        if item.terminal:
+            self.ended_at = time.monotonic()
+        self._wake()
+        return item
+
+    def since(self, after: int) -> list[RunEvent] | Gap:
+        """The events after `after`; GAP if some of them were already dropped."""
+        if after >= self.last_seq:
+            return []
+        if after + 1 < self.first:
+            return GAP
+        start = after + 1 - self.first
+        return self.events[start : start + READ_BATCH]
+
+    async def wait(self, after: int, seconds: float) -> None:
+        """Until there is an event after `after`, or `seconds`."""
+        if self.last_seq > after or self.ended_at is not None:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
+
+    def _wake(self) -> None:
+        for waiter in list(self._waiters):
+            try:
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+            except RuntimeError:  # the reader's loop is closed
+                self._waiters.discard(waiter)
+
+    def expired(self, now: float) -> bool:
+        return self.ended_at is not None and now - self.ended_at > settings.RUN_LOG_TTL_SECONDS
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_local: dict[str, LocalLog] = {}
+
+
+def local_log_open(run_id: str) -> LocalLog:
+    now = time.monotonic()
+    for key in [key for key, log in _local.items() if log.expired(now)]:
+        del _local[key]
+    log = _local[run_id] = LocalLog(run_id)
+    return log
+
+
+def local_log(run_id: str) -> LocalLog | None:
+    log = _local.get(run_id)
+    if log is not None and log.expired(time.monotonic()):
+        del _local[run_id]
+        return None
+    return log
+
+
+# -- Redis Streams -------------------------------------------------------------------------------
+
+
+def _stream_key(run_id: str) -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:run:{run_id}"
+
+
+def encode(event: StreamEvent) -> str:
+    body: dict[str, Any] = {"t": event.type, "c": event.content, "d": event.data}
+    if event.status_code != 200:
+        body["s"] = event.status_code
+    if event.headers:
+        body["h"] = event.headers
+    if event.answered_by is not None:
+        body["m"] = [event.answered_by.provider, event.answered_by.model]
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(raw: bytes | str) -> StreamEvent:
+    body = json.loads(raw)
+    answered_by = ModelSpec(provider=body["m"][0], model=body["m"][1]) if "m" in body else None
+    return StreamEvent(
+        body["t"], body.get("c", ""), body.get("d", {}), body.get("s", 200), body.get("h", {}), answered_by
+    )
+
+
+def _seq_of(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+class RedisMirror:
+    """Copies a run's events to its Redis Stream from a task of its own, batching what queued meanwhile.
+
+    If Redis fails, the copy stops (logged once): readers on this process still read the local log,
+    and readers elsewhere fall back to the stored message.
+    """
+
+    def __init__(self, run_id: str, running_ttl: int) -> None:
+        self.key = _stream_key(run_id)
+        self.running_ttl = running_ttl
+        self.outbox: list[RunEvent] = []
+        self.wakeup = asyncio.Event()
+        self.failed = False
+        self.task = asyncio.create_task(self._run())
+
+    def put(self, item: RunEvent) -> None:
+        if not self.failed:
+            self.outbox.append(item)
+            self.wakeup.set()
+
+    async def _run(self) -> None:
+        client = async_redis()
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            batch, self.outbox = self.outbox, []
+            if not batch:
+                continue
+            ended = batch[-1].terminal
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for item in batch:
+                        pipe.xadd(
+                            self.key,
+                            {"e": encode(item.event)},
+                            id=f"{item.seq}-0",
+                            maxlen=settings.RUN_LOG_MAX_EVENTS,
+                            approximate=True,
+                        )
+                    pipe.expire(self.key, settings.RUN_LOG_TTL_SECONDS if ended else self.running_ttl)
+                    await pipe.execute()
+            except ResponseError:
+                # An id at or below the stream's last: another process ended this run (its lease lapsed).
+                logger.warning("run log %s was closed by another process; copy stopped", self.key)
+                self.failed = True
+                return
+            except (RedisError, OSError):
+                logger.warning("could not copy events to %s; readers elsewhere get the stored text", self.key)
+                self.failed = True
+                return
+            if ended:
+                return
+
+    async def drained(self, seconds: float) -> None:
+        """Wait (briefly) until the last event was copied."""
+        await asyncio.wait({self.task}, timeout=seconds)
+
+
+class RedisLog:
+    """A run's events as copied to Redis, read from any process."""
+
+    def __init__(self, run_id: str) -> None:
+        self.key = _stream_key(run_id)
+
+    async def since(self, after: int, *, block_seconds: float) -> list[RunEvent] | Gap | None:
+        """Events after `after` (waiting up to `block_seconds` for one); None when the stream does not
+        exist (not copied yet, or expired); GAP when events after `after` were trimmed."""
+        client = async_redis()
+        entries = await client.xrange(self.key, min=f"{after + 1}-0", max="+", count=READ_BATCH)
+        if not entries:
+            if not await client.exists(self.key):
+                return None
+            if block_seconds > 0:
+                result = await client.xread({self.key: f"{after}-0"}, count=READ_BATCH, block=int(block_seconds * 1000))
+                entries = result[0][1] if result else []
+        if not entries:
+            return []
+        if _seq_of(entries[0][0]) != after + 1:
+            return GAP
+        return [RunEvent(_seq_of(entry_id), decode(fields[b"e"])) for entry_id, fields in entries]
+
+    async def last_seq(self) -> int:
+        entries = await async_redis().xrevrange(self.key, count=1)
+        return _seq_of(entries[0][0]) if entries else 0
+
+    async def append_terminal(self, seq: int, event: StreamEvent) -> bool:
+        """The terminal event written by a process that is not the run's (an interrupted run)."""
+        try:
+            await async_redis().xadd(self.key, {"e": encode(event)}, id=f"{seq}-0")
+            await async_redis().expire(self.key, settings.RUN_LOG_TTL_SECONDS)
+        except ResponseError:
+            return False
+        return True

@@ -1,0 +1,163 @@
+"""Reading a run: every event after a given position exactly once, then the live ones, then its end.
+
+Every surface reads runs through `run_events`: the socket and the HTTP stream that started a run,
+and any reader that resumes one (docs/runs.md). The events come from this process's log when it
+writes the run, else from its Redis copy; when neither holds them (expired, trimmed, never copied),
+the stored message stands in for them as one `snapshot` event, followed by the run's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
+
+from chats.events import StreamEvent
+from chats.models import Run, RunStatus
+from chats.runs.log import GAP, RedisLog, RunEvent, local_log
+from chats.runs.reconcile import interrupted_event, run_interrupt_lapsed
+from chats.runs.selectors import run_fresh
+from chats.streaming import released
+from core.errors import DomainError
+from core.redis_clients import redis_configured
+
+logger = logging.getLogger(__name__)
+
+# A reader waits this long for the next event before it looks at the run's row (has its process died?).
+IDLE_CHECK_SECONDS = 2.0
+
+
+def snapshot_event(text: str) -> StreamEvent:
+    return StreamEvent("snapshot", text)
+
+
+def end_event(run: Run) -> StreamEvent:
+    """A finished run's last event, rebuilt from what was stored."""
+    message = run.message
+    text = message.content if message is not None else ""
+    ids = {"chat_id": str(run.chat_id), "parent_id": str(run.question_id)}
+    if message is not None:
+        ids["message_id"] = str(message.pk)
+    if run.status == RunStatus.COMPLETE and message is not None:
+        return StreamEvent.done(
+            text,
+            **ids,
+            model=message.model,
+            finish_reason=message.finish_reason,
+            usage={
+                "prompt_tokens": message.prompt_tokens or 0,
+                "completion_tokens": message.completion_tokens or 0,
+                "total_tokens": (message.prompt_tokens or 0) + (message.completion_tokens or 0),
+                "estimated": False,
+            },
+            citations=message.citations,
+        )
+    if run.status == RunStatus.CANCELLED:
+        return StreamEvent.done(text, **ids, model=message.model if message else "", finish_reason="cancelled")
+    if run.status == RunStatus.INTERRUPTED:
+        return interrupted_event(text)
+    data = {"code": run.error_code or "server_error"}
+    if text:
+        data.update(partial=text, message_id=ids["message_id"])
+    return StreamEvent("error", run.error or _("The answer failed."), data, 500)
+
+
+def _from_row(run: Run, after: int) -> list[RunEvent]:
+    """A finished run's events after `after` as stored: its text as one snapshot, then its end."""
+    events = []
+    text = run.message.content if run.message is not None else ""
+    if after < run.seq - 1 and text:
+        events.append(RunEvent(run.seq - 1, snapshot_event(text)))
+    if after < run.seq:
+        events.append(RunEvent(run.seq, end_event(run)))
+    return events
+
+
+async def run_events(run: Run, *, after: int = 0) -> AsyncIterator[RunEvent]:
+    """The run's events after position `after`, each once and in order, ending with `done` or `error`
+    (or nothing more, when `after` is already its end)."""
+    position = after
+    waits = 0
+    while True:
+        batch = await _next_batch(run, position)
+        if isinstance(batch, list) and batch:
+            waits = 0
+            for item in batch:
+                yield item
+                position = item.seq
+                if item.terminal:
+                    return
+            continue
+        if batch == [] and local_log(str(run.pk)) is not None:
+            continue  # written by this process, which is alive: keep waiting
+        fresh = await released(run_fresh)(run_id=run.pk)
+        if fresh is None:
+            deleted = StreamEvent.error(_("This chat was deleted."), code="chat_deleted", status_code=404)
+            yield RunEvent(position + 1, deleted)
+            return
+        if fresh.status != RunStatus.RUNNING:
+            if batch == [] and waits < 2:
+                waits += 1  # the log has not caught up with the row yet: its end is on its way
+                continue
+            for item in _from_row(fresh, position):
+                yield item
+            return
+        if await _lapsed(fresh):
+            continue  # interrupted now: its end is in its log and its row
+        if batch is not GAP and batch is not None:
+            continue  # idle but alive
+        # Trimmed past this reader, or not copied (yet): the last checkpoint stands in for what is missing.
+        if position < fresh.seq and fresh.message is not None:
+            position = fresh.seq
+            yield RunEvent(fresh.seq, snapshot_event(fresh.message.content))
+            waits = 0
+            continue
+        await asyncio.sleep(min(settings.RUN_CHECKPOINT_SECONDS, 0.05 * 2**waits))
+        waits += 1
+
+
+async def _lapsed(run: Run) -> bool:
+    """Interrupt the run if its process died; whether it did (its end is then in its log or row)."""
+    if local_log(str(run.pk)) is not None or run.lease_expires_at is None:
+        return False
+    return await released(run_interrupt_lapsed)(run) is not None
+
+
+async def _next_batch(run: Run, position: int) -> list[RunEvent] | object | None:
+    """The next events: a list (empty after IDLE_CHECK_SECONDS without one), GAP, or None when no log
+    holds this run's events."""
+    log = local_log(str(run.pk))
+    if log is not None:
+        batch = log.since(position)
+        if batch == []:
+            await log.wait(position, IDLE_CHECK_SECONDS)
+            batch = log.since(position)
+        return batch
+    if not redis_configured():
+        return None
+    try:
+        return await RedisLog(str(run.pk)).since(position, block_seconds=IDLE_CHECK_SECONDS)
+    except (RedisError, OSError):
+        logger.warning("could not read the log of run %s; falling back to the stored text", run.pk)
+        await asyncio.sleep(settings.RUN_CHECKPOINT_SECONDS)
+        return None
+
+
+async def run_to_end(run: Run) -> StreamEvent:
+    """The run's `done` event, for a surface that answers in one piece; its `error` event is raised as
+    its DomainError. The run itself ends whether or not this reader stays."""
+    async with aclosing(run_events(run)) as events:
+        async for item in events:
+            if item.event.type == "error":
+                event = item.event
+                raise DomainError(
+                    event.content, code=event.data.get("code"), status_code=event.status_code, headers=event.headers
+                )
+            if item.event.type == "done":
+                return item.event
+    raise DomainError(_("The answer ended unexpectedly."), code="server_error", status_code=500)

@@ -1,0 +1,140 @@
+"""Writes on runs: the rows an answer starts with, its checkpoints, its end, and runs whose process died."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.services import CallRecord, model_calls_record
+from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus
+from chats.runs.process import process_id
+
+
+def lease_expiry() -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(seconds=settings.RUN_LEASE_SECONDS)
+
+
+def run_rows_create(*, chat: Chat, question: Message, surface: str, run_id: uuid.UUID) -> tuple[Message, Run]:
+    """The answer's message (status `streaming`) and its run, leased to this process; call inside the
+    transaction that stores the question. A chat already running an answer raises IntegrityError
+    (one running run per chat: the chat's answer lock)."""
+    answer = Message(chat=chat, parent=question, role=Role.ASSISTANT, status=MessageStatus.STREAMING)
+    answer.save(force_insert=True)
+    run = Run(
+        id=run_id,
+        chat=chat,
+        question=question,
+        message=answer,
+        owner_id=chat.owner_id,
+        surface=surface,
+        lease_holder=process_id(),
+        lease_expires_at=lease_expiry(),
+    )
+    with transaction.atomic():  # a savepoint: the constraint's failure must not end the caller's transaction
+        run.save(force_insert=True)
+    return answer, run
+
+
+def run_checkpoint(*, run_id: uuid.UUID, message_id: uuid.UUID, text: str, seq: int) -> bool:
+    """The text so far, and the position it stands for; False when the run must stop here (a stop was
+    asked through another process, or the run is no longer this process's)."""
+    with transaction.atomic():
+        kept = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, stop_requested=False).update(seq=seq)
+        if kept:
+            Message.objects.filter(pk=message_id).update(content=text)
+    return bool(kept)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a run ended, as stored: the run's status and last position, and the answer's final fields
+    (None: the answer wrote nothing and failed, so its message is removed)."""
+
+    status: RunStatus
+    seq: int
+    message: dict[str, Any] | None
+    error_code: str = ""
+    error: str = ""
+
+
+def run_finish(
+    *,
+    run: Run,
+    end: RunEnd,
+    calls: Sequence[CallRecord],
+    user_id: int,
+    surface: str,
+) -> bool:
+    """The answer and its run in their final state, with the model calls behind it, in one
+    transaction; the chat's answer lock goes with the run's status. False (nothing stored but the
+    calls) when the run is no longer this process's: deleted with its chat, or interrupted."""
+    now = timezone.now()
+    with transaction.atomic():
+        ended = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=end.status,
+            seq=end.seq,
+            ended_at=now,
+            lease_holder="",
+            error_code=end.error_code[:64],
+            error=end.error[:500],
+        )
+        if ended:
+            if end.message is None:
+                Message.objects.filter(pk=run.message_id).delete()
+                Chat.objects.filter(pk=run.chat_id, current_node__isnull=True).update(current_node=run.question_id)
+            else:
+                Message.objects.filter(pk=run.message_id).update(**end.message)
+            Chat.objects.filter(pk=run.chat_id).update(updated_at=now)
+        if calls:
+            model_calls_record(user_id=user_id, surface=surface, calls=calls)
+    return bool(ended)
+
+
+def run_abandon(*, run: Run) -> None:
+    """A run whose turn failed before it was launched: its answer's row and the run go, the question stays."""
+    with transaction.atomic():
+        Message.objects.filter(pk=run.message_id).delete()
+        Run.objects.filter(pk=run.pk).delete()
+        Chat.objects.filter(pk=run.chat_id, current_node__isnull=True).update(current_node=run.question_id)
+
+
+def runs_lease_renew(*, holder: str) -> int:
+    """Push back the lease of every run this process is writing: one statement for all of them."""
+    return Run.objects.filter(lease_holder=holder, status=RunStatus.RUNNING).update(lease_expires_at=lease_expiry())
+
+
+def run_stop_request(*, run: Run) -> bool:
+    """Ask the process writing `run` to stop it (it reads the flag at its next checkpoint)."""
+    return bool(Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(stop_requested=True))
+
+
+def run_interrupt(*, run: Run, seq: int) -> bool:
+    """Mark a run whose lease lapsed as `interrupted` at position `seq`, keeping its checkpointed text;
+    False if it ended meanwhile (or its process renewed it)."""
+    with transaction.atomic():
+        interrupted = Run.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()
+        ).update(status=RunStatus.INTERRUPTED, seq=seq, ended_at=timezone.now(), error_code="interrupted")
+        if interrupted and run.message_id is not None:
+            Message.objects.filter(pk=run.message_id).update(
+                status=MessageStatus.INTERRUPTED,
+                finish_reason="interrupted",
+                error=_("The server process writing this answer stopped; what was written before is kept."),
+            )
+    return bool(interrupted)
+
+
+def runs_expired(*, chat_id: uuid.UUID | None = None, limit: int = 100) -> list[Run]:
+    """Running runs whose process stopped renewing their lease."""
+    runs = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now())
+    if chat_id is not None:
+        runs = runs.filter(chat_id=chat_id)
+    return list(runs.select_related("message")[:limit])

@@ -1,0 +1,53 @@
+"""One answer a socket relays: a task that reads the run's events and sends them as frames.
+
+A socket follows the runs it started, the runs other sockets of its session started (it is told
+through the session's channel-layer group, which carries no tokens) and the runs it asks to
+resume. Stopping a follower never stops the run (docs/runs.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
+
+from chats.models import Run
+from chats.runs.log import RunEvent
+from chats.runs.reader import run_events
+from chats.visitors import visitor_citations
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def frame_of(item: RunEvent, run_id: str, *, visitor: bool) -> dict[str, Any]:
+    """A run event as a socket frame: its type and content, its data, the run and its position."""
+    frame = {**item.event.to_ws(), "run_id": run_id, "seq": item.seq}
+    if item.event.type == "error":
+        frame.setdefault("partial", "")
+    if visitor and "citations" in frame:
+        frame["citations"] = visitor_citations(frame["citations"])
+    return frame
+
+
+class AnswerFollower:
+    def __init__(self, run: Run, *, after: int, send: Send, visitor: bool) -> None:
+        self.run = run
+        self.run_id = str(run.pk)
+        self.send = send
+        self.visitor = visitor
+        self.task = asyncio.create_task(self._relay(after), name=f"follow run {self.run_id}")
+
+    async def _relay(self, after: int) -> None:
+        async with aclosing(run_events(self.run, after=after)) as events:
+            async for item in events:
+                await self.send(frame_of(item, self.run_id, visitor=self.visitor))
+
+    async def finished(self, seconds: float) -> None:
+        await asyncio.wait({self.task}, timeout=seconds)
+
+    async def cancel(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
