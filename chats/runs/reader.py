@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from chats.events import StreamEvent
+from chats.exceptions import ChatNotFound
 from chats.models import Run, RunStatus
 from chats.runs.log import GAP, RedisLog, RunEvent, local_log
 from chats.runs.reconcile import interrupted_event, run_interrupt_lapsed
@@ -93,14 +94,19 @@ async def run_events(run: Run, *, after: int = 0) -> AsyncIterator[RunEvent]:
                 if item.terminal:
                     return
             continue
-        if batch == [] and local_log(str(run.pk)) is not None:
+        log = local_log(str(run.pk))
+        if batch == [] and log is not None:
+            if log.ended_at is not None:
+                return  # the reader already has the run's end
             continue  # written by this process, which is alive: keep waiting
         fresh = await released(run_fresh)(run_id=run.pk)
         if fresh is None:
-            deleted = StreamEvent.error(_("This chat was deleted."), code="chat_deleted", status_code=404)
-            yield RunEvent(position + 1, deleted)
+            exc = ChatNotFound()
+            yield RunEvent(position + 1, StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code))
             return
         if fresh.status != RunStatus.RUNNING:
+            if position >= fresh.seq:
+                return  # the reader already has the run's end
             if batch == [] and waits < 2:
                 waits += 1  # the log has not caught up with the row yet: its end is on its way
                 continue

@@ -24,11 +24,13 @@ from accounts.models import CallOutcome
 from accounts.quotas import QuotaCharge, quota_refund
 from accounts.services import CallRecord
 from chats.events import StreamEvent
+from chats.exceptions import ChatNotFound
 from chats.models import MessageStatus, Run, RunStatus
 from chats.runs.keeper import keeper_ensure
 from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_open
+from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
-from chats.runs.services import RunEnd, run_checkpoint, run_finish
+from chats.runs.services import RunEnd, RunFate, run_checkpoint, run_finish
 from chats.services import turn_lease_release
 from chats.streaming import Answer, released, reply_stream
 from chats.types import ReplyRequest, TurnLease
@@ -54,7 +56,9 @@ class LiveRun:
         self.mirror = RedisMirror(self.id, running_ttl) if redis_configured() else None
         self.answer = Answer.of(request)
         self.stop_requested = False
-        self.lost = False  # another process ended it (its lease lapsed while this one stalled)
+        self.finishing = False  # the engine is done: the end is being stored, nothing may cancel it now
+        # Not this process's any more: deleted with its chat, or ended by another process (its lease lapsed).
+        self.lost: RunFate | None = None
         self._pending: list[str] = []
         self._pending_by: Any = None
         self._emitted_at = float("-inf")
@@ -117,8 +121,8 @@ class LiveRun:
         fresh = await released(run_fresh)(run_id=self.run.pk)
         if fresh is not None and fresh.status == RunStatus.RUNNING and fresh.stop_requested:
             self.stop()
-        else:
-            self.lost = True
+        elif not self.finishing:
+            self.lost = RunFate.GONE if fresh is None else RunFate.TAKEN
             self.task.cancel()
 
     # -- the answer ----------------------------------------------------------------------------------
@@ -133,7 +137,7 @@ class LiveRun:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            if self.lost:
+            if self.lost is not None:
                 await self._give_back()
                 return
             ending = self._cancelled()
@@ -222,25 +226,37 @@ class LiveRun:
 
     async def _finish(self, end: RunEnd, last: StreamEvent, calls: list[CallRecord]) -> None:
         """Store the end, give back the lease, then log the last event: a client that reads it may ask again."""
+        self.finishing = True
         self._flush()
         if self._checkpoint is not None:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
         end = dataclasses.replace(end, seq=self.log.last_seq + 1)
         try:
-            await asyncio.shield(released(self._store)(end=end, calls=calls))
+            fate = await asyncio.shield(released(self._store)(end=end, calls=calls))
         except Exception:
             logger.exception("run %s: could not store the answer", self.id)
+            fate = RunFate.STORED
+        await self._end(last if fate == RunFate.STORED else self._lost_event(fate))
+
+    async def _end(self, last: StreamEvent) -> None:
         self._emit(last)
+        _live.pop(self.id, None)
         if self.mirror is not None:
             await self.mirror.drained(5.0)
-        _live.pop(self.id, None)
 
-    def _store(self, *, end: RunEnd, calls: list[CallRecord]) -> None:
+    def _lost_event(self, fate: RunFate) -> StreamEvent:
+        if fate == RunFate.GONE:
+            exc = ChatNotFound()
+            return StreamEvent.error(exc.message, code=exc.code, status_code=exc.status_code)
+        return interrupted_event(self.answer.text)
+
+    def _store(self, *, end: RunEnd, calls: list[CallRecord]) -> RunFate:
         request = self.request
-        stored = run_finish(run=self.run, end=end, calls=calls, user_id=request.chat.owner_id, surface=request.surface)
-        if not stored:
-            logger.info("run %s ended after its chat was deleted (or it was interrupted); answer dropped", self.id)
+        fate = run_finish(run=self.run, end=end, calls=calls, user_id=request.chat.owner_id, surface=request.surface)
+        if fate != RunFate.STORED:
+            logger.info("run %s ended after it was %s; its answer is dropped", self.id, fate.value)
         self._release(request.lease, answered=self.answer.answered, unspent=self.answer.unspent)
+        return fate
 
     @staticmethod
     def _release(lease: TurnLease | None, *, answered: bool, unspent: QuotaCharge | None) -> None:
@@ -250,16 +266,18 @@ class LiveRun:
             quota_refund(unspent)
 
     async def _give_back(self) -> None:
-        _live.pop(self.id, None)
+        """A lost run's lease, and its readers' last event."""
+        self._flush()
         await asyncio.shield(
             released(self._release)(
                 lease=self.request.lease, answered=self.answer.answered, unspent=self.answer.unspent
             )
         )
+        await self._end(self._lost_event(self.lost))
 
     # -- stopping ------------------------------------------------------------------------------------
     def stop(self) -> None:
-        if not self.task.done() and not self.stop_requested:
+        if not self.finishing and not self.stop_requested:
             self.stop_requested = True
             self.task.cancel()
 

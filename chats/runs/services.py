@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ def run_checkpoint(*, run_id: uuid.UUID, message_id: uuid.UUID, text: str, seq: 
     return bool(kept)
 
 
+class RunFate(enum.Enum):
+    STORED = "stored"
+    GONE = "gone"  # deleted with its chat
+    TAKEN = "taken"  # ended by another process (its lease lapsed)
+
+
 @dataclass(frozen=True, slots=True)
 class RunEnd:
     """How a run ended, as stored: the run's status and last position, and the answer's final fields
@@ -72,10 +79,10 @@ def run_finish(
     calls: Sequence[CallRecord],
     user_id: int,
     surface: str,
-) -> bool:
+) -> RunFate:
     """The answer and its run in their final state, with the model calls behind it, in one
-    transaction; the chat's answer lock goes with the run's status. False (nothing stored but the
-    calls) when the run is no longer this process's: deleted with its chat, or interrupted."""
+    transaction; the chat's answer lock goes with the run's status. When the run is no longer this
+    process's (deleted with its chat, or interrupted), only the calls are stored."""
     now = timezone.now()
     with transaction.atomic():
         ended = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
@@ -95,7 +102,9 @@ def run_finish(
             Chat.objects.filter(pk=run.chat_id).update(updated_at=now)
         if calls:
             model_calls_record(user_id=user_id, surface=surface, calls=calls)
-    return bool(ended)
+        if ended:
+            return RunFate.STORED
+        return RunFate.TAKEN if Run.objects.filter(pk=run.pk).exists() else RunFate.GONE
 
 
 def run_abandon(*, run: Run) -> None:

@@ -1,5 +1,6 @@
 """`POST /chat/{bot_id}` (001) through Django's ASGI handler: streaming, errors, persistence."""
 
+import asyncio
 import json
 
 import pytest
@@ -8,7 +9,7 @@ from django.test import AsyncClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import Bot, ModelConfig
-from chats.models import Chat, Message, MessageStatus
+from chats.models import Chat, Message, MessageStatus, Run
 from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import asgi_request, parse_sse, read_stream
 
@@ -65,7 +66,11 @@ async def test_sse_stream_sends_chunks_then_done_with_metadata(user, bot, upstre
     done = events[-1][1]
     assert done["content"] == "".join(data["content"] for _, data in events[:-1]) == "Echo: hello there friend"
     assert done["model"] == "fake-echo" and done["finish_reason"] == "stop"
-    assert done["usage"]["completion_tokens"] == len(events) - 1
+    # The provider's own count: one token per word of the echo, whatever the chunks were coalesced into.
+    assert done["usage"]["completion_tokens"] == len(done["content"].split())
+    # Every event names the run and its position: 1, 2, 3 ... with no gap, the same run throughout.
+    assert [data["seq"] for _, data in events] == list(range(1, len(events) + 1))
+    assert {data["run_id"] for _, data in events} == {response["X-Run-Id"]}
     sent = upstream.requests[-1].body["messages"]
     assert sent[0] == {"role": "system", "content": bot.system_prompt}
     assert sent[-1] == {"role": "user", "content": "hello there friend"}
@@ -205,29 +210,45 @@ async def test_stream_dropped_midway_saves_partial_as_error_and_tells_client(use
         f"/chat/{bot.id}?query=a+b+c+d+e", headers={**bearer(user), "Accept": "text/event-stream"}
     )
     events = parse_sse(await read_stream(sse))
-    assert [kind for kind, _ in events] == ["chunk", "chunk", "chunk", "error"]
+    assert {kind for kind, _ in events[:-1]} == {"chunk"} and events[-1][0] == "error"
+    assert "".join(data["content"] for _, data in events[:-1]) == "Echo: a b "
     assert events[-1][1]["code"] == "stream_interrupted"
     stored = [m async for m in Message.objects.filter(role="assistant")]
     assert [(m.status, m.content) for m in stored] == [("error", "Echo: a b ")] * 2
 
 
-async def test_client_disconnect_cancels_upstream_and_saves_partial(user, bot, upstream):
-    await sync_to_async(with_model)(bot, "fake-tokens-200-20")
+async def test_a_client_that_leaves_does_not_stop_the_answer_it_is_stored_complete(user, bot, upstream):
+    await sync_to_async(with_model)(bot, "fake-tokens-30-20")
     communicator = start_stream(bot, user)
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(timeout=5)
     assert start["status"] == 200
+    run_id = {name.lower(): value for name, value in start["headers"]}[b"x-run-id"].decode()
     received = b""
     while received.count(b" ") < 3:
         message = await communicator.receive_output(timeout=5)
         received += message.get("body", b"")
     await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait(timeout=5)
-    assert upstream.wait_for(lambda: upstream.disconnects == 1)
-    assert upstream.completed == 0
+    # The answer runs on to its end on the server: upstream is read to the end and the whole text is stored.
+    assert upstream.wait_for(lambda: upstream.completed == 1)
+    assert upstream.disconnects == 0
+    run = await wait_for_run_end(run_id)
+    assert run.status == "complete"
     stored = await Message.objects.aget(role="assistant")
-    assert stored.status == MessageStatus.CANCELLED
-    assert stored.content.startswith(received.decode()) and 0 < len(stored.content.split()) < 200
+    assert stored.status == MessageStatus.COMPLETE
+    assert stored.content.startswith(received.decode()) and len(stored.content.split()) == 30
+
+
+async def wait_for_run_end(run_id: str, seconds: float = 10.0) -> Run:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline:
+        run = await Run.objects.aget(pk=run_id)
+        if run.status != "running":
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} still running after {seconds} s")
 
 
 def start_stream(bot, user, query: bytes = b"query=count"):
@@ -254,8 +275,14 @@ async def test_parallel_streams_per_user_are_capped_and_released(user, bot, upst
     assert refused["Retry-After"] == "5"
     assert "streaming" in refused.json()["detail"]
     assert await Message.objects.filter(content="again").acount() == 0
+    # Leaving does not free the slot (the answer goes on); stopping the answer does.
     await first.send_input({"type": "http.disconnect"})
     await first.wait(timeout=5)
+    still = await AsyncClient().post(f"/chat/{bot.id}?query=again", headers=bearer(user))
+    assert still.status_code == 429
+    run_id = await Run.objects.values_list("pk", flat=True).aget(status="running")
+    stopped = await AsyncClient().post(f"/runs/{run_id}/stop", headers=bearer(user))
+    assert stopped.status_code == 200 and stopped.json()["status"] == "cancelled"
     await sync_to_async(ModelConfig.objects.filter(bot=bot).update)(model_id="fake-echo")
     allowed = await AsyncClient().post(f"/chat/{bot.id}?query=again", headers=bearer(user))
     assert allowed.status_code == 200
@@ -269,7 +296,7 @@ async def test_chat_deleted_mid_stream_ends_with_an_error_event(user, bot, upstr
     )
     chunks = aiter(response.streaming_content)
     first = await anext(chunks)
-    assert first.startswith(b"event: chunk")
+    assert first.startswith(f"id: {response['X-Run-Id']}:1\nevent: chunk".encode())
     await Chat.objects.filter(pk=response["X-Chat-Id"]).adelete()
     rest = b"".join([chunk async for chunk in chunks])
     events = parse_sse(first + rest)

@@ -50,6 +50,13 @@ async def eventually(predicate, timeout: float = 5.0) -> bool:
     return True
 
 
+async def stored_eventually(message_id, predicate, timeout: float = 5.0) -> bool:
+    async with asyncio.timeout(timeout):
+        while not predicate(await Message.objects.aget(pk=message_id)):
+            await asyncio.sleep(0.02)
+    return True
+
+
 async def post(user, path: str, body: dict):
     return await AsyncClient().post(path, data=body, content_type="application/json", headers=bearer(user))
 
@@ -240,10 +247,11 @@ async def test_unauthenticated_and_malformed_requests_get_clear_errors(user, fak
     assert_error(await client.get("/conversations/new", headers=bearer(user)), 405)
 
 
-async def test_client_leaving_during_ask_cancels_upstream_keeps_partial_and_frees_the_chat(user, fake_models):
+async def test_client_leaving_during_ask_leaves_the_answer_running_to_its_end(user, fake_models, settings):
+    settings.RUN_CHECKPOINT_SECONDS = 0.2
     first = (await new(user, "start", model="custom/fake-echo")).json()["response"]
     conversation = first["conversation_id"]
-    body = json.dumps({"prompt": "long answer", "model": "fake-tokens-200-20"}).encode()
+    body = json.dumps({"prompt": "long answer", "model": "fake-tokens-40-20"}).encode()
     communicator = asgi_request(
         "POST",
         f"/conversations/{conversation}/ask",
@@ -257,10 +265,17 @@ async def test_client_leaving_during_ask_cancels_upstream_keeps_partial_and_free
     await asyncio.sleep(0.3)  # a few tokens arrive
     await communicator.send_input({"type": "http.disconnect"})
     await communicator.wait(timeout=5)
-    assert await eventually(lambda: fake_models.disconnects == 1)
-    partial = await Message.objects.filter(chat_id=conversation, role="assistant").alatest("created_at")
-    assert partial.status == MessageStatus.CANCELLED
-    assert 0 < len(partial.content.split()) < 200
+    # The answer is written on: its row grows as it streams (checkpoints), and the chat is busy meanwhile.
+    answer = await Message.objects.filter(chat_id=conversation, role="assistant").alatest("created_at")
+    assert answer.status == MessageStatus.STREAMING
+    assert await stored_eventually(answer.pk, lambda message: len(message.content.split()) >= 10)
+    busy = await post(user, f"/conversations/{conversation}/ask", {"prompt": "still there?"})
+    assert busy.status_code == 409 and busy.json()["code"] == "chat_busy"
+    assert await eventually(lambda: fake_models.completed >= 2, timeout=10)
+    assert fake_models.disconnects == 0
+    assert await stored_eventually(
+        answer.pk, lambda message: message.status == MessageStatus.COMPLETE and len(message.content.split()) == 40
+    )
     # The chat is free again for the next question.
     again = await post(user, f"/conversations/{conversation}/ask", {"prompt": "still there?"})
     assert again.status_code == 201

@@ -5,6 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bots.models import Bot, ModelConfig
+from chats.models import RunStatus
+from chats.runs.services import RunEnd, run_finish
 from chats.selectors import branch_history
 from chats.services import bot_chat_start, turn_lease_release
 from knowledge.services import knowledge_base_get_or_create
@@ -15,7 +17,15 @@ pytestmark = pytest.mark.django_db
 def start_turn(user, bot, chat_id=None) -> tuple[int, object]:
     with CaptureQueriesContext(connection) as queries:
         reply, _task_type = bot_chat_start(user=user, bot_id=str(bot.pk), query="hello", chat_id=chat_id)
-    turn_lease_release(reply.lease)  # as the engine does when the answer ends; these are never streamed
+    # As the run does when the answer ends; these are never streamed.
+    run_finish(
+        run=reply.run,
+        end=RunEnd(RunStatus.COMPLETE, 1, {"content": "hi", "status": "complete"}),
+        calls=[],
+        user_id=user.pk,
+        surface="bytchat",
+    )
+    turn_lease_release(reply.lease)
     return len(queries), reply
 
 
@@ -50,4 +60,4 @@ def test_branch_history_uses_two_queries_whatever_the_chat_length(user, settings
     with CaptureQueriesContext(connection) as queries:
         history = branch_history(chat=reply.chat, leaf_id=reply.user_message.id, limit=50)
     assert len(queries) == 2
-    assert len(history) == 21
+    assert len(history) == 41  # 21 questions and the 20 answers between them
