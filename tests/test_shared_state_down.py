@@ -14,14 +14,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def redis_down(settings):
-    """A Redis cache on a port nothing listens on, restored before the suite clears the cache."""
+    """A Redis (cache and slots) on a port nothing listens on, restored before the suite clears the cache."""
     original = settings.CACHES
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-        }
-    }
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}}
+    settings.REDIS_URL = url
     yield
     settings.CACHES = original
 

@@ -15,7 +15,7 @@ from accounts import selectors
 from accounts.models import CallOutcome, DailyUsage, ModelCall
 from accounts.quotas import QuotaCharge, QuotaExceeded, daily_quota_of, quota_refund, quota_take
 from bots.models import Bot, ModelConfig
-from chats.models import Chat, Message, MessageStatus, Surface
+from chats.models import Chat, Message, MessageStatus, Run, Surface
 from tests.helpers import asgi_request, assert_error, parse_sse, read_stream, ws_answer, ws_session, ws_session_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -162,7 +162,7 @@ async def test_a_call_that_fails_midway_is_charged_once_with_estimated_tokens(us
     assert call.completion_tokens > 0 and call.prompt_tokens > 0
 
 
-async def test_a_client_that_leaves_before_the_first_token_is_not_charged_after_it_is(user, upstream):
+async def test_an_answer_stopped_before_the_first_token_is_not_charged_after_it_is(user, upstream):
     stalled = await sync_to_async(bot_with)(user, "fake-stall")
     authorization = (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())
     early = asgi_request("POST", f"/chat/{stalled.id}", query=b"query=hi", headers=[authorization])
@@ -171,6 +171,10 @@ async def test_a_client_that_leaves_before_the_first_token_is_not_charged_after_
     assert await sync_to_async(calls_today)(user) == 1  # charged while the call is made
     await early.send_input({"type": "http.disconnect"})
     await early.wait(timeout=5)
+    assert await sync_to_async(calls_today)(user) == 1  # leaving does not stop the answer, so it stays charged
+    run_id = await Run.objects.values_list("pk", flat=True).aget(status="running")
+    stopped = await AsyncClient().post(f"/runs/{run_id}/stop", headers=bearer(user))
+    assert stopped.json()["status"] == "cancelled"
     assert await sync_to_async(calls_today)(user) == 0
 
     slow = await sync_to_async(bot_with)(user, "fake-tokens-200-20")
@@ -182,6 +186,9 @@ async def test_a_client_that_leaves_before_the_first_token_is_not_charged_after_
         received += (await late.receive_output(timeout=5)).get("body", b"")
     await late.send_input({"type": "http.disconnect"})
     await late.wait(timeout=5)
+    run_id = await Run.objects.values_list("pk", flat=True).aget(status="running")
+    stopped = await AsyncClient().post(f"/runs/{run_id}/stop", headers=bearer(user))
+    assert stopped.json()["status"] == "cancelled"
     assert await sync_to_async(calls_today)(user) == 1
     call = await ModelCall.objects.aget(user=user)
     assert call.outcome == CallOutcome.CANCELLED
@@ -312,12 +319,13 @@ def _yesterdays_turn(user, model_id: str):
 async def test_an_answer_past_midnight_is_charged_and_recorded_on_the_day_it_started(
     user, upstream, settings, model_id, charged
 ):
-    from chats.streaming import reply_stream
+    from chats.runs.runner import run_launch
 
     settings.LLM_PROVIDER, settings.LLM_MODEL = "custom", model_id  # no model left to fail over to
     reply, yesterday = await sync_to_async(_yesterdays_turn)(user, model_id)
-    events = [event async for event in reply_stream(reply)]
-    assert events[-1].type == ("done" if charged else "error")
+    live = run_launch(reply)
+    await live.task
+    assert live.log.events[-1].event.type == ("done" if charged else "error")
     assert (await DailyUsage.objects.aget(user=user, day=yesterday)).requests == charged
     assert await sync_to_async(calls_today)(user) == 0
     assert [c.day async for c in ModelCall.objects.filter(user=user)] == [yesterday] * charged

@@ -85,7 +85,92 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
     result["paths"].update(whole_answer_endpoints())
     result["paths"].update(inference_endpoints(result))
     result["paths"].update(openai_endpoints())
+    result["paths"].update(runs_endpoints())
     return result
+
+
+RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+RUN = {
+    "type": "object",
+    "properties": {
+        "run_id": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["running", "complete", "cancelled", "error", "interrupted"]},
+        "seq": {"type": "integer", "description": "The sequence number of the run's last event so far."},
+        "chat_id": {"type": "string", "format": "uuid"},
+        "question_id": {"type": "string", "format": "uuid"},
+        "message_id": {"type": "string", "format": "uuid", "nullable": True},
+        "content": {"type": "string", "description": "The answer's text so far (checkpointed at least every second)."},
+        "finish_reason": {"type": "string"},
+        "error": {"type": "string"},
+        "error_code": {"type": "string"},
+        "surface": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "ended_at": {"type": "string", "format": "date-time", "nullable": True},
+    },
+}
+RUN_AUTH = [{"jwtAuth": []}, {"jwtQuery": []}, {"apiKeyAuth": []}, {"visitorAuth": []}]
+
+
+def runs_endpoints() -> dict[str, Any]:
+    """Runs (docs/runs.md): an answer's state, its resumable events, its stop. Owner only: any other run is a 404."""
+    errors = {"400": ERROR, "401": ERROR, "404": ERROR, "405": ERROR}
+    run_json = {"description": "The run.", "content": {"application/json": {"schema": RUN}}}
+    return {
+        "/runs/{run_id}": {
+            "get": {
+                "operationId": "run_detail",
+                "tags": ["runs"],
+                "summary": "A run: its status, position, chat and message, and the text so far.",
+                "parameters": [RUN_ID],
+                "security": RUN_AUTH,
+                "responses": {"200": run_json, **errors},
+            }
+        },
+        "/runs/{run_id}/events": {
+            "get": {
+                "operationId": "run_events",
+                "tags": ["runs"],
+                "summary": "The run's events as Server-Sent Events, resumable.",
+                "description": (
+                    "Every event after the position given by `Last-Event-ID` (`<run_id>:<seq>` as the stream "
+                    "sent it, or `<seq>`) or `?after=N`, each once and in order, then the live ones, then `done` "
+                    "or `error`. Each event has an `id:` line `<run_id>:<seq>`. When the events are no longer "
+                    "kept, a `snapshot` event carries the stored text (replace what you have), then the end. "
+                    "204 when the reader already has the end (EventSource then stops reconnecting)."
+                ),
+                "parameters": [
+                    RUN_ID,
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+                    {"name": "token", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "security": RUN_AUTH,
+                "responses": {
+                    "200": {
+                        "description": "The events, streamed.",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "204": {"description": "Nothing after that position: the reader has the run's end."},
+                    **errors,
+                },
+            }
+        },
+        "/runs/{run_id}/stop": {
+            "post": {
+                "operationId": "run_stop",
+                "tags": ["runs"],
+                "summary": "Stop the answer; its text so far is kept as `cancelled`.",
+                "description": (
+                    "Closes the model request wherever the run is written (this process or another) and waits "
+                    "briefly for it to end; readers get `done` with finish_reason `cancelled`. A run that "
+                    "already ended is returned unchanged."
+                ),
+                "parameters": [RUN_ID],
+                "security": RUN_AUTH,
+                "responses": {"200": run_json, **errors},
+            }
+        },
+    }
 
 
 OPENAI_ERROR = {
