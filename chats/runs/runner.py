@@ -57,6 +57,7 @@ class LiveRun:
         self.answer = Answer.of(request)
         self.stop_requested = False
         self.finishing = False  # the engine is done: the end is being stored, nothing may cancel it now
+        self.started = False
         # Not this process's any more: deleted with its chat, or ended by another process (its lease lapsed).
         self.lost: RunFate | None = None
         self._pending: list[str] = []
@@ -128,6 +129,10 @@ class LiveRun:
     # -- the answer ----------------------------------------------------------------------------------
     async def _drive(self) -> None:
         answer = self.answer
+        self.started = True
+        if self.stop_requested:  # stopped before this task ran a step
+            await self._finish(*self._cancelled())
+            return
         try:
             async with aclosing(reply_stream(self.request, answer)) as chunks:
                 async for event in chunks:
@@ -279,7 +284,8 @@ class LiveRun:
     def stop(self) -> None:
         if not self.finishing and not self.stop_requested:
             self.stop_requested = True
-            self.task.cancel()
+            if self.started:  # a task cancelled before its first step would never store its end
+                self.task.cancel()
 
     async def ended(self, seconds: float) -> None:
         await asyncio.wait({self.task}, timeout=seconds)
