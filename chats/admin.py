@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chats.models import Chat, Message
+from chats.models import Chat, Message, Run
 
 
 class MessageInline(admin.TabularInline):
@@ -39,4 +39,21 @@ class MessageAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in Message._meta.fields]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    """Answers as they run and how they ended; which process holds each and until when (docs/runs.md)."""
+
+    list_display = ["id", "chat", "owner", "surface", "status", "seq", "lease_holder", "lease_expires_at", "created_at"]
+    list_filter = ["status", "surface", "created_at"]
+    search_fields = ["id", "chat__title", "owner__email", "lease_holder"]
+    list_select_related = ["chat", "owner"]
+    readonly_fields = [field.name for field in Run._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -18,7 +18,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import DailyUsage, ModelCall
 from accounts.services import api_key_create
 from bots.models import Bot, ModelConfig
-from chats.models import Chat, Message, Surface
+from chats.models import Chat, Message, Run, Surface
 from exams.models import Exam, Question
 from knowledge.models import Chunk, DocumentStatus
 from knowledge.services import document_reindex, document_store, knowledge_base_get_or_create, upload_check
@@ -38,7 +38,10 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         document, _created = document_store(knowledge_base=base, checked=upload)
     chat = Chat.objects.create(owner=owner, bot=bot, title="<b>chat</b>", surface=Surface.CONVERSATIONS)
     question = Message.objects.create(chat=chat, role="user", content="¿Qué es la célula?")
-    Message.objects.create(chat=chat, parent=question, role="assistant", content="<script>alert(1)</script>")
+    answer = Message.objects.create(chat=chat, parent=question, role="assistant", content="<script>alert(1)</script>")
+    run = Run.objects.create(
+        chat=chat, question=question, message=answer, owner=owner, surface=Surface.CONVERSATIONS, status="complete"
+    )
     today = timezone.localdate()
     usage = DailyUsage.objects.create(user=owner, day=today, requests=3)
     DailyUsage.objects.create(user=owner, day=today - datetime.timedelta(days=2), requests=7)
@@ -82,6 +85,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         "bots.ModelConfig": config,
         "chats.Chat": chat,
         "chats.Message": question,
+        "chats.Run": run,
         "knowledge.KnowledgeBase": base,
         "knowledge.Document": document,
         "knowledge.Chunk": Chunk.objects.filter(document=document).first(),
