@@ -204,14 +204,32 @@ def _run_open(
     question: Message | None = None,
     prompt: str = "",
     parent: Message | None = None,
+    fresh_chat: bool = False,
 ) -> tuple[Message, Run]:
-    """The question (`question` already stored, or stored now from `prompt`), the answer's message and
-    its run, in one transaction. A chat already answering is a 409, unless the run answering it
-    belongs to a process that died (its lease lapsed): that run is interrupted and this one starts."""
+    """The question (`question` already stored, or stored now from `prompt`, under `parent` or else
+    after the chat's current node), the answer's message and its run, in one transaction. A chat
+    already answering is a 409, unless the run answering it belongs to a process that died (its
+    lease lapsed): that run is interrupted and this one starts."""
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                asked = question or user_message_create(chat=chat, content=prompt, parent=parent)
+                asked = question
+                if asked is None:
+                    asked = Message(chat=chat, parent=parent, role=Role.USER, content=prompt)
+                    if fresh_chat and parent is None:
+                        asked.parent_id = chat.current_node_id  # the history just imported, if any
+                    elif not fresh_chat:
+                        # The chat row's lock orders turns; a chat deleted meanwhile is a clear 404.
+                        current = (
+                            Chat.objects.select_for_update()
+                            .filter(pk=chat.pk)
+                            .values_list("current_node_id", flat=True)
+                        )
+                        if not current:
+                            raise ChatNotFound()
+                        if parent is None:
+                            asked.parent_id = current[0]
+                    asked.save(force_insert=True)
                 answer, run = run_rows_create(chat=chat, question=asked, surface=surface, run_id=lease.run_id)
                 Chat.objects.filter(pk=chat.pk).update(current_node=answer, updated_at=timezone.now())
         except IntegrityError:
@@ -260,9 +278,12 @@ def turn_start(
         _history_import(chat, history)
         return chat
 
+    fresh_chat = chat is None
     lease, chat = _lease_take(user, chat=chat, new_chat=new_chat, stream_holder=stream_holder)
     try:
-        user_message, run = _run_open(lease, chat=chat, surface=surface, prompt=prompt, parent=parent)
+        user_message, run = _run_open(
+            lease, chat=chat, surface=surface, prompt=prompt, parent=parent, fresh_chat=fresh_chat
+        )
     except BaseException:
         turn_lease_release(lease)
         raise

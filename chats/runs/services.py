@@ -25,8 +25,8 @@ def lease_expiry() -> datetime.datetime:
 
 def run_rows_create(*, chat: Chat, question: Message, surface: str, run_id: uuid.UUID) -> tuple[Message, Run]:
     """The answer's message (status `streaming`) and its run, leased to this process; call inside the
-    transaction that stores the question. A chat already running an answer raises IntegrityError
-    (one running run per chat: the chat's answer lock)."""
+    transaction that stores the question, which a chat already running an answer rolls back with an
+    IntegrityError (one running run per chat: the chat's answer lock)."""
     answer = Message(chat=chat, parent=question, role=Role.ASSISTANT, status=MessageStatus.STREAMING)
     answer.save(force_insert=True)
     run = Run(
@@ -39,8 +39,7 @@ def run_rows_create(*, chat: Chat, question: Message, surface: str, run_id: uuid
         lease_holder=process_id(),
         lease_expires_at=lease_expiry(),
     )
-    with transaction.atomic():  # a savepoint: the constraint's failure must not end the caller's transaction
-        run.save(force_insert=True)
+    run.save(force_insert=True)
     return answer, run
 
 
