@@ -78,7 +78,8 @@ COUNT_RENDERS = """
 }
 """
 # A stand-in for WebSocket (window.__fake.sockets): the test plays the server. A socket opens at once and
-# greets; deliver(frame) hands the widget a frame (timed by MEASURE_WORK), drop(code) ends the connection.
+# greets (with the fields of window.__fakeGreeting too, e.g. a running run_id); deliver(frame) hands the
+# widget a frame (timed by MEASURE_WORK), drop(code) ends the connection.
 FAKE_SOCKETS = """
 (() => {
   const fake = (window.__fake = { sockets: [] });
@@ -94,7 +95,7 @@ FAKE_SOCKETS = """
         if (this.readyState !== 0) return;
         this.readyState = 1;
         if (this.onopen) this.onopen({});
-        this.deliver({ type: "system", content: "Hello from the fake server." });
+        this.deliver({ type: "system", content: "Hello from the fake server.", ...window.__fakeGreeting });
       }, 0);
     }
     send(data) {

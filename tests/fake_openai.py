@@ -21,8 +21,9 @@ Model names:
   fake-widget                   the web widget's tests: a Markdown answer chosen by the last user message,
                                 word by word 30 ms apart: "unsafe" -> raw HTML (<script>, <img onerror>, a
                                 javascript: link) that sets window.__pwned if executed, with **bold** text;
-                                "long" -> 60 tokens "w0 w1 ..." 60 ms apart; "stress" -> 60,000 characters of
-                                Markdown in 40-character chunks 2 ms apart; else a short Markdown answer
+                                "long" -> 60 tokens "w0 w1 ..." 60 ms apart ("very long": 100 of them);
+                                "stress" -> 60,000 characters of Markdown in 40-character chunks 2 ms apart;
+                                else a short Markdown answer
   fake-exam-invalid-<n>         invalid exam output (no JSON, 3 options, answer out of range, in turn) for the
                                 first n calls with this model since reset(), then as fake-exam; without -<n>, always
 
@@ -224,7 +225,7 @@ class FakeOpenAI(LoopbackServer):
         if "unsafe" in question:
             return cls.WIDGET_UNSAFE
         if "long" in question:
-            return "".join(f"w{i} " for i in range(60))
+            return "".join(f"w{i} " for i in range(100 if "very long" in question else 60))
         return cls.WIDGET_ANSWER
 
     @staticmethod

@@ -38,6 +38,39 @@ from tests.live_server import LiveServer, upstream_env
 pytestmark = pytest.mark.browser
 
 QUESTION = "How does the Bytchat widget stream answers?"
+# Answered by the fake model with "w0 w1 ... w99 ", a word every 60 ms.
+SLOW_QUESTION = "Write a very long answer, please"
+SLOW_ANSWER = "".join(f"w{i} " for i in range(100)).strip()
+# Records every frame the page's sockets send (window.__sent), from the page's first script on.
+RECORD_SENT = """
+(() => {
+  window.__sent = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    window.__sent.push(JSON.parse(data));
+    return send.call(this, data);
+  };
+})();
+"""
+# Records each text and status the last answer shows (window.__texts, window.__statuses), from now on.
+WATCH_ANSWER = """
+() => {
+  const root = document.querySelector("bytchat-widget").shadowRoot;
+  window.__texts = [];
+  window.__statuses = [];
+  const look = () => {
+    const answers = root.querySelectorAll(".bcw-msg--assistant");
+    const last = answers[answers.length - 1];
+    if (!last) return;
+    const text = last.querySelector(".bcw-body").textContent;
+    if (window.__texts[window.__texts.length - 1] !== text) window.__texts.push(text);
+    const status = last.dataset.status;
+    if (window.__statuses[window.__statuses.length - 1] !== status) window.__statuses.push(status);
+  };
+  look();
+  new MutationObserver(look).observe(root, { subtree: true, childList: true, characterData: true, attributes: true });
+}
+"""
 # Records the length of the last answer's text at every change of the widget's DOM.
 SAMPLE_ANSWER_LENGTHS = """
 () => {
@@ -267,7 +300,57 @@ def test_a_reload_restores_the_conversation_of_this_browser_only(site, page, bro
     assert peek.status_code == 404
 
 
+class ReceivedFrames:
+    """The frames the page's sockets received, as the browser's network saw them: one list per socket."""
+
+    def __init__(self, page) -> None:
+        self.sockets: list[list[dict]] = []
+        page.on("websocket", self._opened)
+
+    def _opened(self, socket) -> None:
+        frames: list[dict] = []
+        self.sockets.append(frames)
+        socket.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+
+    def seq_showing(self, socket: int, words: str) -> int:
+        """The seq of the frame after which the answer on that socket read `words` first."""
+        text = ""
+        for frame in self.sockets[socket]:
+            if frame["type"] == "chunk":
+                text += frame["content"]
+                if words in text:
+                    return frame["seq"]
+        raise AssertionError(f"{words!r} never arrived on socket {socket}")
+
+    def last_seq(self, socket: int) -> int:
+        return max(frame.get("seq", 0) for frame in self.sockets[socket])
+
+
+def resumed_once(page, frames: ReceivedFrames, *, socket: int, shown: str) -> dict:
+    """The one `resume` frame the page sent: for the run the socket `socket` relayed, after a seq at least
+    that of the frame that showed `shown` and at most the last one that socket received."""
+    resumes = [frame for frame in page.evaluate("window.__sent") if frame["type"] == "resume"]
+    assert len(resumes) == 1, resumes
+    resume = resumes[0]
+    assert resume["run_id"] == frames.sockets[socket][-1]["run_id"]
+    assert frames.seq_showing(socket, shown) <= resume["after"] <= frames.last_seq(socket), resume
+    return resume
+
+
+def shown_word_by_word(page, final: str) -> list[str]:
+    """The texts the answer showed since WATCH_ANSWER: each the start of its final text and none shorter than
+    the one before (no word shown twice, none skipped, nothing taken back); it never showed as cut."""
+    texts = [text.strip() for text in page.evaluate("window.__texts")]
+    assert all(final.startswith(text) for text in texts), texts
+    assert [len(text) for text in texts] == sorted(len(text) for text in texts), texts
+    assert texts[-1] == final
+    assert page.evaluate("window.__statuses") == ["streaming", "complete"]
+    return texts
+
+
 def test_a_dropped_connection_reconnects_with_the_history_and_goes_on(site, page):
+    page.context.add_init_script(RECORD_SENT)
+    frames = ReceivedFrames(page)
     page.goto(f"{site['live'].url}/demo/")
     widget = Widget(page)
     widget.wait_ready()
@@ -286,17 +369,20 @@ def test_a_dropped_connection_reconnects_with_the_history_and_goes_on(site, page
     assert asked == [("GET", f"/widget/sessions/{session}/messages"), ("POST", f"/widget/sessions/{session}/websocket")]
     expect(conversation).to_have_text(before)
 
-    # Dropped in the middle of an answer: the answer is marked, and the server's copy comes back.
-    widget.ask("Write a long answer, please")
+    # Dropped in the middle of an answer: the answer goes on from where this page left it, each word once.
+    widget.ask(SLOW_QUESTION)
     expect(widget.body()).to_contain_text("w3")
+    page.evaluate(WATCH_ANSWER)
     page.evaluate("window.__sockets.at(-1).close()")
     page.wait_for_function("window.__sockets.length === 3 && window.__sockets[2].readyState === WebSocket.OPEN")
-    widget.wait_ready()
+    expect(widget.answer()).to_have_attribute("data-status", "complete", timeout=20_000)
     expect(widget.answers).to_have_count(2)
-    # The server keeps it as `cancelled`, as it does a stopped answer; the visitor did not stop this one.
-    assert history(site, widget.stored(site["key"]))[-1]["status"] == "cancelled"
-    expect(widget.answer()).to_have_attribute("data-status", "interrupted")
-    expect(widget.answer().locator(".bcw-meta")).to_have_text("Interrupted")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("")
+    stored = history(site, widget.stored(site["key"]))[-1]
+    assert (stored["status"], stored["content"].strip()) == ("complete", SLOW_ANSWER)
+    expect(widget.body()).to_have_text(SLOW_ANSWER)
+    shown_word_by_word(page, SLOW_ANSWER)
+    resumed_once(page, frames, socket=1, shown="w3")
 
     widget.ask("And after the reconnection?")
     expect(widget.answers).to_have_count(3)
@@ -304,6 +390,56 @@ def test_a_dropped_connection_reconnects_with_the_history_and_goes_on(site, page
     expect(widget.body().locator("h2")).to_have_text("The widget")
     messages = history(site, widget.stored(site["key"]))
     assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+
+
+def test_an_answer_goes_on_streaming_across_a_page_reload(site, page):
+    page.context.add_init_script(RECORD_SENT)
+    frames = ReceivedFrames(page)
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    widget.ask(SLOW_QUESTION)
+    expect(widget.body()).to_contain_text("w3")
+
+    page.reload()
+    page.evaluate(WATCH_ANSWER)
+    widget.wait_ready()
+    expect(widget.answer()).to_have_attribute("data-status", "complete", timeout=20_000)
+    messages = history(site, widget.stored(site["key"]))
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "complete")]
+    assert messages[1]["content"].strip() == SLOW_ANSWER
+    expect(widget.body()).to_have_text(SLOW_ANSWER)
+    expect(widget.users).to_have_text([SLOW_QUESTION])
+    expect(widget.answers).to_have_count(1)
+    expect(widget.stop_button).to_be_hidden()
+    texts = shown_word_by_word(page, SLOW_ANSWER)
+    assert len(texts) >= 3, texts  # after the reload it went on growing, not only shown whole at its end
+    # The reloaded page asked for the run after the last frame the page before it had rendered, and
+    # did not ask its question again.
+    resumed_once(page, frames, socket=0, shown="w3")
+    assert [frame["type"] for frame in page.evaluate("window.__sent")] == ["resume"]
+
+
+def test_stop_works_on_an_answer_resumed_after_a_dropped_connection(site, page):
+    page.goto(f"{site['live'].url}/demo/")
+    widget = Widget(page)
+    widget.wait_ready()
+    widget.ask(SLOW_QUESTION)
+    expect(widget.body()).to_contain_text("w3")
+    page.evaluate("window.__sockets.at(-1).close()")
+    page.wait_for_function("window.__sockets.length === 2 && window.__sockets[1].readyState === WebSocket.OPEN")
+    expect(widget.stop_button).to_be_enabled()
+    expect(widget.answer()).to_have_attribute("data-status", "streaming")
+    widget.stop_button.click()
+
+    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Stopped")
+    expect(widget.stop_button).to_be_hidden()
+    shown = widget.body().text_content().strip()
+    assert SLOW_ANSWER.startswith(shown) and "w3" in shown and "w99" not in shown
+    messages = history(site, widget.stored(site["key"]))
+    assert [(m["role"], m["status"]) for m in messages] == [("user", "complete"), ("assistant", "cancelled")]
+    assert messages[1]["content"].strip() == shown
 
 
 def test_another_origin_works_when_the_bot_allows_it(site, page):

@@ -204,3 +204,111 @@ def test_a_cancelled_answer_reads_stopped_only_if_this_tab_stopped_it(page):
     expect(widget.answers.locator(".bcw-meta")).to_have_text(["Stopped", "Interrupted", "Interrupted"])
     statuses = [widget.answer(i).get_attribute("data-status") for i in range(3)]
     assert statuses == ["cancelled", "interrupted", "interrupted"]
+
+
+def run_frame(kind: str, content: str, seq: int, run: str = "r1", **fields) -> dict:
+    return {"type": kind, "content": content, "run_id": run, "seq": seq, **fields}
+
+
+def test_after_a_dropped_connection_the_answer_resumes_from_the_last_frame_rendered_once_each(page):
+    api = FakeApi(page)
+    widget = api.open()
+    answer(page, widget, "Question", run_frame("chunk", "Hello ", 1), run_frame("chunk", "wor", 2))
+    expect(widget.body()).to_have_text("Hello wor")
+    # The server checkpointed less than this tab rendered; the run goes on and the greeting names it.
+    api.history = [
+        {"id": "u1", "role": "user", "content": "Question", "status": "complete", "citations": []},
+        {"id": "a1", "role": "assistant", "content": "Hello ", "status": "streaming", "citations": []},
+    ]
+    page.evaluate("window.__fakeGreeting = { run_id: 'r1' }; window.__fake.last().drop()")
+    page.wait_for_function("window.__fake.sockets.length === 2 && window.__fake.last().sent.length > 0")
+    assert page.evaluate("window.__fake.last().sent") == [{"type": "resume", "run_id": "r1", "after": 2}]
+    expect(widget.body()).to_have_text("Hello wor")  # what it had, not the shorter checkpoint
+    expect(widget.answer()).to_have_attribute("data-status", "streaming")
+    expect(widget.stop_button).to_be_enabled()
+
+    # Frames it already rendered (a server replaying from an older position) are not rendered again.
+    page.evaluate(
+        "frames => window.__fake.play(frames)",
+        [run_frame("chunk", "Hello ", 1), run_frame("chunk", "wor", 2), run_frame("chunk", "ld", 3)],
+    )
+    expect(widget.body()).to_have_text("Hello world")
+    page.evaluate("frames => window.__fake.play(frames)", [run_frame("done", "Hello world", 4, finish_reason="stop")])
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    expect(widget.answers).to_have_count(1)
+    expect(widget.users).to_have_text(["Question"])
+
+    # A snapshot replaces the text; a dead server process ends the answer with what it kept, "Interrupted".
+    answer(page, widget, "Again", run_frame("chunk", "Part", 1, run="r2"))
+    page.evaluate(
+        "frames => window.__fake.play(frames)",
+        [run_frame("snapshot", "Partial text", 7, run="r2"), run_frame("chunk", "Partial text", 6, run="r2")],
+    )
+    expect(widget.body()).to_have_text("Partial text")
+    interrupted = run_frame("error", "The server process stopped.", 8, run="r2", code="interrupted", partial="Partial")
+    page.evaluate("frames => window.__fake.play(frames)", [interrupted])
+    expect(widget.answer()).to_have_attribute("data-status", "interrupted")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Interrupted")
+    expect(widget.body()).to_have_text("Partial")
+    expect(widget.stop_button).to_be_hidden()
+    # A late frame of an answer that ended is not shown as a new one.
+    page.evaluate("frames => window.__fake.play(frames)", [run_frame("chunk", " more", 9, run="r2")])
+    expect(widget.answers).to_have_count(2)
+    expect(widget.body()).to_have_text("Partial")
+
+
+def test_an_answer_the_history_shows_in_progress_is_resumed_from_its_start(page):
+    """A tab that never showed the answer (another tab asked it): the history's text so far stays on
+    screen while the run is replayed from its first frame, then the answer goes on."""
+    api = FakeApi(page)
+    widget = api.open()
+    api.history = [
+        {"id": "u1", "role": "user", "content": "Question", "status": "complete", "citations": []},
+        {"id": "a1", "role": "assistant", "content": "Hello wo", "status": "streaming", "citations": []},
+    ]
+    page.add_init_script("window.__fakeGreeting = { run_id: 'r1' }")
+    page.reload()
+    expect(widget.greeting).to_be_visible()
+    page.wait_for_function("window.__fake.last().sent.length > 0")
+    assert page.evaluate("window.__fake.last().sent") == [{"type": "resume", "run_id": "r1", "after": 0}]
+    expect(widget.answer()).to_have_attribute("data-status", "streaming")
+    expect(widget.body()).to_have_text("Hello wo")
+    expect(widget.stop_button).to_be_visible()
+    expect(widget.send_button).to_be_disabled()
+
+    page.evaluate("frames => window.__fake.play(frames)", [run_frame("chunk", "Hello ", 1)])
+    expect(widget.body()).to_have_text("Hello wo")  # the replay has not caught up with the checkpoint yet
+    page.evaluate("frames => window.__fake.play(frames)", [run_frame("chunk", "wor", 2), run_frame("chunk", "ld!", 3)])
+    expect(widget.body()).to_have_text("Hello world!")
+    widget.stop_button.click()
+    page.wait_for_function("window.__fake.last().sent.some((f) => f.type === 'stop')")
+    expect(widget.stop_button).to_have_text("Stopping…")
+    stopped = run_frame("done", "Hello world!", 4, finish_reason="cancelled", message_id="a1", parent_id="u1")
+    page.evaluate("frames => window.__fake.play(frames)", [stopped])
+    expect(widget.answer()).to_have_attribute("data-status", "cancelled")
+    expect(widget.answer().locator(".bcw-meta")).to_have_text("Stopped")
+    expect(widget.answers).to_have_count(1)
+
+
+def test_an_answer_in_progress_whose_run_ended_meanwhile_shows_its_end_from_the_history(page):
+    """The history showed the answer running; by the time the socket opened its run had ended (the greeting
+    names no run): the widget reads the history again instead of leaving the answer in progress."""
+    question = {"id": "u1", "role": "user", "content": "Question", "status": "complete", "citations": []}
+    reads = [
+        [question, {"id": "a1", "role": "assistant", "content": "Hello", "status": "streaming", "citations": []}],
+        [question, {"id": "a1", "role": "assistant", "content": "Hello world", "status": "complete", "citations": []}],
+    ]
+
+    def messages(route):
+        route.fulfill(json={"messages": reads.pop(0) if len(reads) > 1 else reads[0]})
+
+    api = FakeApi(page)
+    widget = api.open()
+    page.route(f"{api.ORIGIN}/widget/sessions/*/messages", messages)
+    page.reload()
+    widget.wait_ready()
+    expect(widget.answer()).to_have_attribute("data-status", "complete")
+    expect(widget.body()).to_have_text("Hello world")
+    expect(widget.stop_button).to_be_hidden()
+    expect(widget.answers).to_have_count(1)
+    assert page.evaluate("window.__fake.last().sent") == []

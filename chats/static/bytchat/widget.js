@@ -20,9 +20,17 @@
  * reloads the history (GET {BASE}/widget/sessions/<id>/messages), asks for a fresh URL
  * (POST {BASE}/widget/sessions/<id>/websocket) and reconnects, backing off from 0.5 s to 10 s. A message
  * typed while the socket is down, or sent on one that dropped before its answer began (and missing from
- * the reloaded history), stays on screen marked as not sent yet and is sent once connected. The server
- * keeps stopped and cut answers alike as `cancelled`: the widget shows "Stopped" for those this tab
- * stopped (their ids are noted in sessionStorage) and "Interrupted" for the others.
+ * the reloaded history), stays on screen marked as not sent yet and is sent once connected.
+ *
+ * Answers outlive connections: each is a run on the server, whose frames carry `run_id` and `seq` (1, 2,
+ * 3...). After a dropped connection or a page reload, the answer the history shows as `streaming` is
+ * resumed where this tab left it: the greeting (`system`) names the session's running run and the widget
+ * sends {"type":"resume","run_id","after"} with the last seq it rendered, kept in memory, and at page hide
+ * in sessionStorage with the text it stands for. Frames at or below that seq are ignored, so each renders
+ * once; a `snapshot` replaces the text; an `error` with code `interrupted` (the server process died) shows
+ * the text kept, marked "Interrupted". Until the resumed text is longer, the history's checkpoint stays
+ * on screen. A cancelled answer reads "Stopped" if this tab stopped it (ids noted in sessionStorage),
+ * else "Interrupted".
  *
  * Safety: model and document text is only ever put in the page as text nodes (textContent); the small
  * Markdown renderer builds elements itself, in about linear time even on hostile text; links are http(s)
@@ -595,6 +603,12 @@
     }
   }
 
+  // An answer's text on screen. A resumed answer rebuilds its text from its run's frames while the history's
+  // checkpoint of it (`floor`) stays shown until the rebuilt text is longer: both begin the same answer.
+  function shownText(item) {
+    return item.floor && item.floor.length > item.content.length ? item.floor : item.content;
+  }
+
   // -- the widget -----------------------------------------------------------------------------
 
   class BytchatWidget {
@@ -627,12 +641,14 @@
       this.attempt = 0;
       this.timer = null;
       this.generation = 0; // bumps when a connection is abandoned; stale callbacks check it
+      this.endedRuns = new Set(); // runs whose end was shown: a late frame of one is ignored
       this.build();
       const left = this.tab.getItem(`${this.storeKey}.open`); // as the visitor left it in this tab
       if (left === null ? data.open === "true" : left === "1") this.setOpen(true, false);
       window.addEventListener("online", () => {
         if (this.started && !this.connected && !this.stopped) this.reconnectNow();
       });
+      window.addEventListener("pagehide", () => this.saveRun()); // a reload resumes the answer from there
     }
 
     static baseOf(script) {
@@ -793,13 +809,12 @@
 
     updateControls() {
       const streaming = this.awaiting;
+      const stopping = Boolean(streaming && this.answer && this.answer.stopRequested);
       this.send.disabled = this.stopped || streaming || Boolean(this.pending) || !this.input.value.trim();
       this.input.disabled = this.stopped;
       this.stop.hidden = !streaming;
-      if (!streaming) {
-        this.stop.disabled = false;
-        this.stop.textContent = this.t.stop;
-      }
+      this.stop.disabled = stopping || !this.connected; // a stop is sent on a connection (again after a drop)
+      this.stop.textContent = stopping ? this.t.stopping : this.t.stop;
       this.log.setAttribute("aria-busy", String(streaming));
     }
 
@@ -856,7 +871,7 @@
       if (item.role === "user" || item.role === "notice") {
         body.textContent = item.content;
         if (item.role === "notice") node.setAttribute("role", "alert");
-      } else if (!item.content && item.status === "streaming") {
+      } else if (!shownText(item) && item.status === "streaming") {
         const typing = h("span", "bcw-typing");
         typing.setAttribute("aria-label", this.t.thinking);
         typing.setAttribute("role", "img");
@@ -864,7 +879,7 @@
         body.replaceChildren(typing);
       } else {
         if (!item.rendered) item.rendered = {};
-        renderMarkdown(body, item.content, item.rendered);
+        renderMarkdown(body, shownText(item), item.rendered);
       }
       meta.textContent = this.metaText(item);
       this.renderSources(sources, item.citations || []);
@@ -1030,6 +1045,7 @@
       if (fresh) {
         this.items = this.items.filter((item) => item.role === "notice").slice(-1);
         this.answer = null;
+        this.forgetRun();
         this.awaiting = false;
         this.restorePending();
         this.renderAll();
@@ -1037,10 +1053,13 @@
       return created.websocket_url;
     }
 
-    async loadHistory() {
+    // `refresh`: on an open connection, which follows any answer begun since it opened (the greeting was
+    // before): an answer in progress there is not resumed, and one that began meanwhile is kept.
+    async loadHistory(refresh = false) {
       const id = this.state.sessionId;
       const data = await this.api("GET", `/widget/sessions/${encodeURIComponent(id)}/messages`);
-      if (id !== this.state.sessionId) return;
+      if (id !== this.state.sessionId || (refresh && this.answer)) return;
+      const known = refresh ? null : this.knownRun();
       this.items = [];
       for (const m of Array.isArray(data.messages) ? data.messages : []) {
         if (!m || (m.role !== "user" && m.role !== "assistant")) continue;
@@ -1058,6 +1077,8 @@
       }
       this.answer = null;
       this.awaiting = false;
+      const last = this.items[this.items.length - 1];
+      if (last && last.role === "assistant" && last.status === "streaming") this.adopt(last, known);
       this.restorePending();
       this.renderAll();
       this.updateControls();
@@ -1074,6 +1095,7 @@
       this.greeting = "";
       this.answer = null;
       this.awaiting = false;
+      this.forgetRun();
       this.renderAll();
       this.started = true;
       await this.reconnectNow();
@@ -1091,6 +1113,12 @@
         this.updateItem(this.pending);
         this.pending = null;
       }
+      if (this.answer) {
+        this.answer.status = "interrupted"; // no connection will resume it
+        this.updateItem(this.answer);
+        this.answer = null;
+      }
+      this.awaiting = false;
       this.notice(text);
       this.updateControls();
     }
@@ -1133,8 +1161,7 @@
         this.connected = true;
         this.attempt = 0;
         this.setStatus("");
-        this.updateControls();
-        this.sendPending();
+        this.updateControls(); // the queued message goes after the greeting (onReady)
       };
       socket.onmessage = (event) => {
         if (generation !== this.generation) return;
@@ -1156,12 +1183,15 @@
     onClose(code) {
       this.connected = false;
       this.unsendPending();
-      if (this.answer) {
-        this.answer.status = "interrupted";
-        this.updateItem(this.answer);
+      const item = this.answer;
+      // An answer with a run goes on without this socket: it stays as it is and is resumed once connected.
+      const resumable = item && item.status === "streaming" && (item.runId || item.adopted) && code !== CLOSE_DELETED;
+      if (item && !resumable) {
+        item.status = "interrupted";
+        this.updateItem(item);
         this.answer = null;
       }
-      this.awaiting = false;
+      if (!resumable) this.awaiting = false;
       this.updateControls();
       if (code === CLOSE_DELETED) {
         this.state = { ...this.state, sessionId: null };
@@ -1187,19 +1217,24 @@
             this.greeting = content;
             this.renderAll();
           }
+          this.onReady(typeof frame.run_id === "string" ? frame.run_id : null);
           break;
-        case "chunk": {
+        case "chunk":
+        case "snapshot": {
           this.confirmPending();
-          const item = this.currentAnswer();
-          item.content += content;
+          const item = this.answerFor(frame);
+          if (!item) break;
+          item.content = frame.type === "chunk" ? item.content + content : content; // a snapshot is the whole text
           this.queueRender();
           break;
         }
         case "done": {
           this.confirmPending();
-          const item = this.currentAnswer();
+          const item = this.answerFor(frame);
+          if (!item) break;
           const remote = item.remote;
           item.content = content || item.content;
+          item.floor = "";
           item.citations = Array.isArray(frame.citations) ? frame.citations : [];
           item.finishReason = frame.finish_reason || "stop";
           item.status = "complete";
@@ -1214,15 +1249,32 @@
           if (frame.code === "connection_expired" || frame.code === "session_deleted") break;
           this.confirmPending();
           const message = content || this.t.failed;
-          if (this.answer) {
-            const item = this.answer;
-            if (typeof frame.partial === "string" && frame.partial.length >= item.content.length) item.content = frame.partial;
-            item.status = "error";
-            item.note = message;
+          // An error of a run ends its answer; one of the socket's (no run_id) ends an answer not begun yet.
+          const ofRun = typeof frame.run_id === "string";
+          const asked = this.answer && !this.answer.runId && !this.answer.adopted ? this.answer : null;
+          const item = ofRun ? this.answerFor(frame) : asked;
+          if (ofRun && !item) break;
+          if (item) {
+            const partial = typeof frame.partial === "string" ? frame.partial : null;
+            if (frame.code === "interrupted") {
+              // The server process writing it died: what it kept is what the history will show.
+              item.status = "interrupted";
+              if (partial !== null) item.content = partial;
+            } else {
+              item.status = "error";
+              item.note = message;
+              if (partial !== null && partial.length >= item.content.length) item.content = partial;
+            }
+            item.floor = "";
             this.finishAnswer(item);
+          } else if (frame.code === "run_not_found" && this.answer) {
+            this.answer = null; // the resumed run is gone (its session deleted, say): the history tells
+            this.awaiting = false;
+            this.updateControls();
+            this.refreshHistory();
           } else {
             this.notice(message);
-            this.awaiting = false;
+            if (!this.answer) this.awaiting = false;
             this.updateControls();
           }
           break;
@@ -1230,6 +1282,47 @@
         default:
           break;
       }
+    }
+
+    // Connected (the greeting came): resume the session's running answer, which the greeting names, from the
+    // last seq this tab rendered of it; or send the message waiting to go.
+    onReady(runId) {
+      const item = this.answer && this.answer.adopted ? this.answer : null;
+      if (runId && !this.endedRuns.has(runId)) {
+        if (item && item.runId !== runId) Object.assign(item, { runId, seq: 0, content: "" });
+        if (!item) {
+          // Not in the history this tab loaded (begun since, in another tab): shown as it comes.
+          this.answer = this.addItem({ role: "assistant", content: "", status: "streaming", citations: [], remote: true });
+          Object.assign(this.answer, { runId, seq: 0, adopted: true });
+          this.awaiting = true;
+        }
+        this.sendFrame({ type: "resume", run_id: runId, after: this.answer.seq });
+        // A stop asked before the connection dropped may not have reached the server: asked again.
+        if (this.answer.stopRequested) this.sendFrame({ type: "stop" });
+        this.updateControls();
+      } else if (item) {
+        // Its run ended while this tab was away: the history has its end.
+        this.answer = null;
+        this.awaiting = false;
+        this.updateControls();
+        this.refreshHistory();
+      }
+      this.sendPending();
+    }
+
+    // The answer a frame of a run belongs to; null for a frame to ignore: one of a run whose end was shown,
+    // of another run than the one shown, or at or below the last seq rendered (each frame renders once).
+    answerFor(frame) {
+      const runId = typeof frame.run_id === "string" ? frame.run_id : null;
+      if (runId && this.endedRuns.has(runId)) return null;
+      if (runId && this.answer && this.answer.runId && this.answer.runId !== runId) return null;
+      const item = this.currentAnswer();
+      if (runId) item.runId = runId;
+      if (Number.isInteger(frame.seq)) {
+        if (frame.seq <= (item.seq || 0)) return null;
+        item.seq = frame.seq;
+      }
+      return item;
     }
 
     currentAnswer() {
@@ -1244,14 +1337,63 @@
       const follow = this.nearBottom();
       this.updateItem(item);
       this.scrollDown(follow);
+      if (item.runId) this.endedRuns.add(item.runId);
+      this.forgetRun();
       this.answer = null;
       this.awaiting = false;
       this.updateControls();
+      this.sendPending(); // a message queued while a resumed answer ran
+    }
+
+    // -- the run this tab shows, kept for a reload (docs/widget.md) -------------------------------
+    get runKey() {
+      return `${this.storeKey}.run`;
+    }
+
+    // What this tab rendered of the answer being written: its run, the last seq and the text up to it.
+    knownRun() {
+      const item = this.answer;
+      if (item && item.runId && item.status === "streaming") {
+        return { run: item.runId, seq: item.seq || 0, text: item.content, stopRequested: Boolean(item.stopRequested) };
+      }
+      try {
+        const saved = JSON.parse(this.tab.getItem(this.runKey) || "null");
+        const valid = saved && saved.session === this.state.sessionId && typeof saved.run === "string";
+        if (valid && Number.isInteger(saved.seq) && saved.seq >= 0 && typeof saved.text === "string") return saved;
+      } catch (_error) {
+        // unreadable: the run is resumed from its start
+      }
+      return null;
+    }
+
+    // At page hide only: the text of a long answer is not written at every chunk.
+    saveRun() {
+      const known = this.answer ? this.knownRun() : null;
+      if (!known) return;
+      try {
+        this.tab.setItem(this.runKey, JSON.stringify({ session: this.state.sessionId, ...known }));
+      } catch (_error) {
+        // storage full: after the reload the run is resumed from its start
+      }
+    }
+
+    forgetRun() {
+      this.tab.removeItem(this.runKey);
+    }
+
+    // An answer the history shows in progress: shown as such, then resumed once connected, after what this
+    // tab had rendered of it (`known`) if that is its run (the greeting says), else from the run's start.
+    adopt(item, known) {
+      item.floor = item.content; // the server's last checkpoint
+      Object.assign(item, { runId: null, seq: 0, content: "", adopted: true });
+      if (known) Object.assign(item, { runId: known.run, seq: known.seq, content: known.text, stopRequested: known.stopRequested });
+      this.answer = item;
+      this.awaiting = true;
     }
 
     async refreshHistory() {
       try {
-        if (!this.answer) await this.loadHistory();
+        if (!this.answer) await this.loadHistory(true);
       } catch (_error) {
         // the answer is shown already; its question appears on the next reload
       }
@@ -1270,6 +1412,10 @@
 
     socketOpen() {
       return this.connected && this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+    }
+
+    sendFrame(frame) {
+      if (this.socketOpen()) this.socket.send(JSON.stringify(frame)); // else the next connection resumes
     }
 
     // Sends the visitor's queued message, if the socket is open; until then it shows as not sent.
@@ -1334,11 +1480,10 @@
     }
 
     requestStop() {
-      if (!this.awaiting || !this.socketOpen()) return;
-      this.socket.send(JSON.stringify({ type: "stop" }));
-      if (this.answer) this.answer.stopRequested = true;
-      this.stop.disabled = true;
-      this.stop.textContent = this.t.stopping;
+      if (!this.awaiting || !this.answer || !this.socketOpen()) return;
+      this.sendFrame({ type: "stop" });
+      this.answer.stopRequested = true;
+      this.updateControls();
     }
 
     // -- what this tab stopped (the server keeps stopped and cut answers alike as `cancelled`) --------
