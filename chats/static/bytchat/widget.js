@@ -1070,9 +1070,7 @@
           status: m.role === "assistant" ? m.status || "complete" : "complete",
           citations: Array.isArray(m.citations) ? m.citations : [],
         };
-        // The server keeps both as `cancelled`: the visitor's stop, or a lost connection.
-        const question = this.items[this.items.length - 1];
-        if (item.status === "cancelled" && !this.stoppedHere(item, question)) item.status = "interrupted";
+        // `cancelled` is a stop (from any tab); an answer cut by a dead server process is `interrupted`.
         this.items.push(item);
       }
       this.answer = null;
@@ -1238,7 +1236,7 @@
           item.citations = Array.isArray(frame.citations) ? frame.citations : [];
           item.finishReason = frame.finish_reason || "stop";
           item.status = "complete";
-          if (item.finishReason === "cancelled") item.status = item.stopRequested ? "cancelled" : "interrupted";
+          if (item.finishReason === "cancelled") item.status = "cancelled";
           if (item.status === "cancelled") this.rememberStopped([frame.message_id, frame.parent_id]);
           this.finishAnswer(item);
           if (remote) this.refreshHistory(); // asked from another tab: fetch its question too
