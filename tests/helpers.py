@@ -88,6 +88,40 @@ async def ws_answer(communicator, timeout: float = 10) -> list[dict]:
             return frames
 
 
+def ws_text(frames: list[dict]) -> str:
+    """The answer's text as a client builds it: chunks appended, a `snapshot` replacing what came before."""
+    text = ""
+    for frame in frames:
+        if frame["type"] == "chunk":
+            text += frame["content"]
+        elif frame["type"] == "snapshot":
+            text = frame["content"]
+    return text
+
+
+async def ws_text_until(communicator, enough, timeout: float = 10) -> list[dict]:
+    """Chunk frames until their joined text satisfies `enough` (chunks are coalesced: their number
+    is not the model's); an answer that ends first fails the test."""
+    frames: list[dict] = []
+    while not enough(ws_text(frames)):
+        frame = await communicator.receive_json_from(timeout=timeout)
+        assert frame["type"] == "chunk", [*frames, frame]
+        frames.append(frame)
+    return frames
+
+
+async def runs_ended(timeout: float = 15) -> None:
+    """Wait for the answers this process is still writing (a test's socket may have left mid-answer:
+    its answer runs on), so none writes into the next test's database."""
+    import asyncio
+
+    from chats.runs.runner import live_runs
+
+    tasks = {live.task for live in live_runs() if live.task.get_loop() is asyncio.get_running_loop()}
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+
+
 def asgi_request(
     method: str, path: str, *, query: bytes = b"", headers: list[tuple[bytes, bytes]] = ()
 ) -> ApplicationCommunicator:

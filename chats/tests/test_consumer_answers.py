@@ -1,20 +1,25 @@
-"""The chat-session socket (003) answering: streaming, stop, disconnect, failures, busy chats, fan-out."""
+"""The chat-session socket (003) answering: streaming, stop, disconnect, failures, busy chats, fan-out.
+
+Resuming runs and stopping them from another socket: test_consumer_runs.py.
+"""
 
 import asyncio
 import json
 import time
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.db import transaction
 
 from accounts.models import User
 from bots.models import Bot, ModelConfig
-from chats.locks import chat_answer_lock, chat_answer_unlock
-from chats.models import Chat, Message, MessageStatus, Surface
-from chats.services import chats_delete_all
+from chats.models import Chat, Message, MessageStatus, Run, RunStatus, Surface
+from chats.runs.services import run_rows_create
+from chats.services import chats_delete_all, user_message_create
 from conftest import REDIS_CONFIGURED, client_for
-from tests.helpers import ws_answer, ws_session, ws_session_path
+from tests.helpers import runs_ended, ws_answer, ws_session, ws_session_path, ws_text, ws_text_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,8 +27,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 async def _thread_connections_closed():
     """The sync thread's database connection is closed after each test, so PostgreSQL's test
-    database can be dropped at the end of the run."""
+    database can be dropped at the end of the run; answers a test left running end first."""
     yield
+    await runs_ended()
     await database_sync_to_async(lambda: None)()
 
 
@@ -49,16 +55,22 @@ async def until(predicate, timeout: float = 10) -> bool:
     return await sync_to_async(predicate)()
 
 
-async def chunks(socket, count: int) -> list[dict]:
-    return [await socket.receive_json_from(timeout=10) for _ in range(count)]
-
-
 def stored(chat) -> list[tuple[str, str, str]]:
     return [(m.role, m.status, m.content) for m in Message.objects.filter(chat=chat).order_by("created_at")]
 
 
 def assert_numbered(frames: list[dict]) -> None:
+    """seq 1, 2, 3 ... with no gap or repeat, every frame naming the same run."""
     assert [frame["seq"] for frame in frames] == list(range(1, len(frames) + 1))
+    assert len({frame["run_id"] for frame in frames}) == 1
+
+
+def busy_run(chat: Chat) -> Run:
+    """The chat answering elsewhere: a running run whose lease holds, as a live process writes one."""
+    with transaction.atomic():
+        question = user_message_create(chat=chat, content="asked elsewhere")
+        _answer, run = run_rows_create(chat=chat, question=question, surface=Surface.CHATS, run_id=uuid.uuid4())
+    return run
 
 
 async def test_greets_then_streams_numbered_chunks_and_a_done_with_the_full_text(user):
@@ -68,14 +80,17 @@ async def test_greets_then_streams_numbered_chunks_and_a_done_with_the_full_text
         assert session.greeting["type"] == "system" and session.greeting["content"]
         await socket.send_json_to({"type": "message", "content": "Hola, ¿qué tal?"})
         frames = await ws_answer(socket)
-    assert [frame["type"] for frame in frames[:-1]] == ["chunk"] * (len(frames) - 1) and len(frames) > 2
+    # Chunks are coalesced (RUN_COALESCE_MS): their number is not the model's; their text is.
+    assert [frame["type"] for frame in frames[:-1]] == ["chunk"] * (len(frames) - 1) and len(frames) >= 2
     done = frames[-1]
     assert done["type"] == "done"
-    assert done["content"] == "".join(frame["content"] for frame in frames[:-1])
+    assert done["content"] == ws_text(frames[:-1]) and done["content"]
     assert_numbered(frames)
     assert done["chat_id"] == str(chat.pk)
     rows = await sync_to_async(stored)(chat)
     assert rows == [("user", "complete", "Hola, ¿qué tal?"), ("assistant", "complete", done["content"])]
+    run = await Run.objects.aget(chat=chat)
+    assert (str(run.pk), str(run.message_id), run.status) == (done["run_id"], done["message_id"], RunStatus.COMPLETE)
 
 
 async def test_context_in_a_message_updates_the_session_and_reaches_the_model_as_data(user, upstream):
@@ -118,18 +133,20 @@ async def test_stop_frame_cancels_the_answer_keeps_the_partial_and_frees_the_cha
     chat, path = await session_for(user, "fake-tokens-200-20")
     async with ws_session(path) as socket:
         await socket.send_json_to({"type": "message", "content": "go"})
-        received = await chunks(socket, 3)
+        # Chunks are coalesced: read until the text holds three tokens, however many frames that is.
+        received = await ws_text_until(socket, lambda text: text.startswith("t0 t1 t2 "))
         await socket.send_json_to({"type": "stop"})
         rest = await ws_answer(socket)
         done = rest[-1]
         assert done["type"] == "done" and done["finish_reason"] == "cancelled"
         frames = received + rest
         assert_numbered(frames)
-        assert done["content"] == "".join(frame["content"] for frame in frames[:-1])
+        assert done["content"] == ws_text(frames[:-1])
         assert done["content"].startswith("t0 t1 t2 ")
         # The chat is free again at once: the next message is answered, not refused as busy.
         await socket.send_json_to({"type": "message", "content": "again"})
-        assert (await socket.receive_json_from(timeout=10))["type"] == "chunk"
+        again = await socket.receive_json_from(timeout=10)
+        assert again["type"] == "chunk" and again["seq"] == 1 and again["run_id"] != done["run_id"]
         await socket.send_json_to({"type": "stop"})
         assert (await ws_answer(socket))[-1]["finish_reason"] == "cancelled"
     assert await until(lambda: upstream.disconnects == 2)
@@ -141,24 +158,29 @@ async def test_stop_frame_cancels_the_answer_keeps_the_partial_and_frees_the_cha
         ("assistant", "cancelled"),
     ]
     assert rows[1][2] == done["content"]
+    assert [run.status async for run in Run.objects.filter(chat=chat)] == [RunStatus.CANCELLED] * 2
 
 
-async def test_closing_the_socket_cancels_the_upstream_request_and_stores_the_partial(user, upstream):
-    chat, path = await session_for(user, "fake-tokens-200-20")
+async def test_closing_the_socket_mid_answer_leaves_the_answer_running_to_its_end_and_stored_complete(user, upstream):
+    # A client that leaves no longer cancels its answer: it runs on, is stored `complete`, then frees the chat.
+    chat, path = await session_for(user, "fake-tokens-40-20")
     async with ws_session(path) as socket:
         await socket.send_json_to({"type": "message", "content": "go"})
-        received = "".join(frame["content"] for frame in await chunks(socket, 3))
-    assert await until(lambda: upstream.disconnects == 1)
-    assert upstream.completed == 0
-    assert await until(lambda: Message.objects.filter(chat=chat, role="assistant").exists())
+        received = ws_text(await ws_text_until(socket, lambda text: text.startswith("t0 t1 t2 ")))
+    assert await until(lambda: upstream.completed == 1)
+    assert upstream.disconnects == 0
+    assert await until(lambda: Run.objects.get(chat=chat).status == RunStatus.COMPLETE)
     answer = await Message.objects.aget(chat=chat, role="assistant")
-    assert answer.status == MessageStatus.CANCELLED
+    assert answer.status == MessageStatus.COMPLETE
     assert answer.content.startswith(received)
+    assert answer.content == " ".join(f"t{i}" for i in range(40)) + " "
     # The answer lock and the stream slot were given back: the session takes a new message.
-    chat, path = chat, await sync_to_async(ws_session_path)(chat, user)
-    async with ws_session(path) as socket:
+    path = await sync_to_async(ws_session_path)(chat, user)
+    session = ws_session(path)
+    async with session as socket:
+        assert "run_id" not in session.greeting  # nothing is being written any more
         await socket.send_json_to({"type": "message", "content": "again"})
-        assert (await socket.receive_json_from(timeout=10))["type"] == "chunk"
+        assert (await ws_answer(socket))[-1]["type"] == "done"
 
 
 async def test_upstream_drop_mid_stream_sends_an_error_frame_and_stores_the_partial(user, upstream):
@@ -166,11 +188,12 @@ async def test_upstream_drop_mid_stream_sends_an_error_frame_and_stores_the_part
     async with ws_session(path) as socket:
         await socket.send_json_to({"type": "message", "content": "uno dos tres cuatro cinco"})
         frames = await ws_answer(socket)
-        assert [frame["type"] for frame in frames] == ["chunk", "chunk", "chunk", "error"]
+        # Chunks are coalesced: the three the model sent may come as fewer frames, with the same text.
+        assert [frame["type"] for frame in frames] == ["chunk"] * (len(frames) - 1) + ["error"] and len(frames) >= 2
         assert_numbered(frames)
         error = frames[-1]
         assert error["code"] == "stream_interrupted" and error["content"]
-        assert error["partial"] == "".join(frame["content"] for frame in frames[:3])
+        assert error["partial"] == ws_text(frames[:-1]) and error["partial"]
         # The socket stays open and takes the next message.
         await socket.send_json_to({"type": "message", "content": "otra vez"})
         assert (await socket.receive_json_from(timeout=10))["type"] == "chunk"
@@ -204,15 +227,20 @@ async def test_a_second_message_while_answering_is_refused_and_answers_never_int
 
 async def test_a_chat_answering_on_another_surface_is_busy_for_the_socket(user):
     chat, path = await session_for(user)
-    token = await sync_to_async(chat_answer_lock)(chat.pk)
-    async with ws_session(path) as socket:
+    # A chat is busy while it has a running run with a live lease (the answer lock of every surface).
+    run = await sync_to_async(busy_run)(chat)
+    session = ws_session(path)
+    async with session as socket:
+        assert session.greeting["run_id"] == str(run.pk)  # the client may resume the answer being written
         await socket.send_json_to({"type": "message", "content": "hola"})
         error = await socket.receive_json_from(timeout=10)
         assert error["type"] == "error" and error["code"] == "chat_busy"
-        await sync_to_async(chat_answer_unlock)(chat.pk, token)
+        await Run.objects.filter(pk=run.pk).aupdate(status=RunStatus.COMPLETE)
         await socket.send_json_to({"type": "message", "content": "hola"})
         assert (await ws_answer(socket))[-1]["type"] == "done"
-    assert [row[0] for row in await sync_to_async(stored)(chat)] == ["user", "assistant"]
+    rows = await sync_to_async(stored)(chat)
+    assert [(role, content) for role, _status, content in rows][2] == ("user", "hola")
+    assert [row[0] for row in rows] == ["user", "assistant", "user", "assistant"]  # the busy run's two, then ours
 
 
 async def test_too_many_streams_and_unconfigured_providers_are_error_frames_with_codes(user, settings):
@@ -257,8 +285,10 @@ async def test_a_second_socket_on_the_session_gets_numbered_chunks_and_the_full_
     assert_numbered(watched)
     assert spoken[-1]["type"] == watched[-1]["type"] == "done"
     assert spoken[-1]["content"] == watched[-1]["content"] == expected
-    assert "".join(frame["content"] for frame in watched[:-1]) == expected
+    assert ws_text(watched[:-1]) == expected
     assert {frame["type"] for frame in watched[:-1]} == {"chunk"}
+    # Watchers read the run's log as the asker does: the very same frames.
+    assert watched == spoken
 
 
 async def test_two_sockets_sending_at_once_get_one_answer_and_one_busy_error(user, upstream):
@@ -268,10 +298,15 @@ async def test_two_sockets_sending_at_once_get_one_answer_and_one_busy_error(use
         await first.send_json_to({"type": "message", "content": "first"})
         assert (await first.receive_json_from(timeout=10))["type"] == "chunk"
         await second.send_json_to({"type": "message", "content": "second"})
+        # The second socket also watches the first's answer (session.run): read to its busy error and that done.
         frames = await ws_answer(second)
+        while not {"error", "done"} <= {frame["type"] for frame in frames}:
+            frames += await ws_answer(second)
         busy = [frame for frame in frames if frame["type"] == "error"]
-        assert busy and busy[0]["code"] == "chat_busy"
-        assert (await ws_answer(first))[-1]["type"] == "done"
+        assert len(busy) == 1 and busy[0]["code"] == "chat_busy" and "seq" not in busy[0]
+        spoken = await ws_answer(first)
+        assert spoken[-1]["type"] == "done"
+        assert [frame for frame in frames if frame["type"] != "error"][-1] == spoken[-1]
     assert [content for role, _status, content in await sync_to_async(stored)(chat) if role == "user"] == ["first"]
 
 

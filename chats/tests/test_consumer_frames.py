@@ -1,6 +1,7 @@
 """Bad client frames on the chat-session socket (003) get an error frame; the socket stays open."""
 
 import json
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -111,6 +112,14 @@ def test_parse_frame_reads_messages_and_stops():
     frame = parse('{"type": "message", "content": "  Explícame mis gastos ", "context": {"total_spent": 10000}}')
     assert frame == ClientFrame(type="message", content="Explícame mis gastos", context={"total_spent": 10000})
     assert parse('{"type": "message", "content": "hola", "context": null}').context is None
+
+
+def test_parse_frame_reads_resumes_from_the_start_or_after_a_position():
+    run_id = uuid.uuid4()
+    assert parse(json.dumps({"type": "resume", "run_id": str(run_id), "after": 41})) == ClientFrame(
+        type="resume", run_id=run_id, after=41
+    )
+    assert parse(json.dumps({"type": "resume", "run_id": str(run_id)})) == ClientFrame(type="resume", run_id=run_id)
 
 
 # The values inside a context object are checked by the service (chats.services.context_validate).

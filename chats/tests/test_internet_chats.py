@@ -4,12 +4,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from bots.models import Bot
-from chats.locks import chat_answer_lock, chat_answer_unlock
-from chats.models import Chat, Message, MessageStatus, Role, Surface
+from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus, Surface
+from chats.runs.services import run_rows_create
 from chats.services import assistant_message_create, chat_create, user_message_create
 from tests.helpers import assert_error
 
@@ -217,14 +218,15 @@ def test_conversation_refuses_bad_and_unknown_fields(api, body, field):
 
 
 def test_conversation_into_a_chat_that_is_answering_is_409(api):
-    chat = make_chat(api)
-    token = chat_answer_lock(uuid.UUID(chat["id"]))
-    try:
-        assert_error(post_conversation(api, chat["id"], "Human", "interrupting"), 409, "answer")
-    finally:
-        chat_answer_unlock(uuid.UUID(chat["id"]), token)
-    assert Message.objects.count() == 0
-    assert post_conversation(api, chat["id"], "Human", "now").status_code == 201
+    chat = Chat.objects.get(pk=make_chat(api)["id"])
+    # A chat is answering while it has a running run whose lease holds (written by a live process).
+    with transaction.atomic():
+        question = user_message_create(chat=chat, content="asked elsewhere")
+        _answer, run = run_rows_create(chat=chat, question=question, surface=Surface.CHATS, run_id=uuid.uuid4())
+    assert_error(post_conversation(api, str(chat.id), "Human", "interrupting"), 409, "answer")
+    assert Message.objects.count() == 2  # the question and its answer being written; nothing added
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETE)
+    assert post_conversation(api, str(chat.id), "Human", "now").status_code == 201
 
 
 def test_conversation_into_an_unknown_chat_is_404(api):

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
+
+from django.utils.translation import gettext as _
 
 from chats.models import Run
 from chats.runs.log import RunEvent
 from chats.runs.reader import run_events
 from chats.visitors import visitor_citations
 
+logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -40,9 +44,26 @@ class AnswerFollower:
         self.task = asyncio.create_task(self._relay(after), name=f"follow run {self.run_id}")
 
     async def _relay(self, after: int) -> None:
-        async with aclosing(run_events(self.run, after=after)) as events:
-            async for item in events:
-                await self.send(frame_of(item, self.run_id, visitor=self.visitor))
+        try:
+            async with aclosing(run_events(self.run, after=after)) as events:
+                async for item in events:
+                    try:
+                        await self.send(frame_of(item, self.run_id, visitor=self.visitor))
+                    except OSError:
+                        # The client left before the consumer heard of it (uvicorn's ClientDisconnected).
+                        return
+        except Exception:
+            # Reading the run failed (its row, say): the run goes on, and the client can resume it.
+            logger.exception("could not relay run %s", self.run_id)
+            with contextlib.suppress(Exception):
+                await self.send(
+                    {
+                        "type": "error",
+                        "content": _("The server could not relay this answer; it goes on: resume it to read on."),
+                        "code": "relay_failed",
+                        "run_id": self.run_id,
+                    }
+                )
 
     async def finished(self, seconds: float) -> None:
         await asyncio.wait({self.task}, timeout=seconds)

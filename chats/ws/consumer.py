@@ -89,6 +89,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.rate = FrameRate(settings.WS_MESSAGES_PER_MINUTE)
         # The runs this socket relays, by run id: one object per answer.
         self.followers: dict[str, AnswerFollower] = {}
+        # Every run this socket followed: a late `session.run` notice must not replay one it already read.
+        self.followed: set[str] = set()
         self.layer_failed = False
         self.closing = False
         self.expiry: asyncio.TimerHandle | None = None
@@ -290,11 +292,14 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self._follow(run, after=frame.after)
 
     def _follow(self, run: Run, *, after: int) -> None:
+        if self.closing:  # the socket is being closed (its age, say) while this frame was handled
+            return
         previous = self.followers.pop(str(run.pk), None)
         if previous is not None:
             previous.task.cancel()
         follower = AnswerFollower(run, after=after, send=self._send_json, visitor=self.is_visitor)
         self.followers[follower.run_id] = follower
+        self.followed.add(follower.run_id)
         follower.task.add_done_callback(lambda _task: self._unfollow(follower))
 
     def _unfollow(self, follower: AnswerFollower) -> None:
@@ -304,13 +309,13 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
     # -- events from the channel layer ---------------------------------------------------------
     async def session_run(self, event: dict[str, Any]) -> None:
         """Another socket of this session started an answer: relay it here too."""
-        if event.get("sender") == self.channel_name or self.closing or event.get("run_id") in self.followers:
+        if event.get("sender") == self.channel_name or self.closing or event.get("run_id") in self.followed:
             return
         try:
             run = await database_sync_to_async(self._session_run, thread_sensitive=False)(uuid.UUID(event["run_id"]))
         except DomainError:
             return
-        if run is not None and str(run.pk) not in self.followers:
+        if run is not None and str(run.pk) not in self.followed:
             self._follow(run, after=0)
 
     async def session_deleted(self, event: dict[str, Any]) -> None:
