@@ -171,11 +171,10 @@ def test_sources_need_only_what_visitors_are_sent(page):
         widget.wait_ready()
 
 
-def test_a_cancelled_answer_reads_stopped_only_if_this_tab_stopped_it(page):
+def test_a_cancelled_answer_reads_stopped_and_one_whose_server_died_interrupted(page):
     api = FakeApi(page)
     widget = api.open()
     question = {"role": "user", "status": "complete", "citations": []}
-    cancelled = {"role": "assistant", "status": "cancelled", "citations": []}
     # Stopped by the visitor: the server ends it with finish_reason `cancelled`.
     answer(page, widget, "First", {"type": "chunk", "content": "Half"})
     widget.stop_button.click()
@@ -183,27 +182,21 @@ def test_a_cancelled_answer_reads_stopped_only_if_this_tab_stopped_it(page):
     page.evaluate("frames => window.__fake.play(frames)", [done("Half", finish_reason="cancelled", parent_id="u1")])
     expect(widget.answer()).to_have_attribute("data-status", "cancelled")
     expect(widget.answer().locator(".bcw-meta")).to_have_text("Stopped")
-    # Cut by a lost connection; the server keeps both as `cancelled`, as the reloaded history shows.
-    answer(page, widget, "Second", {"type": "chunk", "content": "Part"})
+    # After a reload: `cancelled` is always a stop (from this tab or another: a client that leaves no longer
+    # stops an answer); `interrupted` is an answer whose server process died, kept up to its last checkpoint.
     api.history = [
         {**question, "id": "u1", "content": "First"},
-        {**cancelled, "id": "a1", "content": "Half"},
+        {"role": "assistant", "status": "cancelled", "citations": [], "id": "a1", "content": "Half"},
         {**question, "id": "u2", "content": "Second"},
-        {**cancelled, "id": "a2", "content": "Part"},
+        {"role": "assistant", "status": "cancelled", "citations": [], "id": "a2", "content": "Part"},
+        {**question, "id": "u3", "content": "Third"},
+        {"role": "assistant", "status": "interrupted", "citations": [], "id": "a3", "content": "Bit"},
     ]
-    page.evaluate("window.__fake.last().drop()")
-    expect(widget.answer()).to_have_attribute("data-status", "interrupted")
-    expect(widget.answer().locator(".bcw-meta")).to_have_text("Interrupted")
-    widget.wait_ready()
-    expect(widget.answers.locator(".bcw-meta")).to_have_text(["Stopped", "Interrupted"])
-
-    # After a reload too; one cancelled in another tab, or with no `done` seen here, reads "Interrupted".
-    api.history += [{**question, "id": "u3", "content": "Third"}, {**cancelled, "id": "a3", "content": "Bit"}]
     page.reload()
     widget.wait_ready()
-    expect(widget.answers.locator(".bcw-meta")).to_have_text(["Stopped", "Interrupted", "Interrupted"])
+    expect(widget.answers.locator(".bcw-meta")).to_have_text(["Stopped", "Stopped", "Interrupted"])
     statuses = [widget.answer(i).get_attribute("data-status") for i in range(3)]
-    assert statuses == ["cancelled", "interrupted", "interrupted"]
+    assert statuses == ["cancelled", "cancelled", "interrupted"]
 
 
 def run_frame(kind: str, content: str, seq: int, run: str = "r1", **fields) -> dict:

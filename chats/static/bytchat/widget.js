@@ -29,8 +29,8 @@
  * in sessionStorage with the text it stands for. Frames at or below that seq are ignored, so each renders
  * once; a `snapshot` replaces the text; an `error` with code `interrupted` (the server process died) shows
  * the text kept, marked "Interrupted". Until the resumed text is longer, the history's checkpoint stays
- * on screen. A cancelled answer reads "Stopped" if this tab stopped it (ids noted in sessionStorage),
- * else "Interrupted".
+ * on screen. A cancelled answer reads "Stopped" (it was stopped, from this tab or another); one whose
+ * server process died reads "Interrupted".
  *
  * Safety: model and document text is only ever put in the page as text nodes (textContent); the small
  * Markdown renderer builds elements itself, in about linear time even on hostile text; links are http(s)
@@ -1237,7 +1237,6 @@
           item.finishReason = frame.finish_reason || "stop";
           item.status = "complete";
           if (item.finishReason === "cancelled") item.status = "cancelled";
-          if (item.status === "cancelled") this.rememberStopped([frame.message_id, frame.parent_id]);
           this.finishAnswer(item);
           if (remote) this.refreshHistory(); // asked from another tab: fetch its question too
           break;
@@ -1482,28 +1481,6 @@
       this.sendFrame({ type: "stop" });
       this.answer.stopRequested = true;
       this.updateControls();
-    }
-
-    // -- what this tab stopped (the server keeps stopped and cut answers alike as `cancelled`) --------
-    stoppedIds() {
-      try {
-        const ids = JSON.parse(this.tab.getItem(`${this.storeKey}.stopped`) || "[]");
-        return Array.isArray(ids) ? ids : [];
-      } catch (_error) {
-        return [];
-      }
-    }
-
-    // The ids of a stopped answer's `done` frame: its own, and its question's.
-    rememberStopped(ids) {
-      const known = this.stoppedIds().concat(ids.filter((id) => typeof id === "string" && id));
-      this.tab.setItem(`${this.storeKey}.stopped`, JSON.stringify(known.slice(-200)));
-    }
-
-    stoppedHere(answer, question) {
-      const ids = this.stoppedIds();
-      if (ids.includes(String(answer.id))) return true;
-      return Boolean(question && question.role === "user" && ids.includes(String(question.id)));
     }
 
     // -- streamed answers: rendered at most once an animation frame, and, after a slow render, only once
