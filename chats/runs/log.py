@@ -25,6 +25,8 @@ from chats.events import StreamEvent
 from core.redis_clients import async_redis
 
 logger = logging.getLogger(__name__)
+# Longest wait between attempts to copy a run's events to Redis while it is unreachable.
+MIRROR_RETRY_MAX_SECONDS = 2.0
 # Events handed to a reader at once: what a reader holds is bounded whatever the log holds.
 READ_BATCH = 256
 
@@ -163,8 +165,11 @@ def _seq_of(entry_id: bytes | str) -> int:
 class RedisMirror:
     """Copies a run's events to its Redis Stream from a task of its own, batching what queued meanwhile.
 
-    If Redis fails, the copy stops (logged once): readers on this process still read the local log,
-    and readers elsewhere fall back to the stored message.
+    If Redis fails, the copy is retried (backing off to MIRROR_RETRY_MAX_SECONDS) with what queued
+    meanwhile, from the stream's last entry on: a blip delays readers elsewhere instead of leaving them
+    the stored text. The queue keeps at most RUN_LOG_MAX_EVENTS events: readers too far behind get the
+    stored text (a `snapshot`), as they would from a trimmed log. Readers on this process read its
+    memory and never wait on Redis.
     """
 
     def __init__(self, run_id: str, running_ttl: int) -> None:
@@ -172,50 +177,72 @@ class RedisMirror:
         self.running_ttl = running_ttl
         self.outbox: list[RunEvent] = []
         self.wakeup = asyncio.Event()
-        self.failed = False
+        self.closed = False
         self.task = asyncio.create_task(self._run())
 
     def put(self, item: RunEvent) -> None:
-        if not self.failed:
-            self.outbox.append(item)
-            self.wakeup.set()
+        if self.closed:
+            return
+        self.outbox.append(item)
+        if len(self.outbox) > settings.RUN_LOG_MAX_EVENTS:
+            del self.outbox[: len(self.outbox) - settings.RUN_LOG_MAX_EVENTS]
+        self.wakeup.set()
 
     async def _run(self) -> None:
         client = async_redis()
+        delay = 0.0
         while True:
-            await self.wakeup.wait()
+            if delay:
+                await asyncio.sleep(delay)
+            else:
+                await self.wakeup.wait()
             self.wakeup.clear()
             batch, self.outbox = self.outbox, []
             if not batch:
                 continue
-            ended = batch[-1].terminal
             try:
-                async with client.pipeline(transaction=False) as pipe:
-                    for item in batch:
-                        pipe.xadd(
-                            self.key,
-                            {"e": encode(item.event)},
-                            id=f"{item.seq}-0",
-                            maxlen=settings.RUN_LOG_MAX_EVENTS,
-                            approximate=True,
-                        )
-                    pipe.expire(self.key, settings.RUN_LOG_TTL_SECONDS if ended else self.running_ttl)
-                    await pipe.execute()
+                if delay:  # after a failure some of the batch may have landed
+                    entries = await client.xrevrange(self.key, count=1)
+                    stored = int(entries[0][0].decode().split("-", 1)[0]) if entries else 0
+                    batch = [item for item in batch if item.seq > stored]
+                await self._copy(client, batch)
             except ResponseError:
                 # An id at or below the stream's last: another process ended this run (its lease lapsed).
                 logger.warning("run log %s was closed by another process; copy stopped", self.key)
-                self.failed = True
+                self.closed = True
                 return
             except (RedisError, OSError):
-                logger.warning("could not copy events to %s; readers elsewhere get the stored text", self.key)
-                self.failed = True
-                return
-            if ended:
+                if not delay:
+                    logger.warning("could not copy events to %s; retrying", self.key)
+                self.outbox = batch + self.outbox
+                delay = min(MIRROR_RETRY_MAX_SECONDS, max(0.1, delay * 2))
+                continue
+            delay = 0.0
+            if batch and batch[-1].terminal:
+                self.closed = True
                 return
 
+    async def _copy(self, client: Any, batch: list[RunEvent]) -> None:
+        if not batch:
+            return
+        async with client.pipeline(transaction=False) as pipe:
+            for item in batch:
+                pipe.xadd(
+                    self.key,
+                    {"e": encode(item.event)},
+                    id=f"{item.seq}-0",
+                    maxlen=settings.RUN_LOG_MAX_EVENTS,
+                    approximate=True,
+                )
+            pipe.expire(self.key, settings.RUN_LOG_TTL_SECONDS if batch[-1].terminal else self.running_ttl)
+            await pipe.execute()
+
     async def drained(self, seconds: float) -> None:
-        """Wait (briefly) until the last event was copied."""
+        """Wait (briefly) until the last event was copied; a Redis that stays down is given up on then."""
         await asyncio.wait({self.task}, timeout=seconds)
+        if not self.task.done():
+            self.closed = True
+            self.task.cancel()
 
 
 class RedisLog:
