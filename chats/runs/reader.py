@@ -131,7 +131,7 @@ async def _lapsed(run: Run) -> bool:
     """Interrupt the run if its process died; whether it did (its end is then in its log or row)."""
     if local_log(str(run.pk)) is not None or run.lease_expires_at is None:
         return False
-    return await released(run_interrupt_lapsed)(run) is not None
+    return await released(run_interrupt_lapsed)(run=run) is not None
 
 
 async def _next_batch(run: Run, position: int) -> list[RunEvent] | object | None:

@@ -1,15 +1,18 @@
 """`/runs/{run_id}`, its events and its stop: the owner's runs only (docs/runs.md; docs/reliability.md A1)."""
 
+import datetime
 import json
 import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.services import api_key_create
-from chats.models import Run
+from chats.models import Message, Run
+from chats.services import turn_start
 from chats.visitors import visitor_new, visitor_token_issue
 from tests.helpers import parse_sse, read_stream
 
@@ -91,3 +94,17 @@ async def test_stopping_a_run_that_ended_changes_nothing(user, bot, upstream):
     assert response.json()["status"] == "complete" and response.json()["content"] == events[-1][1]["content"]
     wrong = await AsyncClient().get(f"/runs/{run_id}/stop", headers=bearer(user))
     assert wrong.status_code == 405 and json.loads(wrong.content)["detail"]
+
+
+async def test_a_run_whose_process_died_reads_as_interrupted_and_a_stop_finds_it_ended(user, bot, upstream):
+    # Written by a process that is gone (its lease lapsed), and no keeper runs here to notice.
+    reply, _task_type = await sync_to_async(turn_start)(user=user, prompt="hello", bot=bot)
+    await Message.objects.filter(pk=reply.run.message_id).aupdate(content="Half an ans")
+    await Run.objects.filter(pk=reply.run.pk).aupdate(
+        seq=3, lease_holder="gone:1:x", lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    detail = (await AsyncClient().get(f"/runs/{reply.run.pk}", headers=bearer(user))).json()
+    assert (detail["status"], detail["error_code"], detail["seq"]) == ("interrupted", "interrupted", 4)
+    assert detail["content"] == "Half an ans"
+    stopped = await AsyncClient().post(f"/runs/{reply.run.pk}/stop", headers=bearer(user))
+    assert stopped.status_code == 200 and stopped.json()["status"] == "interrupted"

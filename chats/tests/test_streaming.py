@@ -228,3 +228,17 @@ async def test_a_run_renewed_by_its_process_is_not_interrupted(user, bot, upstre
     live = run_launch(reply)
     await events_of(live.run)
     assert live_run(live.id) is None  # ended: no longer this process's to renew
+
+
+@pytest.mark.bot(models=[("general", "custom", "fake-echo")])
+async def test_a_reader_of_a_run_whose_process_died_interrupts_it_itself(user, bot, upstream):
+    # Nothing else touches the run: its reader, on a process that is not writing it, sees the lease lapsed.
+    reply = await sync_to_async(start)(user, bot)
+    await Message.objects.filter(pk=reply.run.message_id).aupdate(content="Half an ans")
+    await Run.objects.filter(pk=reply.run.pk).aupdate(
+        seq=4, lease_holder="gone:1:x", lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    events = await events_of(reply.run)
+    assert [(i.seq, i.event.type) for i in events] == [(4, "snapshot"), (5, "error")]
+    assert events[0].event.content == "Half an ans" and events[1].event.data["code"] == "interrupted"
+    assert (await Run.objects.aget(pk=reply.run.pk)).status == RunStatus.INTERRUPTED
