@@ -13,13 +13,12 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import re_path
-from django.utils import timezone
 
 from accounts.authentication import authenticate_bearer_or_query
 from chats.api.streams import resume_point, resume_response
-from chats.models import Run, RunStatus
+from chats.models import Run
 from chats.runs.log import RunEvent, local_log
-from chats.runs.reconcile import run_interrupt_lapsed
+from chats.runs.reconcile import run_as_it_stands
 from chats.runs.runner import run_stop
 from chats.runs.selectors import RunNotFound, run_fresh, run_get
 from chats.streaming import released
@@ -43,17 +42,10 @@ def _reader(*, request: HttpRequest, run_id: str) -> RunReader:
         run = run_get(run_id=run_id, visitor_id=visitor.id)
         if visitor_from_token(token.strip(), bot=run.chat.bot) is None:  # the bot's key changed since
             raise RunNotFound()
-        return RunReader(_as_it_stands(run), visitor=True)
-    return RunReader(_as_it_stands(run_get(run_id=run_id, user=authenticate_bearer_or_query(request))), visitor=False)
-
-
-def _as_it_stands(run: Run) -> Run:
-    """A run whose process died is interrupted by the first process asked about it, so its state and
-    a stop see its end even where no keeper runs (docs/reliability.md E12)."""
-    lapsed = run.status == RunStatus.RUNNING and run.lease_expires_at and run.lease_expires_at < timezone.now()
-    if lapsed and run_interrupt_lapsed(run) is not None:
-        return run_fresh(run_id=run.pk) or run
-    return run
+        return RunReader(run_as_it_stands(run), visitor=True)
+    return RunReader(
+        run_as_it_stands(run_get(run_id=run_id, user=authenticate_bearer_or_query(request))), visitor=False
+    )
 
 
 def run_payload(run: Run) -> dict[str, Any]:

@@ -33,8 +33,8 @@ def _beat() -> bool:
     from chats.runs.services import runs_lease_renew
     from core.slots import slots_held, slots_renew
 
+    slots_renew()  # first: a slot must not lapse before the run that holds it
     renewed = runs_lease_renew(holder=process_id())
-    slots_renew()
     runs_reconcile()
     return bool(renewed or slots_held())
 

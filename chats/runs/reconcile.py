@@ -12,12 +12,14 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError, ResponseError
 
 from chats.events import StreamEvent
-from chats.models import Run
+from chats.models import Run, RunStatus
 from chats.runs.log import RunEvent, _stream_key, encode, local_log
+from chats.runs.selectors import run_fresh
 from chats.runs.services import run_interrupt, runs_expired
 from core.redis_clients import redis_configured, sync_redis
 
@@ -69,3 +71,12 @@ def run_interrupt_lapsed(run: Run) -> RunEvent | None:
 def runs_reconcile(*, chat_id: uuid.UUID | None = None) -> int:
     """Interrupt every run (of `chat_id`, or all) whose lease lapsed; how many were interrupted."""
     return sum(1 for run in runs_expired(chat_id=chat_id) if run_interrupt_lapsed(run) is not None)
+
+
+def run_as_it_stands(run: Run) -> Run:
+    """`run`, interrupted first if its process died: the first process asked about a run sees its end,
+    even where no keeper runs (docs/reliability.md E12)."""
+    lapsed = run.status == RunStatus.RUNNING and run.lease_expires_at and run.lease_expires_at < timezone.now()
+    if lapsed and run_interrupt_lapsed(run) is not None:
+        return run_fresh(run_id=run.pk) or run
+    return run

@@ -28,9 +28,10 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chats.exceptions import ChatNotFound
-from chats.models import Run, Surface
+from chats.models import Run, RunStatus, Surface
 from chats.notifications import session_group, user_group
 from chats.runs.keeper import keeper_ensure
+from chats.runs.reconcile import run_as_it_stands
 from chats.runs.runner import run_launch, run_stop
 from chats.runs.selectors import RunNotFound, chat_running_run, run_get
 from chats.runs.services import run_abandon
@@ -178,7 +179,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
             "session_id": str(self.session_id),
         }
         # An answer still being written (this client reloaded, say): the client may resume it.
-        running = await database_sync_to_async(chat_running_run, thread_sensitive=False)(chat_id=self.session_id)
+        running = await database_sync_to_async(self._running_run, thread_sensitive=False)()
         if running is not None:
             greeting["run_id"] = str(running.pk)
         await self._send_json(greeting)
@@ -262,6 +263,13 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 run_abandon(run=reply.run)
                 raise
         return reply
+
+    def _running_run(self) -> Run | None:
+        """The session's answer being written now (one whose process died is interrupted first)."""
+        running = chat_running_run(chat_id=self.session_id)
+        if running is None or run_as_it_stands(running).status != RunStatus.RUNNING:
+            return None
+        return running
 
     def _session_run(self, run_id: uuid.UUID | None) -> Run | None:
         """A run of this session the socket's user may see: `run_id`, or the one running now."""
