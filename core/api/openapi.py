@@ -47,7 +47,10 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
                 "Plain chunked text by default; Server-Sent Events (`chunk`, `done`, `error`) with "
                 "`Accept: text/event-stream`. A failure before the first token is an HTTP error with a "
                 "JSON `detail`; a failure after it ends a text stream with a line `[error] ...` and an SSE "
-                "stream with an `error` event. Headers: `X-Chat-Id`, `X-Bytchat-Model`, `X-Bytchat-Task-Type`."
+                "stream with an `error` event. Headers: `X-Chat-Id`, `X-Bytchat-Model`, `X-Bytchat-Task-Type`, "
+                "`X-Run-Id` (the answer's run: `GET /runs/{run_id}` and its resumable events). Each SSE event has "
+                "an `id:` line `<run_id>:<seq>` and carries `run_id` and `seq`. The answer runs to its end "
+                "even if the client leaves; `POST /runs/{run_id}/stop` stops it."
             ),
             "parameters": [
                 UUID_PARAM,
@@ -339,15 +342,22 @@ def inference_endpoints(result: dict[str, Any]) -> dict[str, Any]:
                     "starts (authentication, unknown chat, no Human message, chat busy, too many streams) "
                     "are JSON errors; any failure after that, including a model or web search that is not "
                     "configured or fails, is an `error` event in a 200 stream. Web search results are cited "
-                    "with their URLs and never fetched."
+                    "with their URLs and never fetched. Each event has an `id:` line `<run_id>:<seq>`; a "
+                    "request with `Last-Event-ID` (a browser's EventSource reconnecting) resumes that run "
+                    "after that event instead of starting a new answer, and gets 204 when nothing is left."
                 ),
-                "parameters": [target, token],
+                "parameters": [
+                    target,
+                    token,
+                    {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+                ],
                 "security": [{"jwtAuth": []}, {"jwtQuery": []}],
                 "responses": {
                     "200": {
                         "description": "The answer, streamed.",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
+                    "204": {"description": "Resumed past the run's end: nothing left to send."},
                     "400": ERROR,
                     "401": ERROR,
                     "404": ERROR,
