@@ -81,6 +81,8 @@ PAGE_PARAMETERS = page_parameters("At most this many ids (capped by LIST_MAX_ROW
 
 class SessionListCreateView(APIView):
     parser_classes = [JSONParser]
+    # a `bot_id` that is not one of the caller's bots
+    error_statuses = {404}
 
     @extend_schema(parameters=PAGE_PARAMETERS, responses={200: SessionListSerializer})
     def get(self, request: Request) -> Response:
@@ -95,7 +97,8 @@ class SessionListCreateView(APIView):
             "Creates a session (a chat) and returns the URL to open its WebSocket, `/chat/ws/{session_id}`. "
             "The socket also accepts `?token=<access JWT>` instead of the ticket. Frames: the server sends "
             '`{"type": "system"}` on connect; the client sends `{"type": "message", "content", "context"?}` or '
-            '`{"type": "stop"}`; the server streams `chunk` frames and ends with `done` (full text) or `error`.'
+            '`{"type": "stop"}` or `{"type": "resume", "run_id", "after"}`; the server streams `chunk` frames '
+            "(with `run_id` and `seq`) and ends with `done` (full text) or `error` (docs/runs.md)."
         ),
     )
     def post(self, request: Request) -> Response:

@@ -97,7 +97,16 @@ class LocalLog:
             self._waiters.discard(waiter)
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for waiter in list(self._waiters):
+            if waiter.get_loop() is running:
+                _resolve(waiter)
+                continue
             try:
                 waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
             except RuntimeError:  # the reader's loop is closed
