@@ -82,25 +82,25 @@ async def main(turns: int) -> dict:
 
     from accounts.models import User
     from bots.models import Bot
+    from chats.runs.reader import run_to_end
+    from chats.runs.runner import run_launch
     from chats.services import turn_start
-    from chats.streaming import released, reply_stream
+    from chats.streaming import released
 
     user = await sync_to_async(User.objects.create_user)(email="turns@example.com", password="x-turns-password-1")  # noqa: S106
     bot = await Bot.objects.acreate(owner=user, name="turns")
     token = str(AccessToken.for_user(user))
     results: dict[str, dict] = {}
 
-    # The engine alone: chats.services.turn_start, then chats.streaming.reply_stream consumed to `done`.
+    # The engine alone: chats.services.turn_start, then the run (chats/runs) read to its `done`.
     state: dict = {}
 
     async def engine_turn() -> None:
         reply, _task_type = await released(turn_start)(user=user, prompt="bench turn", chat=state.get("chat"), bot=bot)
         state["chat"] = reply.chat
-        async for event in reply_stream(reply):
-            if event.type == "error":
-                raise RuntimeError(event.content)
+        await run_to_end(run_launch(reply).run)
 
-    results["engine (turn_start + reply_stream)"] = await measure(engine_turn, turns)
+    results["engine (turn_start + run)"] = await measure(engine_turn, turns)
 
     client = AsyncClient()
     auth = {"Authorization": f"Bearer {token}"}
