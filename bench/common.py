@@ -97,7 +97,8 @@ class ServerProcess:
 # -- measurement -------------------------------------------------------------------------------
 @dataclass
 class StreamResult:
-    """One stream's timings: time to the first token, the gaps between tokens, and what went wrong."""
+    """One stream's timings: time to the first token, the gaps between arrivals (a coalesced event holding
+    several tokens is one arrival), the tokens received, and what went wrong."""
 
     ttft: float | None = None
     gaps: list[float] = field(default_factory=list)
@@ -105,14 +106,14 @@ class StreamResult:
     error: str | None = None
     last: float | None = None
 
-    def token(self, start: float, now: float | None = None) -> None:
+    def token(self, start: float, now: float | None = None, count: int = 1) -> None:
         now = time.perf_counter() if now is None else now
         if self.last is None:
             self.ttft = now - start
         else:
             self.gaps.append(now - self.last)
         self.last = now
-        self.tokens += 1
+        self.tokens += count
 
 
 def pct(values: list[float], p: float) -> float:
