@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the access log."""
+"""ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the access log; the
+server's start and stop (lifespan) end the runs a stopping process still writes."""
 
 import os
 import sys
@@ -13,6 +14,7 @@ django_application = get_asgi_application()
 
 from config.access_log import AccessLogMiddleware  # noqa: E402
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
+from config.lifespan import LifespanMiddleware  # noqa: E402
 from config.routing import websocket_application  # noqa: E402
 
 if "daphne.server" in sys.modules:
@@ -26,12 +28,14 @@ if settings.SERVE_STATIC:
 
     http_application = StaticFilesHandler(django_application)
 
-application = AccessLogMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": BodyLimitMiddleware(http_application),
-            # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
-            "websocket": websocket_application,
-        }
+application = LifespanMiddleware(
+    AccessLogMiddleware(
+        ProtocolTypeRouter(
+            {
+                "http": BodyLimitMiddleware(http_application),
+                # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
+                "websocket": websocket_application,
+            }
+        )
     )
 )

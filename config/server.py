@@ -29,8 +29,8 @@ def uvicorn_args(*, host: str, port: int, num_proxies: int = 0) -> list[str]:
         # uvicorn's default of 5 s idle closes pooled client connections just as they are reused (a reset
         # in bench/relay.py); a proxy's upstream keep-alive (nginx: 60 s) must stay below this.
         "--timeout-keep-alive", "75",
-        # Django has no lifespan events.
-        "--lifespan", "off",
+        # config/lifespan.py: on stop, the runs this process still writes end `interrupted`.
+        "--lifespan", "on",
         # config/access_log.py logs each request without its query string (tokens travel there).
         "--no-access-log",
         # Behind NUM_PROXIES proxies: X-Forwarded-For/-Proto, trusted from FORWARDED_ALLOW_IPS (uvicorn reads it).

@@ -509,3 +509,54 @@ async def test_a_stop_asked_on_another_server_process_stops_the_run_where_it_run
     stored = await stored_answer(http, auth, chat_id)
     assert (stored["status"], stored["content"]) == ("cancelled", partial)
     assert await asyncio.to_thread(upstream.wait_for, lambda: upstream.disconnects == 1)
+
+
+@pytest.fixture
+def stopping_server(server, fake_openai_server, tmp_path):
+    """Another server process on `server`'s database and Redis, whose runs' leases would last a minute:
+    only its own shutdown can end them within the test."""
+    settings = {**SERVER_SETTINGS, "RUN_LEASE_SECONDS": "60", "RUN_SHUTDOWN_GRACE_SECONDS": "0.5"}
+    live = LiveServer(tmp_path, upstream_env(fake_openai_server, **settings))
+    live.env["SECRET_KEY"] = server.env["SECRET_KEY"]
+    if not POSTGRES_CONFIGURED:
+        live.env["DATABASE_URL"] = f"sqlite:///{Path(server.env['DATA_DIR']) / 'db.sqlite3'}"
+    yield live.start()
+    live.stop()
+    assert "Traceback" not in live.log()
+
+
+async def test_a_server_process_stopped_with_term_keeps_its_runs_as_interrupted_at_once(
+    http, server, stopping_server, upstream
+):
+    """A deploy's TERM: the process ends the answers it still writes, with their text, before it exits."""
+    _token, auth = await sign_up(http)
+    session = await session_with(http, auth, LONG)
+    async with httpx.AsyncClient(base_url=stopping_server.url, timeout=15) as stopping:
+        url = await socket_url(stopping, auth, session["session_id"])
+    async with open_socket(url) as socket:
+        assert (await next_frame(socket))["type"] == "system"
+        await socket.send(json.dumps({"type": "message", "content": "a very long story"}))
+        frames = [await next_frame(socket) for _ in range(5)]
+    run_id = frames[0]["run_id"]
+    stopping_server.process.terminate()
+    # uvicorn shuts down gracefully, then re-raises the TERM it caught: the exit status is -15 either way.
+    stopping_server.process.wait(15)
+    # At once, not a lease (a minute) later: the stopping process stored the end itself.
+    state = await run_state(http, auth, run_id)
+    assert (state["status"], state["error_code"]) == ("interrupted", "interrupted")
+    kept = state["content"]
+    assert kept.startswith(chunk_text(frames)) and LONG_TEXT.startswith(kept) and len(kept) < len(LONG_TEXT)
+    stored = await stored_answer(http, auth, session["session_id"])
+    assert (stored["status"], stored["content"]) == ("interrupted", kept)
+    async with http.stream("GET", f"/runs/{run_id}/events", headers=auth) as response:
+        end = (await take(response))[-1]
+    assert end["event"] == "error" and end["data"]["code"] == "interrupted" and end["data"]["partial"] == kept
+    assert "the server process is stopping" in stopping_server.log()
+    # The chat takes the next question at once.
+    async with open_socket(await socket_url(http, auth, session["session_id"])) as socket:
+        greeting = await next_frame(socket)
+        assert greeting["type"] == "system" and "run_id" not in greeting
+        await socket.send(json.dumps({"type": "message", "content": "back?"}))
+        assert (await next_frame(socket))["type"] == "chunk"
+        await socket.send(json.dumps({"type": "stop"}))
+        await frames_until_end(socket)

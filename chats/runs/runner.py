@@ -58,6 +58,7 @@ class LiveRun:
         self.stop_requested = False
         self.finishing = False  # the engine is done: the end is being stored, nothing may cancel it now
         self.started = False
+        self.interrupting = False  # the process is stopping (runs_shutdown)
         # Not this process's any more: deleted with its chat, or ended by another process (its lease lapsed).
         self.lost: RunFate | None = None
         self._pending: list[str] = []
@@ -130,8 +131,8 @@ class LiveRun:
     async def _drive(self) -> None:
         answer = self.answer
         self.started = True
-        if self.stop_requested:  # stopped before this task ran a step
-            await self._finish(*self._cancelled())
+        if self.stop_requested or self.interrupting:  # stopped before this task ran a step
+            await self._finish(*(self._interrupted() if self.interrupting else self._cancelled()))
             return
         try:
             async with aclosing(reply_stream(self.request, answer)) as chunks:
@@ -145,7 +146,7 @@ class LiveRun:
             if self.lost is not None:
                 await self._give_back()
                 return
-            ending = self._cancelled()
+            ending = self._interrupted() if self.interrupting else self._cancelled()
         except DomainError as exc:
             ending = self._failed(exc.message, exc.code, exc.status_code, exc.headers)
         except Exception:
@@ -208,6 +209,20 @@ class LiveRun:
             finish_reason="cancelled",
         )
         return RunEnd(RunStatus.CANCELLED, 0, fields), last, answer.calls_with_broken(CallOutcome.CANCELLED)
+
+    def _interrupted(self) -> tuple[RunEnd, StreamEvent, list[CallRecord]]:
+        """The process is stopping: the text written so far is kept as `interrupted` (docs/runs.md)."""
+        answer = self.answer
+        last = interrupted_event(answer.text)
+        fields = {
+            "content": answer.text,
+            "status": MessageStatus.INTERRUPTED,
+            "model": answer.spec.model[:200],
+            "finish_reason": "interrupted",
+            "error": last.content[:500],
+        }
+        end = RunEnd(RunStatus.INTERRUPTED, 0, fields, error_code="interrupted", error=last.content)
+        return end, last, answer.calls_with_broken(CallOutcome.ERROR)
 
     def _failed(
         self, detail: str, code: str, status_code: int, headers: dict[str, str]
@@ -287,6 +302,13 @@ class LiveRun:
             if self.started:  # a task cancelled before its first step would never store its end
                 self.task.cancel()
 
+    def interrupt(self) -> None:
+        """End the answer now as `interrupted` (its process is stopping)."""
+        if not self.finishing and not self.stop_requested and not self.interrupting:
+            self.interrupting = True
+            if self.started:
+                self.task.cancel()
+
     async def ended(self, seconds: float) -> None:
         await asyncio.wait({self.task}, timeout=seconds)
 
@@ -321,6 +343,20 @@ async def run_begin(prepare: Callable[..., tuple[ReplyRequest | None, T]], **kwa
         return (run_launch(reply) if reply is not None else None), extra
 
     return await asyncio.shield(asyncio.ensure_future(begin()))
+
+
+async def runs_shutdown(*, grace: float) -> None:
+    """This process is stopping: its runs get `grace` seconds to finish; the rest are stored
+    `interrupted` with the text written so far, rather than left for their lease to lapse."""
+    running = {live.task for live in live_runs()}
+    if running:
+        await asyncio.wait(running, timeout=grace)
+    late = live_runs()
+    for live in late:
+        logger.warning("run %s interrupted: the server process is stopping", live.id)
+        live.interrupt()
+    if late:
+        await asyncio.wait({live.task for live in late}, timeout=STOP_WAIT_SECONDS)
 
 
 async def run_stop(run: Run) -> None:

@@ -242,3 +242,32 @@ async def test_a_reader_of_a_run_whose_process_died_interrupts_it_itself(user, b
     assert [(i.seq, i.event.type) for i in events] == [(4, "snapshot"), (5, "error")]
     assert events[0].event.content == "Half an ans" and events[1].event.data["code"] == "interrupted"
     assert (await Run.objects.aget(pk=reply.run.pk)).status == RunStatus.INTERRUPTED
+
+
+@pytest.mark.bot(models=[("general", "custom", "fake-tokens-200-20")])
+async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_interrupted(user, make_bot, bot, upstream):
+    from chats.runs.runner import runs_shutdown
+
+    quick_bot = await sync_to_async(make_bot)(owner=user, name="quick", models=[("general", "custom", "fake-echo")])
+    slow = await launched(user, bot)
+    quick = await launched(user, quick_bot)
+    seen = []
+    async for item in run_events(slow.run):
+        seen.append(item)
+        if item.seq == 3:
+            break
+    await runs_shutdown(grace=0.3)
+    # The quick answer finished within the grace; the slow one ended with the text it had, at once.
+    assert (await Run.objects.aget(pk=quick.run.pk)).status == RunStatus.COMPLETE
+    run = await Run.objects.select_related("message").aget(pk=slow.run.pk)
+    assert (run.status, run.error_code, run.message.status) == (
+        RunStatus.INTERRUPTED,
+        "interrupted",
+        MessageStatus.INTERRUPTED,
+    )
+    events = await events_of(slow.run, after=3)
+    last = events[-1].event
+    assert last.type == "error" and last.data["code"] == "interrupted"
+    text = "".join(item.event.content for item in seen) + "".join(item.event.content for item in events[:-1])
+    assert text == run.message.content == last.data["partial"] and 3 <= len(text.split()) < 200
+    assert live_run(slow.id) is None and await sync_to_async(calls_today)(user) == 2
