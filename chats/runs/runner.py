@@ -348,10 +348,11 @@ async def run_begin(prepare: Callable[..., tuple[ReplyRequest | None, T]], **kwa
 async def runs_shutdown(*, grace: float) -> None:
     """This process is stopping: its runs get `grace` seconds to finish; the rest are stored
     `interrupted` with the text written so far, rather than left for their lease to lapse."""
-    running = {live.task for live in live_runs()}
+    loop = asyncio.get_running_loop()
+    running = {live.task for live in live_runs() if live.task.get_loop() is loop}
     if running:
         await asyncio.wait(running, timeout=grace)
-    late = live_runs()
+    late = [live for live in live_runs() if live.task.get_loop() is loop and not live.task.done()]
     for live in late:
         logger.warning("run %s interrupted: the server process is stopping", live.id)
         live.interrupt()

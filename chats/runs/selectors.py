@@ -51,3 +51,9 @@ def run_fresh(*, run_id: uuid.UUID) -> Run | None:
 
 def chat_running_run(*, chat_id: uuid.UUID) -> Run | None:
     return Run.objects.select_related("message").filter(chat_id=chat_id, status=RunStatus.RUNNING).first()
+
+
+def runs_to_stop(*, holder: str) -> list[uuid.UUID]:
+    """Runs `holder` writes that a reader on another process asked to stop (POST /runs/{id}/stop)."""
+    running = Run.objects.filter(lease_holder=holder, status=RunStatus.RUNNING, stop_requested=True)
+    return list(running.values_list("pk", flat=True))

@@ -245,7 +245,9 @@ async def test_a_reader_of_a_run_whose_process_died_interrupts_it_itself(user, b
 
 
 @pytest.mark.bot(models=[("general", "custom", "fake-tokens-200-20")])
-async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_interrupted(user, make_bot, bot, upstream):
+async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_interrupted(
+    user, make_bot, bot, upstream
+):
     from chats.runs.runner import runs_shutdown
 
     quick_bot = await sync_to_async(make_bot)(owner=user, name="quick", models=[("general", "custom", "fake-echo")])
@@ -271,3 +273,19 @@ async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_in
     text = "".join(item.event.content for item in seen) + "".join(item.event.content for item in events[:-1])
     assert text == run.message.content == last.data["partial"] and 3 <= len(text.split()) < 200
     assert live_run(slow.id) is None and await sync_to_async(calls_today)(user) == 2
+
+
+@pytest.mark.bot(models=[("general", "custom", "fake-stall")])
+async def test_a_stop_asked_through_another_process_reaches_a_run_whose_model_is_silent(user, bot, upstream, settings):
+    from chats.runs.services import run_stop_request
+
+    settings.RUN_LEASE_RENEW_SECONDS = 0.1
+    live = await launched(user, bot)
+    assert await sync_to_async(upstream.wait_for)(lambda: len(upstream.requests) == 1)
+    # What POST /runs/{id}/stop on another process writes; the silent model writes no checkpoint.
+    assert await sync_to_async(run_stop_request)(run=live.run)
+    async with asyncio.timeout(5):
+        await live.task
+    run = await Run.objects.aget(pk=live.run.pk)
+    assert run.status == RunStatus.CANCELLED
+    assert await sync_to_async(calls_today)(user) == 0  # nothing was written: the call is given back
