@@ -30,9 +30,14 @@ STREAMING_OPERATIONS = (
 
 @pytest.fixture(scope="module")
 def server(fake_openai_server, tmp_path_factory):
+    # Every provider a generated model config may name answers (the fake upstream): a provider left
+    # unconfigured is a 503 by design (the operator's to fix), which would hide real server errors.
+    providers = {}
+    for name in ("OPENAI", "GOOGLE", "ANTHROPIC", "OPENROUTER", "OLLAMA", "VLLM"):
+        providers |= {f"{name}_BASE_URL": fake_openai_server.base_url, f"{name}_API_KEY": "e2e-provider-key"}
     live = LiveServer(
         tmp_path_factory.mktemp("schemathesis"),
-        upstream_env(fake_openai_server, LLM_PROVIDER="custom", LLM_MODEL="fake-echo"),
+        upstream_env(fake_openai_server, LLM_PROVIDER="custom", LLM_MODEL="fake-echo", **providers),
     ).start()
     yield live
     live.stop()

@@ -132,11 +132,15 @@ EMBEDDINGS_MAX_CHARS = 32_000
 class EmbeddingsView(OpenAIView):
     """The configured embeddings model, relayed (not metered: see docs/architecture.md "Usage and quotas")."""
 
+    # a `model` that is not the server's embeddings model (or none is configured)
+    error_statuses = {404}
+
     @extend_schema(
         request=EmbeddingsSerializer,
         responses={200: inline_serializer("OpenAIEmbeddings", {"object": serializers.CharField()})},
         operation_id="openai_embeddings",
-        description="Vectors from the server's embeddings model (`EMBEDDINGS_MODEL`), when one is configured.",
+        description="Vectors from the server's embeddings model (`EMBEDDINGS_MODEL`), when one is configured; "
+        "any other `model` is a 404 `model_not_found`.",
     )
     def post(self, request: Request) -> Response:
         serializer = EmbeddingsSerializer(data=request.data)
