@@ -107,13 +107,3 @@ def slots_renew(slots: Iterable[tuple[str, str]] | None = None) -> None:
     with shared_state_best_effort():
         keys = [_prefixed(key) for key, _member in slots]
         sync_redis().eval(_RENEW, len(keys), *keys, int(_ttl() * 1000), *(member for _key, member in slots))
-
-
-def slots_count(key: str) -> int:
-    """Slots taken under `key` and not expired (for tests and the admin)."""
-    if redis_configured():
-        now_ms = int(time.time() * 1000)
-        return int(sync_redis().zcount(_prefixed(key), now_ms, "+inf"))
-    with _lock:
-        now = time.monotonic()
-        return sum(1 for expiry in _tables.get(key, {}).values() if expiry > now)

@@ -43,15 +43,20 @@ def server(fake_openai_server, tmp_path_factory):
     assert "Traceback" not in live.log()
 
 
-@pytest.fixture
-def second_server(server, fake_openai_server, tmp_path):
+def server_beside(server: LiveServer, fake_openai_server, data_dir: Path, **settings: str) -> LiveServer:
     """Another server process on the same database and Redis as `server` (and its secret key, so
-    either accepts the other's access tokens)."""
-    live = LiveServer(tmp_path, upstream_env(fake_openai_server, **SERVER_SETTINGS))
+    either accepts the other's access tokens), not started."""
+    live = LiveServer(data_dir, upstream_env(fake_openai_server, **{**SERVER_SETTINGS, **settings}))
     live.env["SECRET_KEY"] = server.env["SECRET_KEY"]
     if not POSTGRES_CONFIGURED:
         live.env["DATABASE_URL"] = f"sqlite:///{Path(server.env['DATA_DIR']) / 'db.sqlite3'}"
-    yield live.start()
+    return live
+
+
+@pytest.fixture
+def second_server(server, fake_openai_server, tmp_path):
+    live = server_beside(server, fake_openai_server, tmp_path).start()
+    yield live
     live.stop()
     assert "Traceback" not in live.log()
 
@@ -515,12 +520,10 @@ async def test_a_stop_asked_on_another_server_process_stops_the_run_where_it_run
 def stopping_server(server, fake_openai_server, tmp_path):
     """Another server process on `server`'s database and Redis, whose runs' leases would last a minute:
     only its own shutdown can end them within the test."""
-    settings = {**SERVER_SETTINGS, "RUN_LEASE_SECONDS": "60", "RUN_SHUTDOWN_GRACE_SECONDS": "0.5"}
-    live = LiveServer(tmp_path, upstream_env(fake_openai_server, **settings))
-    live.env["SECRET_KEY"] = server.env["SECRET_KEY"]
-    if not POSTGRES_CONFIGURED:
-        live.env["DATABASE_URL"] = f"sqlite:///{Path(server.env['DATA_DIR']) / 'db.sqlite3'}"
-    yield live.start()
+    live = server_beside(
+        server, fake_openai_server, tmp_path, RUN_LEASE_SECONDS="60", RUN_SHUTDOWN_GRACE_SECONDS="0.5"
+    ).start()
+    yield live
     live.stop()
     assert "Traceback" not in live.log()
 

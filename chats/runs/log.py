@@ -22,7 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from bots.llm.types import ModelSpec
 from chats.events import StreamEvent
-from core.redis_clients import async_redis
+from core.redis_clients import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
 # Longest wait between attempts to copy a run's events to Redis while it is unreachable.
@@ -212,7 +212,7 @@ class RedisMirror:
             try:
                 if delay:  # after a failure some of the batch may have landed
                     entries = await client.xrevrange(self.key, count=1)
-                    stored = int(entries[0][0].decode().split("-", 1)[0]) if entries else 0
+                    stored = _seq_of(entries[0][0]) if entries else 0
                     batch = [item for item in batch if item.seq > stored]
                 await self._copy(client, batch)
             except ResponseError:
@@ -277,15 +277,24 @@ class RedisLog:
             return GAP
         return [RunEvent(_seq_of(entry_id), decode(fields[b"e"])) for entry_id, fields in entries]
 
-    async def last_seq(self) -> int:
-        entries = await async_redis().xrevrange(self.key, count=1)
-        return _seq_of(entries[0][0]) if entries else 0
 
-    async def append_terminal(self, seq: int, event: StreamEvent) -> bool:
-        """The terminal event written by a process that is not the run's (an interrupted run)."""
-        try:
-            await async_redis().xadd(self.key, {"e": encode(event)}, id=f"{seq}-0")
-            await async_redis().expire(self.key, settings.RUN_LOG_TTL_SECONDS)
-        except ResponseError:
-            return False
-        return True
+def redis_log_last_seq(run_id: str) -> int:
+    """The last position copied to a run's Redis Stream (0 for none, or when Redis cannot say)."""
+    try:
+        entries = sync_redis().xrevrange(_stream_key(run_id), count=1)
+    except RedisError:
+        return 0
+    return _seq_of(entries[0][0]) if entries else 0
+
+
+def redis_log_end(run_id: str, item: RunEvent) -> None:
+    """The last event of a run, written by a process that is not the run's (an interrupted run); a log
+    that already holds a later event (its writer was alive after all) keeps its own end."""
+    key = _stream_key(run_id)
+    try:
+        sync_redis().xadd(key, {"e": encode(item.event)}, id=f"{item.seq}-0")
+        sync_redis().expire(key, settings.RUN_LOG_TTL_SECONDS)
+    except ResponseError:
+        pass
+    except RedisError:
+        logger.warning("could not write the end of run %s to its log", run_id)

@@ -11,38 +11,20 @@ from __future__ import annotations
 import logging
 import uuid
 
-from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from redis.exceptions import RedisError, ResponseError
 
 from chats.events import StreamEvent
 from chats.models import Run, RunStatus
-from chats.runs.log import RunEvent, _stream_key, encode, local_log
+from chats.runs.log import RunEvent, local_log, redis_log_end, redis_log_last_seq
 from chats.runs.selectors import run_fresh
-from chats.runs.services import run_interrupt, runs_expired
-from core.redis_clients import redis_configured, sync_redis
+from chats.runs.services import interrupted_reason, run_interrupt, runs_expired
+from core.redis_clients import redis_configured
 
 logger = logging.getLogger(__name__)
 
 
 def interrupted_event(text: str) -> StreamEvent:
-    return StreamEvent(
-        "error",
-        _("The server process writing this answer stopped; what was written before is kept."),
-        {"code": "interrupted", "partial": text},
-        503,
-    )
-
-
-def _log_last_seq(run_id: uuid.UUID) -> int:
-    if not redis_configured():
-        return 0
-    try:
-        entries = sync_redis().xrevrange(_stream_key(str(run_id)), count=1)
-    except RedisError:
-        return 0
-    return int(entries[0][0].decode().split("-", 1)[0]) if entries else 0
+    return StreamEvent("error", interrupted_reason(), {"code": "interrupted", "partial": text}, 503)
 
 
 def run_interrupt_lapsed(run: Run) -> RunEvent | None:
@@ -50,22 +32,15 @@ def run_interrupt_lapsed(run: Run) -> RunEvent | None:
     event it was given, or None when it was not interrupted here."""
     if local_log(str(run.pk)) is not None:
         return None  # this process writes it: its keeper renews the lease
-    seq = max(run.seq, _log_last_seq(run.pk)) + 1
+    seq = max(run.seq, redis_log_last_seq(str(run.pk)) if redis_configured() else 0) + 1
     if not run_interrupt(run=run, seq=seq):
         return None
     text = run.message.content if run.message_id is not None and run.message is not None else ""
-    event = interrupted_event(text)
+    end = RunEvent(seq, interrupted_event(text))
     logger.warning("run %s of chat %s interrupted: its process stopped renewing its lease", run.pk, run.chat_id)
     if redis_configured():
-        key = _stream_key(str(run.pk))
-        try:
-            sync_redis().xadd(key, {"e": encode(event)}, id=f"{seq}-0")
-            sync_redis().expire(key, settings.RUN_LOG_TTL_SECONDS)
-        except ResponseError:
-            pass  # the log has a later event: its writer is alive after all, and readers get its end
-        except RedisError:
-            logger.warning("could not write the interruption of run %s to its log", run.pk)
-    return RunEvent(seq, event)
+        redis_log_end(str(run.pk), end)
+    return end
 
 
 def runs_reconcile(*, chat_id: uuid.UUID | None = None) -> int:

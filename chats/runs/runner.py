@@ -192,13 +192,7 @@ class LiveRun:
     def _cancelled(self) -> tuple[RunEnd, StreamEvent, list[CallRecord]]:
         """Stopped (run_stop): the partial text is kept as `cancelled` and readers get `done`."""
         answer, request = self.answer, self.request
-        fields = {
-            "content": answer.text,
-            "status": MessageStatus.CANCELLED,
-            "model": answer.spec.model[:200],
-            "finish_reason": "cancelled",
-            "error": _("The answer was stopped before it was complete.")[:500],
-        }
+        fields = self._kept(MessageStatus.CANCELLED, "cancelled", _("The answer was stopped before it was complete."))
         last = StreamEvent.done(
             answer.text,
             answered_by=answer.spec,
@@ -210,17 +204,21 @@ class LiveRun:
         )
         return RunEnd(RunStatus.CANCELLED, 0, fields), last, answer.calls_with_broken(CallOutcome.CANCELLED)
 
+    def _kept(self, status: MessageStatus, finish_reason: str, error: str) -> dict[str, Any]:
+        """The answer's fields when it ends before its model does: the text written so far, and why."""
+        return {
+            "content": self.answer.text,
+            "status": status,
+            "model": self.answer.spec.model[:200],
+            "finish_reason": finish_reason,
+            "error": error[:500],
+        }
+
     def _interrupted(self) -> tuple[RunEnd, StreamEvent, list[CallRecord]]:
         """The process is stopping: the text written so far is kept as `interrupted` (docs/runs.md)."""
         answer = self.answer
         last = interrupted_event(answer.text)
-        fields = {
-            "content": answer.text,
-            "status": MessageStatus.INTERRUPTED,
-            "model": answer.spec.model[:200],
-            "finish_reason": "interrupted",
-            "error": last.content[:500],
-        }
+        fields = self._kept(MessageStatus.INTERRUPTED, "interrupted", last.content)
         end = RunEnd(RunStatus.INTERRUPTED, 0, fields, error_code="interrupted", error=last.content)
         return end, last, answer.calls_with_broken(CallOutcome.ERROR)
 
@@ -232,13 +230,7 @@ class LiveRun:
         fields = None
         data: dict[str, Any] = {"code": code}
         if answer.parts:
-            fields = {
-                "content": answer.text,
-                "status": MessageStatus.ERROR,
-                "model": answer.spec.model[:200],
-                "finish_reason": "error",
-                "error": detail[:500],
-            }
+            fields = self._kept(MessageStatus.ERROR, "error", detail)
             data.update(partial=answer.text, message_id=str(self.run.message_id))
         last = StreamEvent("error", detail, data, status_code, headers or {})
         end = RunEnd(RunStatus.ERROR, 0, fields, error_code=code, error=detail)
@@ -362,7 +354,7 @@ async def runs_shutdown(*, grace: float) -> None:
 
 async def run_stop(run: Run) -> None:
     """Stop a run wherever it runs: at once on this process; through its row on another (its writer
-    reads the flag at its next checkpoint). Returns once it ended or after STOP_WAIT_SECONDS."""
+    reads the flag at its next checkpoint or beat). Returns once it ended or after STOP_WAIT_SECONDS."""
     from chats.runs.services import run_stop_request
 
     live = live_run(run.pk)

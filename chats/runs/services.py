@@ -19,6 +19,10 @@ from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus
 from chats.runs.process import process_id
 
 
+def interrupted_reason() -> str:
+    return _("The server process writing this answer stopped; what was written before is kept.")
+
+
 def lease_expiry() -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=settings.RUN_LEASE_SECONDS)
 
@@ -94,8 +98,7 @@ def run_finish(
         )
         if ended:
             if end.message is None:
-                Message.objects.filter(pk=run.message_id).delete()
-                Chat.objects.filter(pk=run.chat_id, current_node__isnull=True).update(current_node=run.question_id)
+                _answer_row_remove(run)
             else:
                 Message.objects.filter(pk=run.message_id).update(**end.message)
             Chat.objects.filter(pk=run.chat_id).update(updated_at=now)
@@ -109,9 +112,14 @@ def run_finish(
 def run_abandon(*, run: Run) -> None:
     """A run whose turn failed before it was launched: its answer's row and the run go, the question stays."""
     with transaction.atomic():
-        Message.objects.filter(pk=run.message_id).delete()
+        _answer_row_remove(run)
         Run.objects.filter(pk=run.pk).delete()
-        Chat.objects.filter(pk=run.chat_id, current_node__isnull=True).update(current_node=run.question_id)
+
+
+def _answer_row_remove(run: Run) -> None:
+    """The answer's row goes (it wrote nothing); the chat points at the question again."""
+    Message.objects.filter(pk=run.message_id).delete()
+    Chat.objects.filter(pk=run.chat_id, current_node__isnull=True).update(current_node=run.question_id)
 
 
 def runs_lease_renew(*, holder: str) -> int:
@@ -120,7 +128,7 @@ def runs_lease_renew(*, holder: str) -> int:
 
 
 def run_stop_request(*, run: Run) -> bool:
-    """Ask the process writing `run` to stop it (it reads the flag at its next checkpoint)."""
+    """Ask the process writing `run` to stop it (it reads the flag at its next checkpoint or beat)."""
     return bool(Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(stop_requested=True))
 
 
@@ -135,7 +143,7 @@ def run_interrupt(*, run: Run, seq: int) -> bool:
             Message.objects.filter(pk=run.message_id).update(
                 status=MessageStatus.INTERRUPTED,
                 finish_reason="interrupted",
-                error=_("The server process writing this answer stopped; what was written before is kept."),
+                error=interrupted_reason(),
             )
     return bool(interrupted)
 
