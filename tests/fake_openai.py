@@ -53,6 +53,14 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    # A stream's end as the server saw it: "completed", or "disconnected" when its client left first.
+    outcome: str = ""
+
+    @property
+    def question(self) -> str:
+        """The content of the request's last message (what was asked)."""
+        messages = self.body.get("messages") or [{}]
+        return str(messages[-1].get("content", ""))
 
 
 @dataclass
@@ -71,6 +79,10 @@ class FakeOpenAI(LoopbackServer):
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    def outcome_of(self, question: str) -> list[str]:
+        """How each stream that asked `question` ended, in order ("" while it runs)."""
+        return [r.outcome for r in self.requests if r.path.endswith("/chat/completions") and r.question == question]
 
     def reset(self) -> None:
         self.requests.clear()
@@ -94,7 +106,9 @@ class FakeOpenAI(LoopbackServer):
     # -- behaviour -----------------------------------------------------------------------------
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.requests.append(RecordedRequest(request.path, dict(request.headers), body))
+        record = RecordedRequest(request.path, dict(request.headers), body)
+        self.requests.append(record)
+        request["record"] = record
         model = str(body.get("model", ""))
         continued = model == "fake-length-then-fail" and self._part(body) > 1
         if continued or (match := re.fullmatch(r"fake-status-(\d{3})", model)):
@@ -305,8 +319,10 @@ class FakeOpenAI(LoopbackServer):
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
             self.completed += 1
+            request["record"].outcome = "completed"
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects += 1
+            request["record"].outcome = "disconnected"
             raise
         return response
 
