@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import threading
 import time
 
@@ -26,11 +27,13 @@ from django.test import AsyncClient  # noqa: E402
 
 _lock = threading.Lock()
 _counters = {"queries": 0, "connects": 0}
+_statements: list[str] = []  # with --sql: each statement of the turn being measured
 
 
 def _count_query(execute, sql, params, many, context):
     with _lock:
         _counters["queries"] += 1
+        _statements.append(sql)
     return execute(sql, params, many, context)
 
 
@@ -42,6 +45,7 @@ def _on_connect(sender, connection, **kwargs) -> None:
 
 
 connection_created.connect(_on_connect)
+SHOW_SQL = "--sql" in sys.argv
 
 
 def snapshot() -> tuple[int, int]:
@@ -49,7 +53,7 @@ def snapshot() -> tuple[int, int]:
         return _counters["queries"], _counters["connects"]
 
 
-async def measure(turn, turns: int) -> dict:
+async def measure(turn, turns: int, name: str) -> dict:
     """`turn()` once (a chat's first turn), then `turns` more; queries and connects per turn."""
     q0, _c0 = snapshot()
     await turn()
@@ -58,11 +62,15 @@ async def measure(turn, turns: int) -> dict:
     cpu0 = time.process_time()
     for _ in range(turns):
         qa, ca = snapshot()
+        _statements.clear()
         await turn()
         qb, cb = snapshot()
         counts.append(qb - qa)
         connects.append(cb - ca)
     cpu = time.process_time() - cpu0
+    if SHOW_SQL:
+        print(f"{name}: the last turn's statements", file=sys.stderr)
+        print("\n".join(f"  {sql[:160]}" for sql in _statements), file=sys.stderr)
     later = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
     return {
         "first": q1 - q0,
@@ -100,7 +108,7 @@ async def main(turns: int) -> dict:
         state["chat"] = reply.chat
         await run_to_end(run_launch(reply).run)
 
-    results["engine (turn_start + run)"] = await measure(engine_turn, turns)
+    results["engine (turn_start + run)"] = await measure(engine_turn, turns, "engine")
 
     client = AsyncClient()
     auth = {"Authorization": f"Bearer {token}"}
@@ -116,7 +124,7 @@ async def main(turns: int) -> dict:
         await read_all(response)
         chat_001["chat_id"] = response["X-Chat-Id"]
 
-    results["001 POST /chat/{bot_id}"] = await measure(bot_chat_turn, turns)
+    results["001 POST /chat/{bot_id}"] = await measure(bot_chat_turn, turns, "001")
 
     response = await client.post("/chats/create", {"name": "turns"}, content_type="application/json", headers=auth)
     if response.status_code == 201:
@@ -132,7 +140,7 @@ async def main(turns: int) -> dict:
                 raise RuntimeError(f"004 inference: HTTP {answer.status_code}")
             await read_all(answer)
 
-        results["004 conversations/create + inference"] = await measure(inference_turn, turns)
+        results["004 conversations/create + inference"] = await measure(inference_turn, turns, "004")
 
     session = await client.post("/chat/sessions", {}, content_type="application/json", headers=auth)
     if session.status_code in (200, 201):
@@ -160,7 +168,7 @@ async def main(turns: int) -> dict:
                     if frame["type"] == "error":
                         raise RuntimeError(f"003: {frame}")
 
-            results["003 WebSocket message"] = await measure(session_turn, turns)
+            results["003 WebSocket message"] = await measure(session_turn, turns, "003")
             await communicator.disconnect()
     return {
         "results": results,
@@ -175,6 +183,7 @@ async def main(turns: int) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--sql", action="store_true", help="print each surface's last turn's SQL on stderr")
     args = parser.parse_args()
     call_command("migrate", verbosity=0, interactive=False)
     connections.close_all()

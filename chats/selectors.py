@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
@@ -26,27 +27,45 @@ def chat_get(*, user: User, chat_id: uuid.UUID | str, bot: Bot | None = None) ->
     return chat
 
 
+# What a branch walk counts toward its limit (the SQL of a CASE over the message `m`; no user input).
+_COUNTED = {
+    "every": "1",
+    # The model's history: failed, cancelled or unfinished answers stay in the tree but not in it.
+    "history": f"CASE WHEN m.role <> '{Role.ASSISTANT}' OR m.status = '{MessageStatus.COMPLETE}' THEN 1 ELSE 0 END",
+    "questions": f"CASE WHEN m.role = '{Role.USER}' THEN 1 ELSE 0 END",
+}
+# A bound on a walk's length, whatever it counts: a chat's tree has no cycles, but a walk must end.
+_WALK_MAX_STEPS = 100_000
+
+
+def _branch_up(*, chat_id: uuid.UUID, leaf_id: uuid.UUID, counted: str, limit: int) -> list[Message]:
+    """The messages from `leaf_id` up toward the root, newest first, until `limit` of them count
+    (`_COUNTED`): one recursive query, whose cost is the branch's length, not the chat's size."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    pk = Message._meta.pk
+    sql = f"""
+        WITH RECURSIVE branch(id, parent_id, counted, depth) AS (
+            SELECT m.id, m.parent_id, {_COUNTED[counted]}, 0 FROM {table} m WHERE m.id = %s AND m.chat_id = %s
+            UNION ALL
+            SELECT m.id, m.parent_id, branch.counted + {_COUNTED[counted]}, branch.depth + 1
+            FROM {table} m JOIN branch ON m.id = branch.parent_id
+            WHERE branch.counted < %s AND branch.depth < %s
+        )
+        SELECT m.* FROM {table} m JOIN branch ON m.id = branch.id ORDER BY branch.depth
+    """  # noqa: S608 (table name and _COUNTED are ours)
+    params = [pk.get_db_prep_value(leaf_id, connection), pk.get_db_prep_value(chat_id, connection)]
+    return list(Message.objects.raw(sql, [*params, limit, _WALK_MAX_STEPS]))
+
+
 def branch_history(*, chat: Chat, leaf_id: uuid.UUID | None, limit: int) -> list[Message]:
     """The messages from the root to `leaf_id`, oldest first, at most `limit` of the newest.
-
-    Two queries whatever the chat's size: the tree's links (no content) to walk the branch,
-    then the content of the messages on it. Failed or cancelled assistant turns stay in the tree
-    but are left out of the model's history.
-    """
+    Failed or cancelled assistant turns stay in the tree but are left out of the model's history.
+    One query whatever the chat's size."""
     if leaf_id is None:
         return []
-    links = {
-        row[0]: row[1:] for row in Message.objects.filter(chat=chat).values_list("id", "parent_id", "role", "status")
-    }
-    branch: list[uuid.UUID] = []
-    node_id = leaf_id
-    while node_id in links and len(branch) < limit:
-        parent_id, role, status = links[node_id]
-        if role != Role.ASSISTANT or status == MessageStatus.COMPLETE:
-            branch.append(node_id)
-        node_id = parent_id
-    by_id = Message.objects.in_bulk(branch)
-    return [by_id[message_id] for message_id in reversed(branch) if message_id in by_id]
+    walked = _branch_up(chat_id=chat.pk, leaf_id=leaf_id, counted="history", limit=limit)
+    kept = [m for m in walked if m.role != Role.ASSISTANT or m.status == MessageStatus.COMPLETE]
+    return kept[:limit][::-1]
 
 
 def chat_list(*, user: User) -> QuerySet[Chat]:
@@ -68,18 +87,11 @@ def message_get(*, chat: Chat, message_id: uuid.UUID | str) -> Message:
 
 def branch_messages(*, chat: Chat, leaf_id: uuid.UUID | None = None) -> list[Message]:
     """Every message from the root to `leaf_id` (default: the current node), oldest first,
-    whatever its status: what a person reading the chat sees. Two queries."""
+    whatever its status: what a person reading the chat sees. One query."""
     leaf_id = leaf_id or chat.current_node_id
     if leaf_id is None:
         return []
-    parents = dict(Message.objects.filter(chat=chat).values_list("id", "parent_id"))
-    branch: list[uuid.UUID] = []
-    node_id = leaf_id
-    while node_id in parents and len(branch) < len(parents):
-        branch.append(node_id)
-        node_id = parents[node_id]
-    by_id = Message.objects.in_bulk(branch)
-    return [by_id[message_id] for message_id in reversed(branch) if message_id in by_id]
+    return _branch_up(chat_id=chat.pk, leaf_id=leaf_id, counted="every", limit=_WALK_MAX_STEPS)[::-1]
 
 
 def answer_target_get(*, user: User, target_id: uuid.UUID | str) -> tuple[Chat, Message]:
@@ -97,13 +109,10 @@ def answer_target_get(*, user: User, target_id: uuid.UUID | str) -> tuple[Chat, 
         if message.role != Role.USER:
             raise DomainError(_("Only a Human message can be answered."), code="not_a_question")
         return message.chat, message
-    links = {row[0]: row[1:] for row in Message.objects.filter(chat=chat).values_list("id", "parent_id", "role")}
-    node_id, steps = chat.current_node_id, 0
-    while node_id in links and steps <= len(links):
-        parent_id, role = links[node_id]
-        if role == Role.USER:
-            return chat, Message.objects.get(pk=node_id)
-        node_id, steps = parent_id, steps + 1
+    if chat.current_node_id is not None:
+        walked = _branch_up(chat_id=chat.pk, leaf_id=chat.current_node_id, counted="questions", limit=1)
+        if walked and walked[-1].role == Role.USER:
+            return chat, walked[-1]
     raise DomainError(_("This chat has no Human message to answer yet."), code="nothing_to_answer")
 
 

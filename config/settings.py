@@ -145,6 +145,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # meeting another fails at once ("table is locked") instead of waiting out `timeout` as here.
     # One per test process, so two runs in one checkout never share a file.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"bytchat-test-{os.getpid()}.sqlite3")}
+    # Each thread keeps its connection: opening one (and registering Django's SQL functions) cost
+    # more CPU per chat turn than the turn's queries (bench/relay_turns.py).
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+elif env.bool("DB_POOL", default=True):
+    # psycopg's pool: a thread borrows a connection for each piece of ORM work and gives it back
+    # (chats.streaming.released), so a turn pays no connect and no connection is held while a model
+    # writes. Django wants CONN_MAX_AGE 0 with a pool. DB_POOL_MAX_SIZE per process: the threads that
+    # run ORM work (the loop's executor, min(32, cores + 4), plus Django's request thread) need no more.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=16),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

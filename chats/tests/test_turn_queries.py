@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bots.models import Bot, ModelConfig
-from chats.models import RunStatus
+from chats.models import Message, MessageStatus, Role, RunStatus
 from chats.runs.services import RunEnd, run_finish
 from chats.selectors import branch_history
 from chats.services import bot_chat_start, turn_lease_release
@@ -52,12 +52,37 @@ def test_starting_a_turn_has_a_constant_query_count(user, settings):
     assert later_count == first_count
 
 
-def test_branch_history_uses_two_queries_whatever_the_chat_length(user, settings):
+def test_branch_history_uses_one_query_whatever_the_chat_length(user, settings):
     bot = Bot.objects.create(owner=user, name="b")
     _count, reply = start_turn(user, bot)
     for _ in range(20):
         _count, reply = start_turn(user, bot, chat_id=str(reply.chat.pk))
     with CaptureQueriesContext(connection) as queries:
         history = branch_history(chat=reply.chat, leaf_id=reply.user_message.id, limit=50)
-    assert len(queries) == 2
+    assert len(queries) == 1
     assert len(history) == 41  # 21 questions and the 20 answers between them
+
+
+def test_the_history_holds_the_newest_messages_of_the_branch_and_leaves_out_answers_that_failed(user):
+    bot = Bot.objects.create(owner=user, name="b")
+    _count, first = start_turn(user, bot)
+    chat_id = str(first.chat.pk)
+    _count, second = start_turn(user, bot, chat_id=chat_id)
+    Message.objects.filter(pk=second.run.message_id).update(status=MessageStatus.CANCELLED, content="cut sh")
+    # A sibling branch of the second question: never in the first branch's history.
+    sibling = Message.objects.create(chat=first.chat, parent=first.user_message, role=Role.USER, content="other")
+    _count, third = start_turn(user, bot, chat_id=chat_id)
+    everything = branch_history(chat=third.chat, leaf_id=third.user_message.id, limit=50)
+    assert [(m.role, m.content) for m in everything] == [
+        ("user", "hello"),
+        ("assistant", "hi"),
+        ("user", "hello"),  # its cancelled answer is left out
+        ("user", "hello"),
+    ]
+    assert sibling not in everything
+    # The limit counts the messages kept, newest first: the cancelled answer takes no place.
+    newest = branch_history(chat=third.chat, leaf_id=third.user_message.id, limit=3)
+    assert [m.pk for m in newest] == [m.pk for m in everything[-3:]]
+    # Another chat's message is no leaf of this one.
+    _count, elsewhere = start_turn(user, bot)
+    assert branch_history(chat=elsewhere.chat, leaf_id=third.user_message.id, limit=50) == []
