@@ -22,11 +22,14 @@ if "daphne.server" in sys.modules:
 
     install()
 
-http_application = django_application
+from config.api_path import ApiHandler, PathRouter  # noqa: E402
+
+# The admin through Django's whole middleware stack, the API through its async-native one (config/api_path.py).
+http_application = PathRouter(full=django_application, api=ApiHandler())
 if settings.SERVE_STATIC:
     from config.static import StaticFilesHandler
 
-    http_application = StaticFilesHandler(django_application)
+    http_application = StaticFilesHandler(http_application)
 
 application = LifespanMiddleware(
     AccessLogMiddleware(

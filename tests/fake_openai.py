@@ -108,7 +108,6 @@ class FakeOpenAI(LoopbackServer):
         body = await request.json()
         record = RecordedRequest(request.path, dict(request.headers), body)
         self.requests.append(record)
-        request["record"] = record
         model = str(body.get("model", ""))
         continued = model == "fake-length-then-fail" and self._part(body) > 1
         if continued or (match := re.fullmatch(r"fake-status-(\d{3})", model)):
@@ -119,7 +118,7 @@ class FakeOpenAI(LoopbackServer):
         words = self._exam_words(model, body) if model.startswith("fake-exam") else self._words(model, body)
         if not body.get("stream"):
             return self._whole(model, body, words)
-        return await self._stream(request, model, body, words)
+        return await self._stream(request, model, body, words, record)
 
     def _exam_words(self, model: str, body: dict[str, Any]) -> list[str]:
         calls = sum(1 for r in self.requests if r.path.endswith("/chat/completions") and r.body.get("model") == model)
@@ -267,7 +266,7 @@ class FakeOpenAI(LoopbackServer):
         )
 
     async def _stream(
-        self, request: web.Request, model: str, body: dict[str, Any], words: list[str]
+        self, request: web.Request, model: str, body: dict[str, Any], words: list[str], record: RecordedRequest
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -319,10 +318,10 @@ class FakeOpenAI(LoopbackServer):
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
             self.completed += 1
-            request["record"].outcome = "completed"
+            record.outcome = "completed"
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects += 1
-            request["record"].outcome = "disconnected"
+            record.outcome = "disconnected"
             raise
         return response
 

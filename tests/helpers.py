@@ -125,8 +125,9 @@ async def runs_ended(timeout: float = 15) -> None:
 def asgi_request(
     method: str, path: str, *, query: bytes = b"", headers: list[tuple[bytes, bytes]] = ()
 ) -> ApplicationCommunicator:
-    """A raw HTTP request to Django's ASGI app, so a test can disconnect mid-answer."""
-    from django.core.asgi import get_asgi_application
+    """A raw HTTP request to the ASGI app as the server runs it (config/asgi.py: the API's own
+    middleware path), so a test can disconnect mid-answer."""
+    from config.asgi import application
 
     scope = {
         "type": "http",
@@ -140,4 +141,4 @@ def asgi_request(
         "client": ("127.0.0.1", 1234),
         "server": ("testserver", 80),
     }
-    return ApplicationCommunicator(get_asgi_application(), scope)
+    return ApplicationCommunicator(application, scope)
