@@ -196,6 +196,10 @@ def _chat_busy() -> Conflict:
     )
 
 
+class _ChatMovedOn(Exception):
+    """The chat's current node changed (or the chat went) between reading it and storing the turn."""
+
+
 def _run_open(
     lease: TurnLease,
     *,
@@ -204,36 +208,42 @@ def _run_open(
     question: Message | None = None,
     prompt: str = "",
     parent: Message | None = None,
-    fresh_chat: bool = False,
 ) -> tuple[Message, Run]:
     """The question (`question` already stored, or stored now from `prompt`, under `parent` or else
-    after the chat's current node), the answer's message and its run, in one transaction. A chat
-    already answering is a 409, unless the run answering it belongs to a process that died (its
-    lease lapsed): that run is interrupted and this one starts."""
-    for attempt in (1, 2):
+    after the chat's current node), the answer's message and its run, in one transaction of three
+    statements. A chat already answering is a 409, unless the run answering it belongs to a process
+    that died (its lease lapsed): that run is interrupted and this one starts.
+
+    No lock on the chat's row: the question goes under the current node as `chat` was read, and the
+    chat moves to the answer only if its current node is still that one; if it moved on meanwhile
+    (an edit, say), the chat is read again and the turn stored again."""
+    for _attempt in range(3):
+        expected = chat.current_node_id
+        follows_current = question is None and parent is None
         try:
             with transaction.atomic():
                 asked = question
                 if asked is None:
                     asked = Message(chat=chat, parent=parent, role=Role.USER, content=prompt)
-                    if fresh_chat and parent is None:
-                        asked.parent_id = chat.current_node_id  # the history just imported, if any
-                    elif not fresh_chat:
-                        # The chat row's lock orders turns; a chat deleted meanwhile is a clear 404.
-                        current = (
-                            Chat.objects.select_for_update()
-                            .filter(pk=chat.pk)
-                            .values_list("current_node_id", flat=True)
-                        )
-                        if not current:
-                            raise ChatNotFound()
-                        if parent is None:
-                            asked.parent_id = current[0]
-                    asked.save(force_insert=True)
-                answer, run = run_rows_create(chat=chat, question=asked, surface=surface, run_id=lease.run_id)
-                Chat.objects.filter(pk=chat.pk).update(current_node=answer, updated_at=timezone.now())
+                    if follows_current:
+                        asked.parent_id = expected
+                answer, run = run_rows_create(
+                    chat=chat, question=asked, surface=surface, run_id=lease.run_id, new_question=question is None
+                )
+                moved = Chat.objects.filter(pk=chat.pk)
+                if follows_current:
+                    moved = moved.filter(current_node_id=expected)
+                if not moved.update(current_node=answer, updated_at=timezone.now()):
+                    raise _ChatMovedOn()
+        except _ChatMovedOn:
+            current = Chat.objects.filter(pk=chat.pk).values_list("current_node_id", flat=True)
+            if not current:
+                raise ChatNotFound() from None
+            chat.current_node_id = current[0]
         except IntegrityError:
-            if attempt == 2 or not runs_reconcile(chat_id=chat.pk):
+            if not Chat.objects.filter(pk=chat.pk).exists():
+                raise ChatNotFound() from None
+            if not runs_reconcile(chat_id=chat.pk):
                 raise _chat_busy() from None
         else:
             chat.current_node = answer
@@ -278,12 +288,9 @@ def turn_start(
         _history_import(chat, history)
         return chat
 
-    fresh_chat = chat is None
     lease, chat = _lease_take(user, chat=chat, new_chat=new_chat, stream_holder=stream_holder)
     try:
-        user_message, run = _run_open(
-            lease, chat=chat, surface=surface, prompt=prompt, parent=parent, fresh_chat=fresh_chat
-        )
+        user_message, run = _run_open(lease, chat=chat, surface=surface, prompt=prompt, parent=parent)
     except BaseException:
         turn_lease_release(lease)
         raise

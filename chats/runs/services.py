@@ -27,12 +27,15 @@ def lease_expiry() -> datetime.datetime:
     return timezone.now() + datetime.timedelta(seconds=settings.RUN_LEASE_SECONDS)
 
 
-def run_rows_create(*, chat: Chat, question: Message, surface: str, run_id: uuid.UUID) -> tuple[Message, Run]:
-    """The answer's message (status `streaming`) and its run, leased to this process; call inside the
-    transaction that stores the question, which a chat already running an answer rolls back with an
-    IntegrityError (one running run per chat: the chat's answer lock)."""
+def run_rows_create(
+    *, chat: Chat, question: Message, surface: str, run_id: uuid.UUID, new_question: bool = False
+) -> tuple[Message, Run]:
+    """The answer's message (status `streaming`) and its run, leased to this process, and with
+    `new_question` the question too (one INSERT for both messages); call inside the transaction that
+    stores the turn, which a chat already running an answer rolls back with an IntegrityError (one
+    running run per chat: the chat's answer lock)."""
     answer = Message(chat=chat, parent=question, role=Role.ASSISTANT, status=MessageStatus.STREAMING)
-    answer.save(force_insert=True)
+    Message.objects.bulk_create([question, answer] if new_question else [answer])
     run = Run(
         id=run_id,
         chat=chat,
@@ -101,7 +104,6 @@ def run_finish(
                 _answer_row_remove(run)
             else:
                 Message.objects.filter(pk=run.message_id).update(**end.message)
-            Chat.objects.filter(pk=run.chat_id).update(updated_at=now)
         if calls:
             model_calls_record(user_id=user_id, surface=surface, calls=calls)
         if ended:

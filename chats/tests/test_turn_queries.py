@@ -5,10 +5,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from bots.models import Bot, ModelConfig
-from chats.models import Message, MessageStatus, Role, RunStatus
-from chats.runs.services import RunEnd, run_finish
+from chats.exceptions import ChatNotFound
+from chats.models import Chat, Message, MessageStatus, Role, RunStatus
+from chats.runs.services import RunEnd, run_abandon, run_finish
 from chats.selectors import branch_history
-from chats.services import bot_chat_start, turn_lease_release
+from chats.services import bot_chat_start, turn_lease_release, turn_start
 from knowledge.services import knowledge_base_get_or_create
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +87,27 @@ def test_the_history_holds_the_newest_messages_of_the_branch_and_leaves_out_answ
     # Another chat's message is no leaf of this one.
     _count, elsewhere = start_turn(user, bot)
     assert branch_history(chat=elsewhere.chat, leaf_id=third.user_message.id, limit=50) == []
+
+
+def test_a_turn_on_a_chat_read_before_it_moved_on_goes_under_its_current_node(user):
+    bot = Bot.objects.create(owner=user, name="b")
+    _count, first = start_turn(user, bot)
+    stale = Chat.objects.get(pk=first.chat.pk)
+    # Meanwhile the chat moves on (another surface added a message under its answer).
+    later = Message.objects.create(chat=stale, parent_id=stale.current_node_id, role=Role.USER, content="later")
+    Chat.objects.filter(pk=stale.pk).update(current_node=later)
+    reply, _task_type = turn_start(user=user, prompt="after", chat=stale)
+    assert reply.user_message.parent_id == later.pk
+    assert Chat.objects.get(pk=stale.pk).current_node_id == reply.run.message_id
+    run_abandon(run=reply.run)
+    turn_lease_release(reply.lease)
+
+
+def test_a_turn_on_a_chat_deleted_after_it_was_read_is_chat_not_found(user):
+    bot = Bot.objects.create(owner=user, name="b")
+    _count, first = start_turn(user, bot)
+    stale = Chat.objects.get(pk=first.chat.pk)
+    Chat.objects.filter(pk=stale.pk).delete()
+    with pytest.raises(ChatNotFound):
+        turn_start(user=user, prompt="after", chat=stale)
+    assert not Message.objects.filter(content="after").exists()

@@ -175,6 +175,18 @@ def _visitor_identity(ticket: Ticket, *, session_id: uuid.UUID, origin: str | No
     )
 
 
+def identity_turn_get(identity: SocketIdentity, session_id: uuid.UUID) -> tuple[User, Chat]:
+    """The socket's user, still allowed to use it, and the session it asks in: for a signed-in user,
+    one query (the chat with its owner and bot); any refusal is the same as `socket_identity_check`'s
+    then `identity_chat_get`'s."""
+    if identity.visitor_id is None:
+        chat = Chat.objects.owned_by(identity.user_id).filter(pk=session_id).select_related("owner", "bot").first()
+        if chat is not None and _user_allowed(identity, chat.owner):
+            return chat.owner, chat
+    user = socket_identity_check(identity)
+    return user, identity_chat_get(identity, user, session_id)
+
+
 def identity_chat_get(identity: SocketIdentity, user: User, session_id: uuid.UUID) -> Chat:
     """The session as this socket may use it: the user's chat, or the visitor's."""
     if identity.visitor_id is not None:
@@ -195,6 +207,15 @@ def socket_identity_check(identity: SocketIdentity) -> User:
     if identity.expires_at is not None and time.time() >= identity.expires_at:
         raise NotAuthenticated(_("Your access token has expired; reconnect with a new one."), code="token_expired")
     return user
+
+
+def _user_allowed(identity: SocketIdentity, user: User) -> bool:
+    """What `socket_identity_check` asks of a signed-in user, on a row already read."""
+    return (
+        user.is_active
+        and user.password == identity.password
+        and (identity.expires_at is None or time.time() < identity.expires_at)
+    )
 
 
 class SessionHandshakeMiddleware:

@@ -44,7 +44,7 @@ from chats.services import (
 )
 from chats.types import ReplyRequest
 from chats.ws.answers import AnswerFollower
-from chats.ws.auth import SocketIdentity, identity_chat_get, socket_identity_check
+from chats.ws.auth import SocketIdentity, identity_turn_get, socket_identity_check
 from chats.ws.frames import ClientFrame, parse_frame
 from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
 from core.errors import DomainError
@@ -273,8 +273,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         """Everything before the model call, in one thread hop: the user may still use the socket,
         the context is valid, then the turn starts (its refusals are DomainErrors) and the context
         is merged before the model reads it."""
-        user: User = socket_identity_check(self.identity)
-        chat = identity_chat_get(self.identity, user, self.session_id)
+        user, chat = identity_turn_get(self.identity, self.session_id)
         changes = None
         if context is not None:
             changes = context_validate(context)
