@@ -14,15 +14,22 @@ import environ
 APPLICATION = "config.asgi:application"
 
 
-def uvicorn_args(*, host: str, port: int, num_proxies: int = 0) -> list[str]:
+# The event loop (SERVER_LOOP): asyncio's own, or uvloop (libuv); bench/relay.py compares them.
+LOOPS = ("asyncio", "uvloop")
+
+
+def uvicorn_args(*, host: str, port: int, num_proxies: int = 0, loop: str | None = None) -> list[str]:
     """uvicorn's arguments for Bytchat (daphne's former flags, same meaning)."""
+    loop = loop or os.environ.get("SERVER_LOOP") or LOOPS[0]
+    if loop not in LOOPS:
+        raise SystemExit(f"SERVER_LOOP must be one of {', '.join(LOOPS)}, not {loop!r}")
     return [
         APPLICATION,
         "--host", host, "--port", str(port),
         # httptools hands the body to the app as it arrives, so config/body_limit.py refuses an oversized
         # one before it is read; daphne reads and parses it whole first (issue 12). The subclass answers a
         # request its parser refuses with the JSON 400.
-        "--http", "config.http_protocol:HttpToolsProtocol", "--ws", "websockets-sansio", "--loop", "asyncio",
+        "--http", "config.http_protocol:HttpToolsProtocol", "--ws", "websockets-sansio", "--loop", loop,
         "--ws-max-size", "262144", "--ws-ping-interval", "20", "--ws-ping-timeout", "30",
         "--ws-per-message-deflate", "false",
         "--timeout-graceful-shutdown", "10",
