@@ -25,8 +25,9 @@ def render(template: str, values: dict[str, str]) -> str:
     return re.sub(r"@([A-Z_]+)@", value, (TEMPLATES / template).read_text())
 
 
-def site(*, upstreams: list[str], listen: str, access_log: str) -> str:
-    """bytchat.conf: `upstreams` are nginx `server` addresses (`unix:/path.sock`, `10.0.0.2:8000`)."""
+def site(*, upstreams: list[str], listen: str, access_log: str, upstream_header: bool = False) -> str:
+    """bytchat.conf: `upstreams` are nginx `server` addresses (`unix:/path.sock`, `10.0.0.2:8000`);
+    `upstream_header` adds X-Upstream (which of them answered) to every response."""
     from django.conf import settings
 
     from config.body_limit import request_limit
@@ -44,6 +45,7 @@ def site(*, upstreams: list[str], listen: str, access_log: str) -> str:
             "MAX_UPLOAD_BYTES": str(request_limit("/load_context")),
             "READ_TIMEOUT": str(int(whole_answer)),
             "STATIC_ROOT": str(settings.STATIC_ROOT).rstrip("/"),
+            "UPSTREAM_HEADER": "    add_header X-Upstream $upstream_addr always;" if upstream_header else "",
         },
     )
 

@@ -177,7 +177,12 @@ class Cluster:
 
         upstreams = [f"unix:{slot.path}" for slot in self.slots]
         (self.runtime / "bytchat.conf").write_text(
-            site(upstreams=upstreams, listen=f"{self.host}:{self.port}", access_log=str(self.runtime / "access.log"))
+            site(
+                upstreams=upstreams,
+                listen=f"{self.host}:{self.port}",
+                access_log=str(self.runtime / "access.log"),
+                upstream_header=os.environ.get("CLUSTER_UPSTREAM_HEADER") == "1",
+            )
         )
         (self.runtime / "nginx.conf").write_text(main_conf(runtime_dir=self.runtime))
 
