@@ -6,10 +6,13 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo worker migrate test test-fast lint fmt messages
+.PHONY: help install run cluster cluster-restart demo worker migrate test test-fast lint fmt messages
 
 help:
 	@echo "make run           set up if needed, migrate, start the server on http://$(HOST):$(PORT) (Ctrl-C stops)"
+	@echo "make cluster       nginx on \$$PORT in front of WEB_PROCESSES server processes and the worker (needs DATABASE_URL"
+	@echo "                   on PostgreSQL and REDIS_URL; docs/scaling.md)"
+	@echo "make cluster-restart  restart make cluster's server processes one at a time (nothing lost)"
 	@echo "make demo          make run, with a demo bot answering from a sample document at /demo/"
 	@echo "make test          lint, then the whole test suite on the embedded defaults"
 	@echo "make test-fast     the suite without the browser and end-to-end tests (the edit loop; ARGS=... passes on)"
@@ -32,6 +35,18 @@ migrate: install
 # The server (HTTP and WebSocket) plus any background workers; see scripts/run.sh.
 run: migrate
 	@HOST=$(HOST) PORT=$(PORT) scripts/run.sh
+
+# nginx in front of several server processes and the worker, on PostgreSQL and Redis; see scripts/cluster.py.
+# The check comes first: without them it refuses before migrating anything.
+cluster: install
+	@$(PY) scripts/cluster.py --check
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
+	@HOST=$(HOST) PORT=$(PORT) $(PY) scripts/cluster.py
+
+# A rolling restart of the running make cluster (SIGHUP to its supervisor).
+cluster-restart:
+	kill -HUP $$(cat $${CLUSTER_DIR:-$${DATA_DIR:-data}/cluster}/cluster.pid)
 
 # The widget's demo: a public bot with a sample document (ingested by the worker make run starts).
 demo: migrate

@@ -45,7 +45,7 @@ from bench.relay_clients import (
     http_session,
     read_sse,
 )
-from bench.relay_server import BytchatServer
+from bench.relay_server import BytchatServer, ClusterServer
 
 MODEL = "fake-tokens-200-10"
 TOKENS = 200
@@ -508,6 +508,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="KEY=VALUE", help="extra server setting (repeatable)"
     )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure `make cluster` (nginx, N server processes) instead of one process; needs DATABASE_URL"
+        " (PostgreSQL) and REDIS_URL",
+    )
     parser.add_argument("--deadline", type=float, default=1500.0, help="overall time limit in seconds")
     args = parser.parse_args()
     args.surfaces = [s.strip() for s in args.surfaces.split(",") if s.strip()]
@@ -526,17 +534,27 @@ def parse_args() -> argparse.Namespace:
     if args.turns is None:
         args.turns = 10 if args.quick else 20
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    if args.cluster and not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")):
+        parser.error("--cluster needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    if args.cluster and args.profile:
+        parser.error("--profile profiles one process; not with --cluster")
     return args
+
+
+def bytchat(args: argparse.Namespace, data_dir: Path, upstream: ServerProcess, env: dict[str, str]) -> BytchatServer:
+    """One server process, or make cluster's nginx and N of them (--cluster N)."""
+    data_dir.mkdir()
+    if args.cluster:
+        return ClusterServer(data_dir, upstream.base_url, env, args.cluster)
+    return BytchatServer(data_dir, upstream.base_url, env, args.profile)
 
 
 async def amain(args: argparse.Namespace, upstream: ServerProcess, data_root: Path) -> int:
     status = 0
-    server = BytchatServer(
-        data_root / "main", upstream.base_url, {"WS_MESSAGES_PER_MINUTE": "100000", **args.server_env}, args.profile
-    )
-    (data_root / "main").mkdir()
+    server = bytchat(args, data_root / "main", upstream, {"WS_MESSAGES_PER_MINUTE": "100000", **args.server_env})
     server.start()
-    print(f"Bytchat (uvicorn) pid {server.pid} on {server.url}; fake upstream pid {upstream.pid}", flush=True)
+    shape = f"make cluster, nginx and {args.cluster} server processes" if args.cluster else "uvicorn"
+    print(f"Bytchat ({shape}) pid {server.pid} on {server.url}; fake upstream pid {upstream.pid}", flush=True)
     bench = Bench(args, upstream, server)
     try:
         async with asyncio.timeout(args.deadline):
@@ -557,12 +575,8 @@ async def amain(args: argparse.Namespace, upstream: ServerProcess, data_root: Pa
     errors_in_log = [line for line in server.log_tail(200_000).splitlines() if " ERROR " in line or "Traceback" in line]
     if args.turns:
         keys = [k for k in bench.surfaces if k != "direct"]
-        turn_server = BytchatServer(
-            data_root / "turns",
-            upstream.base_url,
-            {"LLM_MODEL": TURN_MODEL, "WS_MESSAGES_PER_MINUTE": "100000", **args.server_env},
-        )
-        (data_root / "turns").mkdir()
+        turn_env = {"LLM_MODEL": TURN_MODEL, "WS_MESSAGES_PER_MINUTE": "100000", **args.server_env}
+        turn_server = bytchat(args, data_root / "turns", upstream, turn_env)
         turn_server.start()
         try:
             print(f"  measuring the fixed cost of a turn ({args.turns} turns per surface, {TURN_MODEL}) ...")
@@ -592,7 +606,13 @@ def report(bench: Bench, errors_in_log: list[str]) -> None:
     print("\n".join(lines))
     print()
     print("TTFT and gaps in ms. tokens/s = all tokens / summed burst wall time; vs direct = that ratio to direct")
-    print("at the same concurrency; server CPU = the server process (all threads) during the bursts.")
+    if args.cluster:
+        print(
+            f"at the same concurrency; server CPU = the {args.cluster} server processes of make cluster (all threads),"
+        )
+        print("summed, during the bursts; nginx (in front of them) is not included.")
+    else:
+        print("at the same concurrency; server CPU = the server process (all threads) during the bursts.")
     m = bench.machine
     if m["wall"]:
         others = max(0.0, m["busy"] - m["ours"])

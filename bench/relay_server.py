@@ -1,16 +1,18 @@
 """Bytchat in a subprocess for bench/relay.py: a throwaway SQLite, the fake upstream as the model.
 
 Started as scripts/run.sh starts it (config/server.py's command line, DEBUG off), minus the worker,
-which relaying does not use.
+which relaying does not use; or, with --cluster, as `make cluster` starts it (ClusterServer).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,3 +123,61 @@ class BytchatServer:
             return self.log_path.read_text()[-chars:]
         except OSError:
             return ""
+
+
+class ClusterServer(BytchatServer):
+    """`make cluster` for bench/relay.py --cluster: scripts/cluster.py, nginx in front of `processes` server
+    processes, on DATABASE_URL (PostgreSQL) and REDIS_URL from the environment. Measured through nginx; the
+    server CPU is the sum of the server processes' (nginx and the worker are not included)."""
+
+    def __init__(self, data_dir: Path, upstream_base_url: str, extra_env: dict[str, str], processes: int) -> None:
+        super().__init__(data_dir, upstream_base_url, extra_env)
+        for key in ("DATABASE_URL", "REDIS_URL"):
+            if key in os.environ:
+                self.env[key] = os.environ[key]
+        # Unix socket paths are short: the bench's data directory can be too long.
+        self.runtime = Path(tempfile.mkdtemp(prefix="bytchat-bench-"))
+        self.env.update(PORT=str(self.port), WEB_PROCESSES=str(processes), CLUSTER_DIR=str(self.runtime))
+
+    def start(self) -> ClusterServer:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=self.env, check=True)
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "scripts/cluster.py"], cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"make cluster exited: {self.log_path.read_text()[-3000:]}")
+            if "Bytchat on" in self.log_path.read_text():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("make cluster did not start in 120 s")
+
+    def server_pids(self) -> list[int]:
+        return [int(path.read_text()) for path in self.runtime.glob("web-*.pid") if path.read_text().strip()]
+
+    def cpu_seconds(self) -> float | None:
+        """utime + stime of every server process (not nginx)."""
+        total = 0.0
+        for pid in self.server_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def rss_mb(self) -> float | None:
+        total = 0.0
+        for pid in self.server_pids():
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                return None
+            total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:"))
+        return total
+
+    def stop(self) -> None:
+        super().stop()  # TERM: the supervisor drains the servers, then stops nginx
+        shutil.rmtree(self.runtime, ignore_errors=True)

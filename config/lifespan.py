@@ -1,15 +1,36 @@
 """The server's start and stop (ASGI lifespan), which Django and Channels do not handle themselves.
 
-On stop, after the server has closed its connections, the runs this process is still writing get
-RUN_SHUTDOWN_GRACE_SECONDS to finish; the rest are stored `interrupted` with the text written so far
-(docs/runs.md), instead of waiting for their lease to lapse.
+On start, a supervisor that asked for it (READY_FD, scripts/cluster.py) is told the process is about to
+serve. On stop, the runs this process is still writing get what is left of DRAIN_SECONDS since the drain
+began (uvicorn first waited for open requests, config/http_protocol.Drain); the rest are stored
+`interrupted` with the text written so far (docs/runs.md), instead of waiting for their lease to lapse.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from django.conf import settings
+
+from config.http_protocol import Drain
+
+
+def tell_supervisor_ready() -> None:
+    """One byte on the pipe the supervisor passed: uvicorn listens right after startup completes."""
+    fd = os.environ.pop("READY_FD", "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), b"1")
+            os.close(int(fd))
+        except OSError:
+            pass  # the supervisor is gone; nobody to tell
+
+
+def drain_left() -> float:
+    spent = 0.0 if Drain.since is None else time.monotonic() - Drain.since
+    return max(0.0, settings.DRAIN_SECONDS - spent)
 
 
 class LifespanMiddleware:
@@ -23,10 +44,12 @@ class LifespanMiddleware:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                tell_supervisor_ready()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from chats.runs.runner import runs_shutdown
 
-                await runs_shutdown(grace=settings.RUN_SHUTDOWN_GRACE_SECONDS)
+                Drain.begin()
+                await runs_shutdown(grace=drain_left())
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -11,6 +11,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from config.server import DRAIN_SECONDS_DEFAULT
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -428,8 +430,9 @@ RUN_CHECKPOINT_SECONDS = env.float("RUN_CHECKPOINT_SECONDS", default=1.0)
 # that stops renewing loses its runs (marked `interrupted`) this many seconds after its last renewal.
 RUN_LEASE_SECONDS = env.float("RUN_LEASE_SECONDS", default=15.0)
 RUN_LEASE_RENEW_SECONDS = env.float("RUN_LEASE_RENEW_SECONDS", default=5.0)
-# A stopping server process lets its runs finish this long; the rest end `interrupted` with their text.
-RUN_SHUTDOWN_GRACE_SECONDS = env.float("RUN_SHUTDOWN_GRACE_SECONDS", default=3.0)
+# A stopping server process (TERM: a deploy, a rolling restart) lets its answers finish this long; the rest
+# end `interrupted` with their text (docs/scaling.md). config/server.py gives uvicorn the same budget.
+DRAIN_SECONDS = env.float("DRAIN_SECONDS", default=DRAIN_SECONDS_DEFAULT)
 # Events kept per run; a reader further behind is given the stored text as a snapshot.
 RUN_LOG_MAX_EVENTS = env.int("RUN_LOG_MAX_EVENTS", default=5000)
 # How long a finished run's events stay readable; later, a resume gets the stored message.

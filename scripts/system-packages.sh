@@ -2,8 +2,10 @@
 # Debian packages the test suite needs, installed only when missing (.ci/run calls this first):
 #   fonts-dejavu-core  the TrueType family embedded in exam PDFs (without it they fall back to Helvetica)
 #   chromium, chromium-driver  the headless browser of the widget's tests (driven by Playwright at /usr/bin/chromium)
+#   nginx  the proxy of `make cluster` and its end-to-end tests, in front of several server processes (deploy/nginx/);
+#          run by scripts/cluster.py as the user, from the repository: the distribution's own service is not used
 set -euo pipefail
-packages=(fonts-dejavu-core chromium chromium-driver)
+packages=(fonts-dejavu-core chromium chromium-driver nginx)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from config.server import command
+from config.server import DRAIN_SECONDS_DEFAULT, command
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSTHROUGH = ("PATH", "HOME", "LANG", "DATABASE_URL", "REDIS_URL", "TMPDIR")
@@ -54,8 +54,13 @@ class LiveServer:
     def start(self) -> LiveServer:
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=self.env, check=True)
         log = self.log_path.open("w")
+        drain = float(self.env.get("DRAIN_SECONDS", DRAIN_SECONDS_DEFAULT))
         self.process = subprocess.Popen(
-            command(host="127.0.0.1", port=self.port), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            command(host="127.0.0.1", port=self.port, drain_seconds=drain),
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         if self.with_worker:
             self.worker = subprocess.Popen(

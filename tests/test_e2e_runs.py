@@ -520,9 +520,7 @@ async def test_a_stop_asked_on_another_server_process_stops_the_run_where_it_run
 def stopping_server(server, fake_openai_server, tmp_path):
     """Another server process on `server`'s database and Redis, whose runs' leases would last a minute:
     only its own shutdown can end them within the test."""
-    live = server_beside(
-        server, fake_openai_server, tmp_path, RUN_LEASE_SECONDS="60", RUN_SHUTDOWN_GRACE_SECONDS="0.5"
-    ).start()
+    live = server_beside(server, fake_openai_server, tmp_path, RUN_LEASE_SECONDS="60", DRAIN_SECONDS="0.5").start()
     yield live
     live.stop()
     assert "Traceback" not in live.log()
