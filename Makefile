@@ -40,6 +40,7 @@ run: migrate
 # The check comes first: without them it refuses before migrating anything.
 cluster: install
 	@$(PY) scripts/cluster.py --check
+	@scripts/system-packages.sh nginx
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	@HOST=$(HOST) PORT=$(PORT) $(PY) scripts/cluster.py

@@ -133,9 +133,9 @@ class Cluster:
                 "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/bytchat REDIS_URL=redis://127.0.0.1:6379/0"
                 " make cluster"
             )
-        self.nginx_bin = nginx_binary()
-        if check_only:
+        if check_only:  # make cluster installs nginx next (scripts/system-packages.sh nginx) when missing
             return
+        self.nginx_bin = nginx_binary()
         self.host = env.str("HOST", default="127.0.0.1")
         self.port = env.int("PORT", default=8000)
         self.count = env.int("WEB_PROCESSES", default=os.cpu_count() or 1)

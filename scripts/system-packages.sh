@@ -4,8 +4,10 @@
 #   chromium, chromium-driver  the headless browser of the widget's tests (driven by Playwright at /usr/bin/chromium)
 #   nginx  the proxy of `make cluster` and its end-to-end tests, in front of several server processes (deploy/nginx/);
 #          run by scripts/cluster.py as the user, from the repository: the distribution's own service is not used
+# With arguments, only those packages (`make cluster` asks for nginx alone).
 set -euo pipefail
 packages=(fonts-dejavu-core chromium chromium-driver nginx)
+[ $# -gt 0 ] && packages=("$@")
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
