@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from bots.models import Bot
+from bots.selectors import bot_get
 from chats.exceptions import ChatNotFound
 from chats.models import Chat, Message, MessageStatus, Role
 from chats.visitors import Visitor, page_check, visitor_from_token
@@ -66,6 +67,22 @@ def branch_history(*, chat: Chat, leaf_id: uuid.UUID | None, limit: int) -> list
     walked = _branch_up(chat_id=chat.pk, leaf_id=leaf_id, counted="history", limit=limit)
     kept = [m for m in walked if m.role != Role.ASSISTANT or m.status == MessageStatus.COMPLETE]
     return kept[:limit][::-1]
+
+
+def bot_chat_get(*, user: User, bot_id: uuid.UUID | str, chat_id: uuid.UUID | str) -> Chat:
+    """The user's chat held with this bot of theirs, the bot and its model configs read with it (two
+    queries, where the bot then the chat took three); a missing bot is its own 404, as with `bot_get`."""
+    chat = (
+        Chat.objects.owned_by(user)
+        .filter(pk=chat_id, bot_id=bot_id, bot__owner=user)
+        .select_related("bot")
+        .prefetch_related("bot__model_configs")
+        .first()
+    )
+    if chat is None:
+        bot_get(user=user, bot_id=bot_id)
+        raise ChatNotFound()
+    return chat
 
 
 def chat_list(*, user: User) -> QuerySet[Chat]:

@@ -27,7 +27,7 @@ from chats.notifications import session_deleted_notify, sessions_deleted_notify
 from chats.runs.reconcile import runs_reconcile
 from chats.runs.selectors import chat_answering
 from chats.runs.services import run_rows_create
-from chats.selectors import chat_get
+from chats.selectors import bot_chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
 from core.errors import Conflict, DomainError
@@ -373,8 +373,11 @@ def bot_chat_start(
     surface: Surface = Surface.BYTCHAT,
 ) -> tuple[ReplyRequest, str]:
     """A turn with one of the user's bots (001): in the given chat with that bot, or a new one."""
-    bot = bot_get(user=user, bot_id=bot_id)
-    chat = chat_get(user=user, chat_id=chat_id, bot=bot) if chat_id else None
+    if chat_id:
+        chat = bot_chat_get(user=user, bot_id=bot_id, chat_id=chat_id)
+        bot = chat.bot
+    else:
+        chat, bot = None, bot_get(user=user, bot_id=bot_id)
     return turn_start(
         user=user,
         prompt=query,
