@@ -45,7 +45,8 @@ from bench.relay_clients import (
     http_session,
     read_sse,
 )
-from bench.relay_server import BytchatServer, ClusterServer
+from bench.relay_server import SERVERS, BytchatServer, ClusterServer
+from config.server import LOOPS
 
 MODEL = "fake-tokens-200-10"
 TOKENS = 200
@@ -509,6 +510,12 @@ def parse_args() -> argparse.Namespace:
         "--server-env", action="append", default=[], metavar="KEY=VALUE", help="extra server setting (repeatable)"
     )
     parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default=None,
+        help="the ASGI server of the one process (default: SERVER_LOOP's loop under uvicorn, as make run)",
+    )
+    parser.add_argument(
         "--cluster",
         type=int,
         default=0,
@@ -546,14 +553,16 @@ def bytchat(args: argparse.Namespace, data_dir: Path, upstream: ServerProcess, e
     data_dir.mkdir()
     if args.cluster:
         return ClusterServer(data_dir, upstream.base_url, env, args.cluster)
-    return BytchatServer(data_dir, upstream.base_url, env, args.profile)
+    loop = os.environ.get("SERVER_LOOP") or LOOPS[0]  # make run's loop, as config/server.py chooses it
+    server = args.server or ("uvicorn-uvloop" if loop == "uvloop" else "uvicorn")
+    return BytchatServer(data_dir, upstream.base_url, env, args.profile, server)
 
 
 async def amain(args: argparse.Namespace, upstream: ServerProcess, data_root: Path) -> int:
     status = 0
     server = bytchat(args, data_root / "main", upstream, {"WS_MESSAGES_PER_MINUTE": "100000", **args.server_env})
     server.start()
-    shape = f"make cluster, nginx and {args.cluster} server processes" if args.cluster else "uvicorn"
+    shape = f"make cluster, nginx and {args.cluster} server processes" if args.cluster else server.server
     print(f"Bytchat ({shape}) pid {server.pid} on {server.url}; fake upstream pid {upstream.pid}", flush=True)
     bench = Bench(args, upstream, server)
     try:

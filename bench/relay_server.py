@@ -6,6 +6,7 @@ which relaying does not use; or, with --cluster, as `make cluster` starts it (Cl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -19,15 +20,55 @@ from pathlib import Path
 import httpx
 
 from bench.common import ROOT
-from config.server import uvicorn_args
+from config.server import APPLICATION, uvicorn_args
 from tests.live_server import free_port
 
 # The embedded defaults (SQLite, in-memory channel layer and cache) unless --server-env says otherwise.
 PASSTHROUGH = ("PATH", "HOME", "LANG", "TMPDIR")
 
 
+# The ASGI servers bench/relay.py --server can measure on the same workload: Bytchat's own command line
+# (config/server.py) on either event loop, and two others. granian is not a dependency of Bytchat:
+# `.venv/bin/pip install -r bench/requirements-servers.txt` first.
+SERVERS = ("uvicorn", "uvicorn-uvloop", "daphne", "granian")
+
+
+def server_command(server: str, *, port: int) -> list[str]:
+    """`python <these>` serves config.asgi on 127.0.0.1:port with `server`."""
+    if server in ("uvicorn", "uvicorn-uvloop"):
+        loop = "uvloop" if server == "uvicorn-uvloop" else "asyncio"
+        return ["-m", "uvicorn", *uvicorn_args(host="127.0.0.1", port=port, loop=loop)]
+    if server == "daphne":
+        return ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), APPLICATION]
+    if server == "granian":
+        return [
+            "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--no-access-log", APPLICATION,
+        ]  # fmt: skip
+    raise ValueError(f"unknown server {server!r}")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its living descendants."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        for task in Path(f"/proc/{tree[index]}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                tree += [int(child) for child in (task / "children").read_text().split()]
+        index += 1
+    return tree
+
+
 class BytchatServer:
-    def __init__(self, data_dir: Path, upstream_base_url: str, extra_env: dict[str, str], profile: Path | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        upstream_base_url: str,
+        extra_env: dict[str, str],
+        profile: Path | None = None,
+        server: str = "uvicorn",
+    ):
+        self.server = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -72,7 +113,7 @@ class BytchatServer:
         command = [sys.executable]
         if self.profile is not None:
             command += ["-m", "cProfile", "-o", str(self.profile)]
-        command += ["-m", "uvicorn", *uvicorn_args(host="127.0.0.1", port=self.port)]
+        command += server_command(self.server, port=self.port)
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter running the server)
             command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
@@ -88,13 +129,21 @@ class BytchatServer:
         raise RuntimeError("server did not start in 60 s")
 
     def cpu_seconds(self) -> float | None:
-        """utime + stime of the server process, all of its threads (Linux /proc)."""
-        try:
-            stat = Path(f"/proc/{self.pid}/stat").read_text()
-        except (OSError, TypeError):
+        """utime + stime of the server process and the processes it started (granian serves from a
+        child), all of their threads (Linux /proc)."""
+        if self.pid is None:
             return None
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in _process_tree(self.pid):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                if pid == self.pid:
+                    return None
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def rss_mb(self) -> float | None:
         try:
