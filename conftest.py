@@ -20,6 +20,16 @@ PASSWORD = "una-clave-segura-123"  # noqa: S105 (test fixture)
 _emails = itertools.count(1)
 
 
+def pytest_configure(config) -> None:
+    """The test process runs a new event loop, with new executor threads, for each test; a pooled
+    PostgreSQL connection left in a finished thread is never given back, and the pool runs dry. The
+    in-process tests use a connection per thread (as DB_POOL=False does); the servers the end-to-end
+    tests start use the pool as production does."""
+    from django.conf import settings
+
+    settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(settings, tmp_path):
     # Password hashing costs ~0.2 s a user with the production hasher; tests do not need the cost.
