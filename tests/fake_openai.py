@@ -70,6 +70,7 @@ class FakeOpenAI(LoopbackServer):
     requests: list[RecordedRequest] = field(default_factory=list)
     disconnects: int = 0
     completed: int = 0
+    generation: int = 0  # reset() starts a new one
 
     thread_name = "fake-openai"
 
@@ -85,6 +86,9 @@ class FakeOpenAI(LoopbackServer):
         return [r.outcome for r in self.requests if r.path.endswith("/chat/completions") and r.question == question]
 
     def reset(self) -> None:
+        # A stream an earlier test left behind (`fake-stall` sleeps a minute before its first byte) ends
+        # in a later test: its end counts for the test that asked it, not this one.
+        self.generation += 1
         self.requests.clear()
         self.disconnects = 0
         self.completed = 0
@@ -268,6 +272,7 @@ class FakeOpenAI(LoopbackServer):
     async def _stream(
         self, request: web.Request, model: str, body: dict[str, Any], words: list[str], record: RecordedRequest
     ) -> web.StreamResponse:
+        generation = self.generation
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         delay = 0.0
@@ -317,10 +322,12 @@ class FakeOpenAI(LoopbackServer):
                 await response.write(chunk({}, usage=self._usage(body, words)))
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
-            self.completed += 1
+            if generation == self.generation:
+                self.completed += 1
             record.outcome = "completed"
         except (ConnectionResetError, asyncio.CancelledError):
-            self.disconnects += 1
+            if generation == self.generation:
+                self.disconnects += 1
             record.outcome = "disconnected"
             raise
         return response
