@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -35,10 +35,28 @@ READ_BATCH = 256
 class RunEvent:
     seq: int
     event: StreamEvent
+    # Its encodings, made once and shared by every reader of this process (issue 15).
+    _sse: bytes | None = field(default=None, compare=False, repr=False)
+    _ws: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def terminal(self) -> bool:
         return self.event.type in ("done", "error")
+
+    def to_sse(self, run_id: str) -> bytes:
+        """The event as SSE, naming its run and position (the log holds one run: `run_id` is always its own)."""
+        if self._sse is None:
+            object.__setattr__(self, "_sse", self.event.to_sse(run_id, self.seq))
+        return self._sse  # type: ignore[return-value]
+
+    def to_ws_text(self, run_id: str) -> str:
+        """The event as a socket's text frame (chats/ws/answers.py frame_of, as the consumer encodes it)."""
+        if self._ws is None:
+            frame = {**self.event.to_ws(), "run_id": run_id, "seq": self.seq}
+            if self.event.type == "error":
+                frame.setdefault("partial", "")
+            object.__setattr__(self, "_ws", json.dumps(frame, ensure_ascii=False))
+        return self._ws  # type: ignore[return-value]
 
 
 class Gap:
@@ -87,13 +105,15 @@ class LocalLog:
         """Until there is an event after `after`, or `seconds`."""
         if self.last_seq > after or self.ended_at is not None:
             return
-        waiter = asyncio.get_running_loop().create_future()
+        # A future and a timer, not wait_for: this runs once per batch per reader (issue 15).
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiters.add(waiter)
+        timer = loop.call_later(seconds, _resolve, waiter)
         try:
-            await asyncio.wait_for(waiter, seconds)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             self._waiters.discard(waiter)
 
     def _wake(self) -> None:
