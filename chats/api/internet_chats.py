@@ -19,11 +19,17 @@ from rest_framework.views import APIView
 from accounts.authentication import authenticate_bearer_or_query
 from accounts.quotas import QuotaExceeded, TooManyStreams
 from bots.selectors import bot_get
-from chats.api.streams import answering_headers, first_event, resume_point, resume_response, sse_response
+from chats.api.streams import (
+    answering_headers,
+    first_batch,
+    resume_point,
+    resume_response,
+    sse_batches,
+    sse_response,
+)
 from chats.events import StreamEvent
 from chats.models import Chat, Message, Role, Run, Surface
 from chats.runs.log import RunEvent
-from chats.runs.reader import run_events
 from chats.runs.runner import run_begin
 from chats.runs.selectors import RunNotFound, run_get
 from chats.selectors import answer_target_get, branch_messages, chat_get, chat_list
@@ -219,8 +225,8 @@ def _resumed_run(*, request: HttpRequest, target_id: str, run_id: uuid.UUID) -> 
     return run
 
 
-async def _only(event: StreamEvent) -> AsyncIterator[RunEvent]:
-    yield RunEvent(1, event)
+async def _only(event: StreamEvent) -> AsyncIterator[list[RunEvent]]:
+    yield [RunEvent(1, event)]
 
 
 async def _answer(request: HttpRequest, target_id: str, *, web_search: bool) -> HttpResponse:
@@ -236,9 +242,9 @@ async def _answer(request: HttpRequest, target_id: str, *, web_search: bool) -> 
     )
     if live is None:
         return sse_response(None, _only(refusal), headers=headers)
-    events = run_events(live.run)
-    first = await first_event(events)
-    return sse_response(live.id, events, first=first, headers=answering_headers(first.event, headers))
+    batches = sse_batches(live.run)
+    first = await first_batch(batches)
+    return sse_response(live.id, batches, first=first, headers=answering_headers(first[0].event, headers))
 
 
 @async_api_view("GET")

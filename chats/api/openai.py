@@ -30,11 +30,11 @@ from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
 from bots.selectors import bot_for_model
-from chats.api.streams import first_event
+from chats.api.streams import first_batch
 from chats.events import StreamEvent
 from chats.models import Role, Surface
 from chats.runs.log import RunEvent
-from chats.runs.reader import run_events, run_to_end
+from chats.runs.reader import run_batches, run_to_end
 from chats.runs.runner import LiveRun, run_begin
 from chats.services import turn_start
 from chats.types import ReplyRequest
@@ -235,8 +235,14 @@ async def _completion(live: LiveRun, created: int) -> HttpResponse:
 
 
 async def _chunks(
-    first: StreamEvent, events: AsyncIterator[RunEvent], *, reply: ReplyRequest, model: str, include_usage: bool
+    first: list[RunEvent],
+    batches: AsyncIterator[list[RunEvent]],
+    *,
+    reply: ReplyRequest,
+    model: str,
+    include_usage: bool,
 ) -> AsyncIterator[bytes]:
+    """The answer as the SDK's `chat.completion.chunk`s, the events ready together in one write (issue 15)."""
     base = {
         "id": f"chatcmpl-{reply.chat.pk.hex}",
         "object": "chat.completion.chunk",
@@ -245,28 +251,48 @@ async def _chunks(
     }
 
     def data(payload: dict[str, Any]) -> bytes:
-        return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+        return f"data: {_dumps(payload)}\n\n".encode()
 
     def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
 
-    async with aclosing(events):
-        yield data(choice({"role": "assistant", "content": ""}))
-        item: StreamEvent | None = first
-        while item is not None:
-            if item.type == "chunk":
-                yield data(choice({"content": item.content}))
-            elif item.type == "error":
-                yield data(openai_error_body(item.content, status=item.status_code, code=item.data.get("code")))
-                return
-            else:
-                finish = choice({}, item.data.get("finish_reason") or "stop")
-                yield data({**finish, "citations": item.data.get("citations", [])})
-                if include_usage:
-                    yield data({**base, "choices": [], "usage": _usage(item)})
-            following = await anext(events, None)
-            item = following.event if following is not None else None
+    # A content chunk is `choice({"content": ...})` with only the content to encode.
+    head = "data: " + _dumps(choice({"content": ""})).partition('{"content":""}')[0] + '{"content":'
+    tail = '},"finish_reason":null,"logprobs":null}]}\n\n'
+
+    def encoded(item: StreamEvent) -> tuple[bytes, bool]:
+        """The item's lines, and whether the stream ends with them."""
+        if item.type == "chunk":
+            return (head + _dumps(item.content) + tail).encode(), False
+        if item.type == "error":
+            return data(openai_error_body(item.content, status=item.status_code, code=item.data.get("code"))), True
+        finish = choice({}, item.data.get("finish_reason") or "stop")
+        lines = data({**finish, "citations": item.data.get("citations", [])})
+        if include_usage:
+            lines += data({**base, "choices": [], "usage": _usage(item)})
+        return lines + b"data: [DONE]\n\n", True
+
+    async with aclosing(batches):
+        out = [data(choice({"role": "assistant", "content": ""}))]
+        batch = first
+        while True:
+            for item in batch:
+                lines, last = encoded(item.event)
+                out.append(lines)
+                if last:
+                    yield b"".join(out)
+                    return
+            if out:
+                yield b"".join(out)
+                out = []
+            batch = await anext(batches, None)
+            if batch is None:
+                break
     yield b"data: [DONE]\n\n"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @csrf_exempt
@@ -285,13 +311,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return response
     # A failure before the first token is still a JSON status the SDK raises.
     reply = live.request
-    events = run_events(live.run)
-    first = await first_event(events)
-    if first.event.type == "error":
-        return _event_error(first.event)
+    batches = run_batches(live.run)
+    first = await first_batch(batches)
+    if first[0].event.type == "error":
+        return _event_error(first[0].event)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    model = _answering_model(first.event, reply)
-    body = _chunks(first.event, events, reply=reply, model=model, include_usage=include_usage)
+    model = _answering_model(first[0].event, reply)
+    body = _chunks(first, batches, reply=reply, model=model, include_usage=include_usage)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -69,13 +70,18 @@ def run_payload(run: Run) -> dict[str, Any]:
     }
 
 
-async def _for_visitor(events: AsyncIterator[RunEvent]) -> AsyncIterator[RunEvent]:
+async def _for_visitor(batches: AsyncIterator[list[RunEvent]]) -> AsyncIterator[list[RunEvent]]:
     """A visitor sees a citation's document and page, not the owner's internal ids."""
-    async for item in events:
-        if "citations" in item.event.data:
-            data = {**item.event.data, "citations": visitor_citations(item.event.data["citations"])}
-            item = RunEvent(item.seq, dataclasses.replace(item.event, data=data))
-        yield item
+    async with aclosing(batches):
+        async for batch in batches:
+            yield [_visitor_event(item) for item in batch]
+
+
+def _visitor_event(item: RunEvent) -> RunEvent:
+    if "citations" not in item.event.data:
+        return item
+    data = {**item.event.data, "citations": visitor_citations(item.event.data["citations"])}
+    return RunEvent(item.seq, dataclasses.replace(item.event, data=data))
 
 
 @async_api_view("GET")

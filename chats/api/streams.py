@@ -1,13 +1,13 @@
 """HTTP stream responses for a run's events: Server-Sent Events and plain text.
 
 Every HTTP surface that streams an answer (001, 000, 004, /runs/{id}/events) relays through here.
-Nothing is buffered: each event is encoded and handed to the server as it arrives. The response
-only reads the run: a client that goes away stops reading, and the answer runs on (docs/runs.md).
+Nothing is buffered: the events ready together are encoded and handed to the server at once, as
+they arrive. The response only reads the run: a client that goes away stops reading, and the
+answer runs on (docs/runs.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,63 +20,56 @@ from django.utils.translation import gettext as _
 from chats.events import StreamEvent
 from chats.models import Run
 from chats.runs.log import RunEvent
-from chats.runs.reader import run_events
+from chats.runs.reader import run_batches
 from chats.runs.runner import LiveRun
 from core.errors import DomainError
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 HEARTBEAT = b": keep-alive\n\n"
+# A run's events a batch at a time (chats/runs/reader.py run_batches); an empty batch is a quiet spell.
+Batches = AsyncIterator[list[RunEvent]]
 
 
-async def _sse_body(
-    run_id: str | None, first: RunEvent | None, events: AsyncIterator[RunEvent]
-) -> AsyncIterator[bytes]:
-    """Encoded events, with a comment line whenever the run is silent for SSE_HEARTBEAT_SECONDS.
-
-    The next event is awaited in a task that a heartbeat does not cancel; only the client going
-    away does, which ends this reader (never the run).
-    """
-    async with contextlib.aclosing(events):
-        if first is not None:
-            yield first.event.to_sse(run_id, first.seq)
-        pending: asyncio.Future[RunEvent] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(events))
-                done, _waiting = await asyncio.wait({pending}, timeout=settings.SSE_HEARTBEAT_SECONDS)
-                if not done:
-                    yield HEARTBEAT
-                    continue
-                finished, pending = pending, None
-                try:
-                    item = finished.result()
-                except StopAsyncIteration:
-                    return
-                yield item.event.to_sse(run_id, item.seq)
-        finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await pending
+def sse_batches(run: Run, *, after: int = 0) -> Batches:
+    """The run's events for an SSE response: an empty batch whenever it is silent for SSE_HEARTBEAT_SECONDS."""
+    return run_batches(run, after=after, idle=settings.SSE_HEARTBEAT_SECONDS)
 
 
-async def _text_body(first: RunEvent | None, events: AsyncIterator[RunEvent]) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(events):
-        if first is not None:
-            yield first.event.to_text()
-        async for item in events:
-            yield item.event.to_text()
+def _sse_of(run_id: str | None, batch: list[RunEvent]) -> bytes:
+    if run_id is None:
+        return b"".join(item.event.to_sse() for item in batch)
+    return b"".join(item.to_sse(run_id) for item in batch)
+
+
+async def _sse_body(run_id: str | None, first: list[RunEvent], batches: Batches) -> AsyncIterator[bytes]:
+    """Encoded events, one write per batch, with a comment line whenever the run is silent for
+    SSE_HEARTBEAT_SECONDS. The client going away closes this reader, never the run."""
+    async with contextlib.aclosing(batches):
+        if first:
+            yield _sse_of(run_id, first)
+        async for batch in batches:
+            yield _sse_of(run_id, batch) if batch else HEARTBEAT
+
+
+async def _text_body(first: list[RunEvent], batches: Batches) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(batches):
+        if first:
+            yield b"".join(item.event.to_text() for item in first)
+        async for batch in batches:
+            if batch:
+                yield b"".join(item.event.to_text() for item in batch)
 
 
 def sse_response(
     run_id: str | None,
-    events: AsyncIterator[RunEvent],
+    batches: Batches,
     *,
-    first: RunEvent | None = None,
+    first: list[RunEvent] | None = None,
     headers: dict[str, str] | None = None,
 ) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(_sse_body(run_id, first, events), content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(
+        _sse_body(run_id, first or [], batches), content_type="text/event-stream; charset=utf-8"
+    )
     run_header = {"X-Run-Id": run_id} if run_id else {}
     for name, value in {**(headers or {}), **SSE_HEADERS, **run_header}.items():
         response[name] = value
@@ -85,13 +78,13 @@ def sse_response(
 
 def text_response(
     run_id: str,
-    events: AsyncIterator[RunEvent],
+    batches: Batches,
     *,
-    first: RunEvent | None = None,
+    first: list[RunEvent] | None = None,
     headers: dict[str, str] | None = None,
 ) -> StreamingHttpResponse:
     """The answer as chunked plain text; a failure after the first chunk ends it with an `[error]` line."""
-    response = StreamingHttpResponse(_text_body(first, events), content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(_text_body(first or [], batches), content_type="text/plain; charset=utf-8")
     for name, value in {**(headers or {}), "X-Accel-Buffering": "no", "X-Run-Id": run_id}.items():
         response[name] = value
     return response
@@ -103,12 +96,12 @@ def event_error_response(event: StreamEvent, headers: dict[str, str]) -> JsonRes
 
 async def answer_response(live: LiveRun, *, headers: dict[str, str], sse: bool) -> HttpResponse:
     """The run's answer as SSE or plain text; a failure before its first token is still a JSON HTTP error."""
-    events = run_events(live.run)
-    first = await first_event(events)
-    if first.event.type == "error":
-        return event_error_response(first.event, {**headers, "X-Run-Id": live.id})
+    batches = sse_batches(live.run) if sse else run_batches(live.run)
+    first = await first_batch(batches)
+    if first[0].event.type == "error":
+        return event_error_response(first[0].event, {**headers, "X-Run-Id": live.id})
     respond = sse_response if sse else text_response
-    return respond(live.id, events, first=first, headers=answering_headers(first.event, headers))
+    return respond(live.id, batches, first=first, headers=answering_headers(first[0].event, headers))
 
 
 def answering_headers(first: StreamEvent, headers: dict[str, str]) -> dict[str, str]:
@@ -119,12 +112,23 @@ def answering_headers(first: StreamEvent, headers: dict[str, str]) -> dict[str, 
     return {**headers, "X-Bytchat-Model": f"{first.answered_by.provider}/{first.answered_by.model}"}
 
 
-async def first_event(events: AsyncIterator[RunEvent]) -> RunEvent:
-    """The stream's first event; if it is an error, the reader is closed (nothing was sent yet)."""
-    first = await anext(events)
-    if first.event.type == "error":
-        await events.aclose()
+async def first_batch(batches: Batches) -> list[RunEvent]:
+    """The stream's first events (a new run always has some); if the first is an error, the reader is
+    closed (nothing was sent yet)."""
+    first = await _first(batches)
+    if not first:
+        raise StopAsyncIteration
+    if first[0].event.type == "error":
+        await batches.aclose()
     return first
+
+
+async def _first(batches: Batches) -> list[RunEvent]:
+    """The first non-empty batch, past any quiet spell; empty when the reader has nothing left."""
+    async for batch in batches:
+        if batch:
+            return batch
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,14 +165,14 @@ async def resume_response(
     *,
     after: int,
     headers: dict[str, str] | None = None,
-    transform: Callable[[AsyncIterator[RunEvent]], AsyncIterator[RunEvent]] | None = None,
+    transform: Callable[[Batches], Batches] | None = None,
 ) -> HttpResponse:
     """The run's events after `after` as SSE; 204 when there are none left (the reader has its end),
     which tells a browser's EventSource to stop reconnecting."""
-    events = run_events(run, after=after)
+    batches = sse_batches(run, after=after)
     if transform is not None:
-        events = transform(events)
-    first = await anext(events, None)
-    if first is None:
+        batches = transform(batches)
+    first = await _first(batches)
+    if not first:
         return HttpResponse(status=204, headers={"X-Run-Id": str(run.pk)})
-    return sse_response(str(run.pk), events, first=first, headers=headers)
+    return sse_response(str(run.pk), batches, first=first, headers=headers)

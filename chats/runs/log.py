@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,8 @@ from core.redis_clients import async_redis, sync_redis
 logger = logging.getLogger(__name__)
 # Longest wait between attempts to copy a run's events to Redis while it is unreachable.
 MIRROR_RETRY_MAX_SECONDS = 2.0
+# How long the copier to Redis waits for events before it stops (the next event starts it again).
+COPIER_IDLE_SECONDS = 1.0
 # Events handed to a reader at once: what a reader holds is bounded whatever the log holds.
 READ_BATCH = 256
 
@@ -35,10 +38,28 @@ READ_BATCH = 256
 class RunEvent:
     seq: int
     event: StreamEvent
+    # Its encodings, made once and shared by every reader of this process (issue 15).
+    _sse: bytes | None = field(default=None, compare=False, repr=False)
+    _ws: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def terminal(self) -> bool:
         return self.event.type in ("done", "error")
+
+    def to_sse(self, run_id: str) -> bytes:
+        """The event as SSE, naming its run and position (the log holds one run: `run_id` is always its own)."""
+        if self._sse is None:
+            object.__setattr__(self, "_sse", self.event.to_sse(run_id, self.seq))
+        return self._sse  # type: ignore[return-value]
+
+    def to_ws_text(self, run_id: str) -> str:
+        """The event as a socket's text frame (chats/ws/answers.py frame_of, as the consumer encodes it)."""
+        if self._ws is None:
+            frame = {**self.event.to_ws(), "run_id": run_id, "seq": self.seq}
+            if self.event.type == "error":
+                frame.setdefault("partial", "")
+            object.__setattr__(self, "_ws", json.dumps(frame, ensure_ascii=False))
+        return self._ws  # type: ignore[return-value]
 
 
 class Gap:
@@ -87,13 +108,15 @@ class LocalLog:
         """Until there is an event after `after`, or `seconds`."""
         if self.last_seq > after or self.ended_at is not None:
             return
-        waiter = asyncio.get_running_loop().create_future()
+        # A future and a timer, not wait_for: this runs once per batch per reader (issue 15).
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiters.add(waiter)
+        timer = loop.call_later(seconds, _resolve, waiter)
         try:
-            await asyncio.wait_for(waiter, seconds)
-        except TimeoutError:
-            pass
+            await waiter
         finally:
+            timer.cancel()
             self._waiters.discard(waiter)
 
     def _wake(self) -> None:
@@ -172,22 +195,27 @@ def _seq_of(entry_id: bytes | str) -> int:
 
 
 class RedisMirror:
-    """Copies a run's events to its Redis Stream from a task of its own, batching what queued meanwhile.
+    """Copies a run's events to its Redis Stream, from a task of its own that batches what queued meanwhile.
 
-    If Redis fails, the copy is retried (backing off to MIRROR_RETRY_MAX_SECONDS) with what queued
-    meanwhile, from the stream's last entry on: a blip delays readers elsewhere instead of leaving them
-    the stored text. The queue keeps at most RUN_LOG_MAX_EVENTS events: readers too far behind get the
-    stored text (a `snapshot`), as they would from a trimmed log. Readers on this process read its
-    memory and never wait on Redis.
+    The task is the event loop's `_Copier`, shared by every run of the loop: one pipeline carries the
+    events of all the runs that wrote since the last one, so a process streaming many answers makes a
+    round trip per beat of its loop rather than one per event per run (issue 15). If Redis fails, the
+    copy is retried (backing off to MIRROR_RETRY_MAX_SECONDS) with what queued meanwhile, from the
+    stream's last entry on: a blip delays readers elsewhere instead of leaving them the stored text.
+    The queue keeps at most RUN_LOG_MAX_EVENTS events: readers too far behind get the stored text (a
+    `snapshot`), as they would from a trimmed log. Readers on this process read its memory and never
+    wait on Redis.
     """
 
     def __init__(self, run_id: str, running_ttl: int) -> None:
         self.key = _stream_key(run_id)
         self.running_ttl = running_ttl
         self.outbox: list[RunEvent] = []
-        self.wakeup = asyncio.Event()
         self.closed = False
-        self.task = asyncio.create_task(self._run())
+        self.finished = asyncio.Event()  # the last event was copied, or the copy was given up
+        self.retrying = False  # a copy failed: what landed of it is looked up before the next
+        self.expiring = False  # the stream has its running TTL
+        self.copier = _copier()
 
     def put(self, item: RunEvent) -> None:
         if self.closed:
@@ -195,7 +223,33 @@ class RedisMirror:
         self.outbox.append(item)
         if len(self.outbox) > settings.RUN_LOG_MAX_EVENTS:
             del self.outbox[: len(self.outbox) - settings.RUN_LOG_MAX_EVENTS]
+        self.copier.wake(self)
+
+    def close(self) -> None:
+        self.closed = True
+        self.finished.set()
+
+    async def drained(self, seconds: float) -> None:
+        """Wait (briefly) until the last event was copied; a Redis that stays down is given up on then."""
+        try:
+            await asyncio.wait_for(self.finished.wait(), seconds)
+        except TimeoutError:
+            self.close()
+
+
+class _Copier:
+    """One event loop's copier of its runs' events to Redis: a task that runs while a run has events to copy."""
+
+    def __init__(self) -> None:
+        self.dirty: dict[str, RedisMirror] = {}
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def wake(self, mirror: RedisMirror) -> None:
+        self.dirty[mirror.key] = mirror
         self.wakeup.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="run log copier")
 
     async def _run(self) -> None:
         client = async_redis()
@@ -203,55 +257,94 @@ class RedisMirror:
         while True:
             if delay:
                 await asyncio.sleep(delay)
-            else:
-                await self.wakeup.wait()
+            elif not self.dirty:
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), COPIER_IDLE_SECONDS)
+                except TimeoutError:
+                    if not self.dirty:
+                        return  # nothing to copy for a while: wake() starts another
             self.wakeup.clear()
-            batch, self.outbox = self.outbox, []
-            if not batch:
+            mirrors = [mirror for mirror in self.dirty.values() if not mirror.closed and mirror.outbox]
+            self.dirty = {}
+            if not mirrors:
                 continue
+            batches = {mirror.key: mirror.outbox for mirror in mirrors}
+            for mirror in mirrors:
+                mirror.outbox = []
             try:
-                if delay:  # after a failure some of the batch may have landed
-                    entries = await client.xrevrange(self.key, count=1)
-                    stored = _seq_of(entries[0][0]) if entries else 0
-                    batch = [item for item in batch if item.seq > stored]
-                await self._copy(client, batch)
-            except ResponseError:
-                # An id at or below the stream's last: another process ended this run (its lease lapsed).
-                logger.warning("run log %s was closed by another process; copy stopped", self.key)
-                self.closed = True
-                return
+                await _skip_landed(client, mirrors, batches)
+                results = await _copy(client, mirrors, batches)
             except (RedisError, OSError):
                 if not delay:
-                    logger.warning("could not copy events to %s; retrying", self.key)
-                self.outbox = batch + self.outbox
+                    logger.warning("could not copy run events to Redis; retrying")
+                for mirror in mirrors:
+                    mirror.outbox = batches[mirror.key] + mirror.outbox
+                    mirror.retrying = True
+                    self.dirty[mirror.key] = mirror
                 delay = min(MIRROR_RETRY_MAX_SECONDS, max(0.1, delay * 2))
                 continue
             delay = 0.0
-            if batch and batch[-1].terminal:
-                self.closed = True
-                return
+            for mirror in mirrors:
+                batch = batches[mirror.key]
+                mirror.expiring = mirror.expiring or bool(batch)
+                if any(isinstance(result, ResponseError) for result in results.get(mirror.key, [])):
+                    # An id at or below the stream's last: another process ended this run (its lease lapsed).
+                    logger.warning("run log %s was closed by another process; copy stopped", mirror.key)
+                    mirror.close()
+                elif batch and batch[-1].terminal:
+                    mirror.close()
 
-    async def _copy(self, client: Any, batch: list[RunEvent]) -> None:
-        if not batch:
-            return
-        async with client.pipeline(transaction=False) as pipe:
+
+async def _skip_landed(client: Any, mirrors: list[RedisMirror], batches: dict[str, list[RunEvent]]) -> None:
+    """After a failed copy, part of it may have landed: keep only what comes after each stream's last entry."""
+    for mirror in mirrors:
+        if mirror.retrying:
+            entries = await client.xrevrange(mirror.key, count=1)
+            stored = _seq_of(entries[0][0]) if entries else 0
+            batches[mirror.key] = [item for item in batches[mirror.key] if item.seq > stored]
+            mirror.retrying = False
+
+
+async def _copy(client: Any, mirrors: list[RedisMirror], batches: dict[str, list[RunEvent]]) -> dict[str, list]:
+    """Every batch in one pipeline; each stream's results (a ResponseError among them: refused)."""
+    order: list[str] = []
+    async with client.pipeline(transaction=False) as pipe:
+        for mirror in mirrors:
+            batch = batches[mirror.key]
+            if not batch:
+                continue
             for item in batch:
                 pipe.xadd(
-                    self.key,
+                    mirror.key,
                     {"e": encode(item.event)},
                     id=f"{item.seq}-0",
                     maxlen=settings.RUN_LOG_MAX_EVENTS,
                     approximate=True,
                 )
-            pipe.expire(self.key, settings.RUN_LOG_TTL_SECONDS if batch[-1].terminal else self.running_ttl)
-            await pipe.execute()
+            commands = len(batch)
+            # The running TTL outlasts any run, so it is set with the first copy; the end shortens it.
+            if batch[-1].terminal or not mirror.expiring:
+                pipe.expire(mirror.key, settings.RUN_LOG_TTL_SECONDS if batch[-1].terminal else mirror.running_ttl)
+                commands += 1
+            order.extend([mirror.key] * commands)
+        if not order:
+            return {}
+        results = await pipe.execute(raise_on_error=False)
+    by_key: dict[str, list] = {}
+    for key, result in zip(order, results, strict=True):
+        by_key.setdefault(key, []).append(result)
+    return by_key
 
-    async def drained(self, seconds: float) -> None:
-        """Wait (briefly) until the last event was copied; a Redis that stays down is given up on then."""
-        await asyncio.wait({self.task}, timeout=seconds)
-        if not self.task.done():
-            self.closed = True
-            self.task.cancel()
+
+_copiers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Copier] = weakref.WeakKeyDictionary()
+
+
+def _copier() -> _Copier:
+    loop = asyncio.get_running_loop()
+    copier = _copiers.get(loop)
+    if copier is None:
+        copier = _copiers[loop] = _Copier()
+    return copier
 
 
 class RedisLog:

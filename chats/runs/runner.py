@@ -26,11 +26,12 @@ from accounts.services import CallRecord
 from chats.events import StreamEvent
 from chats.exceptions import ChatNotFound
 from chats.models import MessageStatus, Run, RunStatus
+from chats.runs.checkpoints import checkpoint_write
 from chats.runs.keeper import keeper_ensure
 from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_open
 from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
-from chats.runs.services import RunEnd, RunFate, run_checkpoint, run_finish
+from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish
 from chats.services import turn_lease_release
 from chats.streaming import Answer, released, reply_stream
 from chats.types import ReplyRequest, TurnLease
@@ -107,8 +108,8 @@ class LiveRun:
 
     async def _save_checkpoint(self, text: str, seq: int) -> None:
         try:
-            kept = await released(run_checkpoint)(
-                run_id=self.run.pk, message_id=self.run.message_id, text=text, seq=seq
+            kept = await checkpoint_write(
+                Checkpoint(run_id=self.run.pk, message_id=self.run.message_id, text=text, seq=seq)
             )
         except Exception:
             logger.warning("run %s: checkpoint failed; the next one retries", self.id, exc_info=True)

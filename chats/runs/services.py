@@ -50,14 +50,30 @@ def run_rows_create(
     return answer, run
 
 
-def run_checkpoint(*, run_id: uuid.UUID, message_id: uuid.UUID, text: str, seq: int) -> bool:
-    """The text so far, and the position it stands for; False when the run must stop here (a stop was
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A run's text so far, and the position it stands for."""
+
+    run_id: uuid.UUID
+    message_id: uuid.UUID
+    text: str
+    seq: int
+
+
+def runs_checkpoint(*, checkpoints: Sequence[Checkpoint]) -> set[uuid.UUID]:
+    """Several runs' text so far, in one transaction; the runs that must stop here instead (a stop was
     asked through another process, or the run is no longer this process's)."""
+    refused = set()
     with transaction.atomic():
-        kept = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, stop_requested=False).update(seq=seq)
-        if kept:
-            Message.objects.filter(pk=message_id).update(content=text)
-    return bool(kept)
+        for checkpoint in checkpoints:
+            kept = Run.objects.filter(pk=checkpoint.run_id, status=RunStatus.RUNNING, stop_requested=False).update(
+                seq=checkpoint.seq
+            )
+            if kept:
+                Message.objects.filter(pk=checkpoint.message_id).update(content=checkpoint.text)
+            else:
+                refused.add(checkpoint.run_id)
+    return refused
 
 
 class RunFate(enum.Enum):

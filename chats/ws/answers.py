@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -18,11 +19,12 @@ from django.utils.translation import gettext as _
 
 from chats.models import Run
 from chats.runs.log import RunEvent
-from chats.runs.reader import run_events
+from chats.runs.reader import run_batches
 from chats.visitors import visitor_citations
 
 logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+SendText = Callable[[str], Awaitable[None]]
 
 
 def frame_of(item: RunEvent, run_id: str, *, visitor: bool) -> dict[str, Any]:
@@ -35,23 +37,32 @@ def frame_of(item: RunEvent, run_id: str, *, visitor: bool) -> dict[str, Any]:
     return frame
 
 
+def frame_text(item: RunEvent, run_id: str, *, visitor: bool) -> str:
+    """`frame_of` as the text a socket sends; the same for every owner's socket, so encoded once (issue 15)."""
+    if visitor and "citations" in item.event.data:
+        return json.dumps(frame_of(item, run_id, visitor=True), ensure_ascii=False)
+    return item.to_ws_text(run_id)
+
+
 class AnswerFollower:
-    def __init__(self, run: Run, *, after: int, send: Send, visitor: bool) -> None:
+    def __init__(self, run: Run, *, after: int, send: Send, send_text: SendText, visitor: bool) -> None:
         self.run = run
         self.run_id = str(run.pk)
         self.send = send
+        self.send_text = send_text
         self.visitor = visitor
         self.task = asyncio.create_task(self._relay(after), name=f"follow run {self.run_id}")
 
     async def _relay(self, after: int) -> None:
         try:
-            async with aclosing(run_events(self.run, after=after)) as events:
-                async for item in events:
-                    try:
-                        await self.send(frame_of(item, self.run_id, visitor=self.visitor))
-                    except OSError:
-                        # The client left before the consumer heard of it (uvicorn's ClientDisconnected).
-                        return
+            async with aclosing(run_batches(self.run, after=after)) as batches:
+                async for batch in batches:
+                    for item in batch:
+                        try:
+                            await self.send_text(frame_text(item, self.run_id, visitor=self.visitor))
+                        except OSError:
+                            # The client left before the consumer heard of it (uvicorn's ClientDisconnected).
+                            return
         except Exception:
             # Reading the run failed (its row, say): the run goes on, and the client can resume it.
             logger.exception("could not relay run %s", self.run_id)

@@ -335,7 +335,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         previous = self.followers.pop(str(run.pk), None)
         if previous is not None:
             previous.task.cancel()
-        follower = AnswerFollower(run, after=after, send=self._send_json, visitor=self.is_visitor)
+        follower = AnswerFollower(
+            run, after=after, send=self._send_json, send_text=self._send_text, visitor=self.is_visitor
+        )
         self.followers[follower.run_id] = follower
         self.followed.add(follower.run_id)
         follower.task.add_done_callback(lambda _task: self._unfollow(follower))
@@ -411,6 +413,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
     # -- sending -------------------------------------------------------------------------------
     async def _send_json(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
 
     async def _send_error(self, exc: DomainError) -> None:
         await self._send_json({"type": "error", "content": exc.message, "code": exc.code})
