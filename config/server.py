@@ -18,8 +18,10 @@ APPLICATION = "config.asgi:application"
 DRAIN_SECONDS_DEFAULT = 30.0
 
 
-# The event loop (SERVER_LOOP): asyncio's own, or uvloop (libuv); bench/relay.py compares them.
-LOOPS = ("asyncio", "uvloop")
+# The event loop (SERVER_LOOP): uvloop (libuv) by default, which spent 4 ms less server CPU per chat turn
+# than asyncio's own loop and as much per relayed token (bench/relay.py, docs/benchmarks.md);
+# SERVER_LOOP=asyncio goes back to it.
+LOOPS = ("uvloop", "asyncio")
 
 
 def uvicorn_args(
