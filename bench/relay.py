@@ -584,7 +584,11 @@ async def amain(args: argparse.Namespace, upstream: ServerProcess, data_root: Pa
         status = 1
     finally:
         server.stop()
-    errors_in_log = [line for line in server.log_tail(200_000).splitlines() if " ERROR " in line or "Traceback" in line]
+    log_lines = server.log_tail(200_000).splitlines()
+    errors_in_log = [line for line in log_lines if " ERROR " in line or "Traceback" in line]
+    if errors_in_log:  # the first error with what follows it (its traceback), for the report
+        first = log_lines.index(errors_in_log[0])
+        errors_in_log[0] = "\n".join(log_lines[first : first + 25])
     if args.turns:
         keys = [k for k in bench.surfaces if k != "direct"]
         turn_env = {"LLM_MODEL": TURN_MODEL, "WS_MESSAGES_PER_MINUTE": "100000", **args.server_env}
@@ -706,7 +710,7 @@ def report(bench: Bench, errors_in_log: list[str]) -> None:
     print("\n".join(goals(bench, rows)))
     if errors_in_log:
         print()
-        print(f"Server log: {len(errors_in_log)} ERROR/Traceback lines, first: {errors_in_log[0][:200]}")
+        print(f"Server log: {len(errors_in_log)} ERROR/Traceback lines, the first:\n{errors_in_log[0][:3000]}")
 
 
 def main() -> int:

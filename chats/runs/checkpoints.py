@@ -1,5 +1,5 @@
 """This process's run checkpoints, written together: the runs due at the same time share one thread
-hop, one database connection and one transaction, however many stream at once (issue 15)."""
+hop and one database connection (a transaction each), however many stream at once (issue 15)."""
 
 from __future__ import annotations
 

@@ -61,11 +61,15 @@ class Checkpoint:
 
 
 def runs_checkpoint(*, checkpoints: Sequence[Checkpoint]) -> set[uuid.UUID]:
-    """Several runs' text so far, in one transaction; the runs that must stop here instead (a stop was
-    asked through another process, or the run is no longer this process's)."""
+    """Several runs' text so far, on one connection; the runs that must stop here instead (a stop was
+    asked through another process, or the run is no longer this process's).
+
+    A transaction per run: one holding several runs' rows deadlocked on PostgreSQL with the keeper's
+    lease renewal, one UPDATE that locks all of the process's runs in its own order (bench/relay.py
+    --cluster)."""
     refused = set()
-    with transaction.atomic():
-        for checkpoint in checkpoints:
+    for checkpoint in checkpoints:
+        with transaction.atomic():
             kept = Run.objects.filter(pk=checkpoint.run_id, status=RunStatus.RUNNING, stop_requested=False).update(
                 seq=checkpoint.seq
             )
