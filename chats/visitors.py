@@ -12,6 +12,7 @@ origin in CORS headers exposes nothing ambient.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from bots.models import Bot
 from bots.origins import origin_normalize
+from chats.runs.log import RunEvent
 from core.errors import DomainError
 
 SALT = "bytchat.chats.visitor"
@@ -73,6 +75,15 @@ def visitor_citations(citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             shown.append({"filename": citation.get("filename", ""), "page": citation.get("page")})
     return shown
+
+
+def visitor_run_event(item: RunEvent) -> RunEvent:
+    """A run's event as a visitor reads it: its citations as `visitor_citations` (the same event when
+    it has none)."""
+    if "citations" not in item.event.data:
+        return item
+    data = {**item.event.data, "citations": visitor_citations(item.event.data["citations"])}
+    return RunEvent(item.seq, dataclasses.replace(item.event, data=data))
 
 
 def bot_allows_page(bot: Bot, origin: str | None, *, own_origin: str) -> bool:

@@ -23,7 +23,7 @@ from chats.runs.reconcile import run_as_it_stands
 from chats.runs.runner import run_stop
 from chats.runs.selectors import RunNotFound, run_fresh, run_get
 from chats.streaming import released
-from chats.visitors import visitor_citations, visitor_from_token
+from chats.visitors import visitor_from_token, visitor_run_event
 from core.api.async_views import async_api_view
 from core.paths import UUID
 
@@ -74,14 +74,7 @@ async def _for_visitor(batches: AsyncIterator[list[RunEvent]]) -> AsyncIterator[
     """A visitor sees a citation's document and page, not the owner's internal ids."""
     async with aclosing(batches):
         async for batch in batches:
-            yield [_visitor_event(item) for item in batch]
-
-
-def _visitor_event(item: RunEvent) -> RunEvent:
-    if "citations" not in item.event.data:
-        return item
-    data = {**item.event.data, "citations": visitor_citations(item.event.data["citations"])}
-    return RunEvent(item.seq, dataclasses.replace(item.event, data=data))
+            yield [visitor_run_event(item) for item in batch]
 
 
 @async_api_view("GET")

@@ -52,13 +52,17 @@ class RunEvent:
             object.__setattr__(self, "_sse", self.event.to_sse(run_id, self.seq))
         return self._sse  # type: ignore[return-value]
 
+    def ws_frame(self, run_id: str) -> dict[str, Any]:
+        """The event as a socket frame: its type and content, its data, the run and its position."""
+        frame = {**self.event.to_ws(), "run_id": run_id, "seq": self.seq}
+        if self.event.type == "error":
+            frame.setdefault("partial", "")
+        return frame
+
     def to_ws_text(self, run_id: str) -> str:
-        """The event as a socket's text frame (chats/ws/answers.py frame_of, as the consumer encodes it)."""
+        """`ws_frame` as the text a socket sends."""
         if self._ws is None:
-            frame = {**self.event.to_ws(), "run_id": run_id, "seq": self.seq}
-            if self.event.type == "error":
-                frame.setdefault("partial", "")
-            object.__setattr__(self, "_ws", json.dumps(frame, ensure_ascii=False))
+            object.__setattr__(self, "_ws", json.dumps(self.ws_frame(run_id), ensure_ascii=False))
         return self._ws  # type: ignore[return-value]
 
 

@@ -13,42 +13,27 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from typing import Any
 
 from django.utils.translation import gettext as _
 
 from chats.models import Run
 from chats.runs.log import RunEvent
 from chats.runs.reader import run_batches
-from chats.visitors import visitor_citations
+from chats.visitors import visitor_run_event
 
 logger = logging.getLogger(__name__)
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 SendText = Callable[[str], Awaitable[None]]
 
 
-def frame_of(item: RunEvent, run_id: str, *, visitor: bool) -> dict[str, Any]:
-    """A run event as a socket frame: its type and content, its data, the run and its position."""
-    frame = {**item.event.to_ws(), "run_id": run_id, "seq": item.seq}
-    if item.event.type == "error":
-        frame.setdefault("partial", "")
-    if visitor and "citations" in frame:
-        frame["citations"] = visitor_citations(frame["citations"])
-    return frame
-
-
 def frame_text(item: RunEvent, run_id: str, *, visitor: bool) -> str:
-    """`frame_of` as the text a socket sends; the same for every owner's socket, so encoded once (issue 15)."""
-    if visitor and "citations" in item.event.data:
-        return json.dumps(frame_of(item, run_id, visitor=True), ensure_ascii=False)
-    return item.to_ws_text(run_id)
+    """A run event as the text of a socket frame; an owner's is encoded once for all of its sockets (issue 15)."""
+    return (visitor_run_event(item) if visitor else item).to_ws_text(run_id)
 
 
 class AnswerFollower:
-    def __init__(self, run: Run, *, after: int, send: Send, send_text: SendText, visitor: bool) -> None:
+    def __init__(self, run: Run, *, after: int, send_text: SendText, visitor: bool) -> None:
         self.run = run
         self.run_id = str(run.pk)
-        self.send = send
         self.send_text = send_text
         self.visitor = visitor
         self.task = asyncio.create_task(self._relay(after), name=f"follow run {self.run_id}")
@@ -67,13 +52,16 @@ class AnswerFollower:
             # Reading the run failed (its row, say): the run goes on, and the client can resume it.
             logger.exception("could not relay run %s", self.run_id)
             with contextlib.suppress(Exception):
-                await self.send(
-                    {
-                        "type": "error",
-                        "content": _("The server could not relay this answer; it goes on: resume it to read on."),
-                        "code": "relay_failed",
-                        "run_id": self.run_id,
-                    }
+                await self.send_text(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "content": _("The server could not relay this answer; it goes on: resume it to read on."),
+                            "code": "relay_failed",
+                            "run_id": self.run_id,
+                        },
+                        ensure_ascii=False,
+                    )
                 )
 
     async def finished(self, seconds: float) -> None:

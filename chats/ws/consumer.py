@@ -335,9 +335,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         previous = self.followers.pop(str(run.pk), None)
         if previous is not None:
             previous.task.cancel()
-        follower = AnswerFollower(
-            run, after=after, send=self._send_json, send_text=self._send_text, visitor=self.is_visitor
-        )
+        follower = AnswerFollower(run, after=after, send_text=self._send_text, visitor=self.is_visitor)
         self.followers[follower.run_id] = follower
         self.followed.add(follower.run_id)
         follower.task.add_done_callback(lambda _task: self._unfollow(follower))
