@@ -181,7 +181,7 @@ def identity_turn_get(identity: SocketIdentity, session_id: uuid.UUID) -> tuple[
     then `identity_chat_get`'s."""
     if identity.visitor_id is None:
         chat = Chat.objects.owned_by(identity.user_id).filter(pk=session_id).select_related("owner", "bot").first()
-        if chat is not None and _user_allowed(identity, chat.owner):
+        if chat is not None and _user_refusal(identity, chat.owner) is None:
             return chat.owner, chat
     user = socket_identity_check(identity)
     return user, identity_chat_get(identity, user, session_id)
@@ -200,22 +200,21 @@ def socket_identity_check(identity: SocketIdentity) -> User:
     if identity.visitor_id is not None:
         return _visitor_check(identity)
     user = User.objects.filter(pk=identity.user_id).first()
-    if user is None or not user.is_active or user.password != identity.password:
-        raise NotAuthenticated(
-            _("Your account was deactivated or its password changed; sign in again."), code="credentials_revoked"
-        )
-    if identity.expires_at is not None and time.time() >= identity.expires_at:
-        raise NotAuthenticated(_("Your access token has expired; reconnect with a new one."), code="token_expired")
+    refusal = _user_refusal(identity, user)
+    if refusal is not None:
+        raise refusal
     return user
 
 
-def _user_allowed(identity: SocketIdentity, user: User) -> bool:
-    """What `socket_identity_check` asks of a signed-in user, on a row already read."""
-    return (
-        user.is_active
-        and user.password == identity.password
-        and (identity.expires_at is None or time.time() < identity.expires_at)
-    )
+def _user_refusal(identity: SocketIdentity, user: User | None) -> NotAuthenticated | None:
+    """Why a signed-in user's socket may no longer be used, if it may not."""
+    if user is None or not user.is_active or user.password != identity.password:
+        return NotAuthenticated(
+            _("Your account was deactivated or its password changed; sign in again."), code="credentials_revoked"
+        )
+    if identity.expires_at is not None and time.time() >= identity.expires_at:
+        return NotAuthenticated(_("Your access token has expired; reconnect with a new one."), code="token_expired")
+    return None
 
 
 class SessionHandshakeMiddleware:
