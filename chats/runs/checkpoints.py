@@ -4,10 +4,10 @@ hop and one database connection (a transaction each), however many stream at onc
 from __future__ import annotations
 
 import asyncio
-import weakref
 
 from chats.runs.services import Checkpoint, runs_checkpoint
 from chats.streaming import released
+from core.loop_local import LoopLocal
 
 
 class _Writer:
@@ -40,14 +40,10 @@ class _Writer:
                     kept.set_result(checkpoint.run_id not in refused)
 
 
-_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer] = weakref.WeakKeyDictionary()
+_writers: LoopLocal[_Writer] = LoopLocal(_Writer)
 
 
 async def checkpoint_write(checkpoint: Checkpoint) -> bool:
     """Store a run's text so far with the other runs due now; False when the run must stop here (see
     `runs_checkpoint`)."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = _Writer()
-    return await writer.put(checkpoint)
+    return await _writers.get().put(checkpoint)

@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from bots.llm.types import ModelSpec
 from chats.events import StreamEvent
+from core.loop_local import LoopLocal
 from core.redis_clients import async_redis, sync_redis
 
 logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ class RedisMirror:
         self.finished = asyncio.Event()  # the last event was copied, or the copy was given up
         self.retrying = False  # a copy failed: what landed of it is looked up before the next
         self.expiring = False  # the stream has its running TTL
-        self.copier = _copier()
+        self.copier = _copiers.get()
 
     def put(self, item: RunEvent) -> None:
         if self.closed:
@@ -340,15 +340,7 @@ async def _copy(client: Any, mirrors: list[RedisMirror], batches: dict[str, list
     return by_key
 
 
-_copiers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Copier] = weakref.WeakKeyDictionary()
-
-
-def _copier() -> _Copier:
-    loop = asyncio.get_running_loop()
-    copier = _copiers.get(loop)
-    if copier is None:
-        copier = _copiers[loop] = _Copier()
-    return copier
+_copiers: LoopLocal[_Copier] = LoopLocal(_Copier)
 
 
 class RedisLog:
