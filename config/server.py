@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -61,17 +62,9 @@ def uvicorn_args(
     ]  # fmt: skip
 
 
-def command(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    num_proxies: int = 0,
-    fd: int | None = None,
-    drain_seconds: float = DRAIN_SECONDS_DEFAULT,
-) -> list[str]:
-    """The command line that starts the server with this interpreter."""
-    args = uvicorn_args(host=host, port=port, num_proxies=num_proxies, fd=fd, drain_seconds=drain_seconds)
-    return [sys.executable, "-m", "uvicorn", *args]
+def command(**options: Any) -> list[str]:
+    """The command line that starts the server with this interpreter (`options`: uvicorn_args')."""
+    return [sys.executable, "-m", "uvicorn", *uvicorn_args(**options)]
 
 
 def main() -> None:

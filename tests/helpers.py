@@ -142,3 +142,13 @@ def asgi_request(
         "server": ("testserver", 80),
     }
     return ApplicationCommunicator(application, scope)
+
+
+async def asgi_body(communicator: ApplicationCommunicator, timeout: float = 10) -> bytes:
+    """The rest of a raw ASGI response's body, once its start was read."""
+    body = b""
+    while True:
+        message = await communicator.receive_output(timeout=timeout)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body

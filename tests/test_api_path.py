@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.helpers import asgi_request
+from tests.helpers import asgi_body, asgi_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -14,12 +14,7 @@ async def response_of(method: str, path: str, headers: list[tuple[bytes, bytes]]
     communicator = asgi_request(method, path, headers=list(headers))
     await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
     start = await communicator.receive_output(timeout=10)
-    body = b""
-    while True:
-        message = await communicator.receive_output(timeout=10)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await asgi_body(communicator)
     await communicator.wait(timeout=5)
     return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body
 

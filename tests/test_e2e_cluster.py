@@ -17,11 +17,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from conftest import POSTGRES_CONFIGURED, REDIS_CONFIGURED
-from tests.e2e_helpers import eventually
+from tests.e2e_helpers import (
+    bot_with,
+    eventually,
+    frames_until_end,
+    next_frame,
+    open_socket,
+    session_with,
+    sign_up,
+    socket_url,
+)
 from tests.live_server import ROOT, free_port, server_env, upstream_env
 
 pytestmark = [
@@ -31,7 +39,6 @@ pytestmark = [
         reason="make cluster needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)",
     ),
 ]
-PASSWORD = "una-clave-segura"
 # About 2.4 s: still streaming when a restart begins.
 SLOW = "fake-tokens-60-40"
 SLOW_TEXT = "".join(f"t{i} " for i in range(60))
@@ -144,48 +151,6 @@ def upstream(fake_openai_server):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-async def sign_up(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    email = f"cluster-{uuid.uuid4().hex[:10]}@example.com"
-    assert (await http.post("/users/", json={"email": email, "password": PASSWORD})).status_code == 200
-    token = (await http.post("/token", data={"username": email, "password": PASSWORD})).json()["access_token"]
-    return token, {"Authorization": f"Bearer {token}"}
-
-
-async def bot_with(http: httpx.AsyncClient, auth: dict[str, str], model: str) -> str:
-    body = {"name": model, "initial_configs": [{"provider": "custom", "model_id": model}]}
-    created = await http.post("/bots/", json=body, headers=auth)
-    assert created.status_code in (200, 201), created.text
-    return created.json()["id"]
-
-
-async def session_with(http: httpx.AsyncClient, auth: dict[str, str], model: str) -> dict:
-    created = await http.post("/chat/sessions", json={"bot_id": await bot_with(http, auth, model)}, headers=auth)
-    assert created.status_code == 201, created.text
-    return created.json()
-
-
-async def socket_url(http: httpx.AsyncClient, auth: dict[str, str], session_id: str) -> str:
-    response = await http.post(f"/chat/sessions/{session_id}/websocket", headers=auth)
-    assert response.status_code == 200, response.text
-    return response.json()["websocket_url"]
-
-
-def open_socket(url: str):
-    return connect(url, proxy=None, open_timeout=10, close_timeout=1, max_size=2**20)
-
-
-async def next_frame(socket) -> dict:
-    async with asyncio.timeout(20):
-        return json.loads(await socket.recv())
-
-
-async def frames_until_end(socket) -> list[dict]:
-    frames = [await next_frame(socket)]
-    while frames[-1]["type"] not in ("done", "error"):
-        frames.append(await next_frame(socket))
-    return frames
 
 
 async def sse_events(lines: AsyncIterator[str], count: int | None = None) -> list[dict]:

@@ -11,6 +11,7 @@ from django.test import Client
 from config.views import csrf_failure
 from conftest import PASSWORD
 from core.api.pagination import MAX_OFFSET
+from tests.helpers import asgi_body
 from tests.helpers import assert_error as assert_json_error
 
 pytestmark = pytest.mark.django_db
@@ -180,12 +181,7 @@ async def asgi_get(path: str) -> tuple[int, dict[bytes, bytes], bytes]:
     )
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(timeout=10)
-    body = b""
-    while True:
-        message = await communicator.receive_output(timeout=10)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            return start["status"], dict(start["headers"]), body
+    return start["status"], dict(start["headers"]), await asgi_body(communicator)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,16 @@ from accounts.models import CallOutcome, DailyUsage, ModelCall
 from accounts.quotas import QuotaCharge, QuotaExceeded, daily_quota_of, quota_refund, quota_take
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus, Run, Surface
-from tests.helpers import asgi_request, assert_error, parse_sse, read_stream, ws_answer, ws_session, ws_session_path
+from tests.helpers import (
+    asgi_body,
+    asgi_request,
+    assert_error,
+    parse_sse,
+    read_stream,
+    ws_answer,
+    ws_session,
+    ws_session_path,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,12 +284,7 @@ async def test_a_chat_deleted_mid_answer_records_its_call_once(user, upstream):
     start = await stream.receive_output(timeout=5)
     assert start["status"] == 200
     await Chat.objects.filter(owner=user).adelete()
-    body = b""
-    while True:
-        message = await stream.receive_output(timeout=10)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await asgi_body(stream)
     assert b"Chat not found" in body  # the stream says why the answer was not kept
     assert await sync_to_async(calls_today)(user) == 1
     assert [c.outcome async for c in ModelCall.objects.filter(user=user)] == [CallOutcome.COMPLETE]
