@@ -291,6 +291,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.openapi.add_streaming_endpoints",
         "core.api.openapi.widget_security",
+        "core.api.openapi.metrics_endpoint",
         "core.api.openapi_errors.add_error_components",
     ],
 }

@@ -22,6 +22,7 @@ from chats.models import Run
 from chats.runs.log import RunEvent
 from chats.runs.reader import run_batches
 from chats.runs.runner import LiveRun
+from core import metrics
 from core.errors import DomainError
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -169,6 +170,7 @@ async def resume_response(
 ) -> HttpResponse:
     """The run's events after `after` as SSE; 204 when there are none left (the reader has its end),
     which tells a browser's EventSource to stop reconnecting."""
+    metrics.run_resumes.labels("http").inc()
     batches = sse_batches(run, after=after)
     if transform is not None:
         batches = transform(batches)

@@ -35,6 +35,7 @@ from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish
 from chats.services import turn_lease_release
 from chats.streaming import Answer, released, reply_stream
 from chats.types import ReplyRequest, TurnLease
+from core import metrics
 from core.errors import DomainError
 from core.redis_clients import redis_configured
 
@@ -69,6 +70,8 @@ class LiveRun:
         self._text: list[str] = []
         self._checkpoint: asyncio.Task | None = None
         self._checkpointed_at = asyncio.get_running_loop().time()
+        self._streaming = metrics.runs_streaming.labels(request.surface)
+        self._streaming.inc()
         self.task = asyncio.create_task(self._drive(), name=f"run {self.id}")
 
     # -- events --------------------------------------------------------------------------------------
@@ -249,11 +252,14 @@ class LiveRun:
         except Exception:
             logger.exception("run %s: could not store the answer", self.id)
             fate = RunFate.STORED
+        if fate == RunFate.STORED:
+            metrics.runs_ended.labels(self.request.surface, end.status).inc()
         await self._end(last if fate == RunFate.STORED else self._lost_event(fate))
 
     async def _end(self, last: StreamEvent) -> None:
         self._emit(last)
         _live.pop(self.id, None)
+        self._streaming.dec()
         if self.mirror is not None:
             await self.mirror.drained(5.0)
 

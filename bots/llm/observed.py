@@ -1,0 +1,84 @@
+"""Every model call measured the same way, whichever surface makes it: its duration, time to first chunk,
+time per output chunk, tokens and errors, under the OpenTelemetry GenAI metric names (core/metrics.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from bots.llm.base import Provider
+from bots.llm.errors import ProviderError
+from bots.llm.types import CompletionRequest, StreamEnd, StreamItem, TextDelta
+from core import metrics
+
+# gen_ai.operation.name: every call Bytchat makes is a chat completion.
+OPERATION = "chat"
+# error.type for a failure that is not one of the provider layer's codes (OpenTelemetry's fallback value).
+OTHER_ERROR = "_OTHER"
+
+
+async def observed_stream(
+    provider: Provider, request: CompletionRequest, *, surface: str, task_type: str
+) -> AsyncIterator[StreamItem]:
+    """`provider.astream(request)`, item for item, recording the call's metrics when it ends however it
+    ends: `error_type` is the provider error's code, `cancelled` when the reader stopped it."""
+    if not metrics.metrics_enabled():
+        async with aclosing(provider.astream(request)) as items:
+            async for item in items:
+                yield item
+        return
+    labels = (OPERATION, provider.name, metrics.model_label(request.model), surface, task_type or "default")
+    clock = time.perf_counter
+    started = clock()
+    first: float | None = None
+    previous = 0.0
+    # Observed once the call is over: the chunks' own path pays one append each.
+    gaps: list[float] = []
+    end: StreamEnd | None = None
+    error_type = ""
+    try:
+        async with aclosing(provider.astream(request)) as items:
+            async for item in items:
+                now = clock()
+                if type(item) is TextDelta:
+                    if first is None:
+                        first = now
+                    else:
+                        gaps.append(now - previous)
+                    previous = now
+                else:
+                    end = item
+                yield item
+    except ProviderError as exc:
+        error_type = exc.code
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        error_type = "cancelled"
+        raise
+    except Exception:
+        error_type = OTHER_ERROR
+        raise
+    finally:
+        _record(labels, clock() - started, first - started if first is not None else None, gaps, end, error_type)
+
+
+def _record(
+    labels: tuple[str, ...],
+    duration: float,
+    first_chunk: float | None,
+    gaps: list[float],
+    end: StreamEnd | None,
+    error_type: str,
+) -> None:
+    metrics.model_call_duration.labels(*labels, error_type).observe(duration)
+    if first_chunk is not None:
+        metrics.model_time_to_first_chunk.labels(*labels).observe(first_chunk)
+    if gaps:
+        per_chunk = metrics.model_time_per_output_chunk.labels(*labels)
+        for gap in gaps:
+            per_chunk.observe(gap)
+    if end is not None:
+        metrics.model_token_usage.labels(*labels, "input").observe(end.usage.prompt_tokens)
+        metrics.model_token_usage.labels(*labels, "output").observe(end.usage.completion_tokens)
