@@ -7,6 +7,7 @@ and concurrency, the streams start together (a burst) and the table gives time t
 inter-token gaps, throughput, Bytchat's CPU (the server process, all threads) per 1,000 tokens and
 errors. Then 1,000 WebSocket sessions are opened, left idle, and all asked at once; then the fixed
 cost of a chat turn (server CPU with a 1-token model, and SQL queries counted in-process).
+With --metrics-cost: the same bursts on a server with metrics off and one with them on (bench/relay_metrics.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from bench.relay_clients import (
     http_session,
     read_sse,
 )
+from bench.relay_metrics import metrics_cost
 from bench.relay_server import SERVERS, BytchatServer, ClusterServer
 from config.server import LOOPS
 
@@ -527,6 +529,15 @@ def parse_args() -> argparse.Namespace:
         " (PostgreSQL) and REDIS_URL",
     )
     parser.add_argument("--deadline", type=float, default=1500.0, help="overall time limit in seconds")
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="compare server CPU per 1k tokens with metrics off (METRICS_ENABLED=False) and on (multiprocess mode)"
+        " in one run, bursts alternating (bench/relay_metrics.py); default 4 repeats (quick), 8",
+    )
+    parser.add_argument(
+        "--scrape-every", type=float, default=15.0, help="with --metrics-cost: seconds between scrapes (0: none)"
+    )
     args = parser.parse_args()
     args.surfaces = [s.strip() for s in args.surfaces.split(",") if s.strip()]
     unknown = set(args.surfaces) - set(SURFACES)
@@ -536,7 +547,8 @@ def parse_args() -> argparse.Namespace:
     default_levels = "1,20" if args.quick else "1,20,100"
     args.concurrency = [int(x) for x in (args.concurrency or default_levels).split(",") if x.strip()]
     if args.repeats is None:
-        args.repeats = 2 if args.quick else 3
+        # A difference of a few % needs more bursts than a figure on its own.
+        args.repeats = (4 if args.quick else 8) if args.metrics_cost else (2 if args.quick else 3)
     if args.min_samples is None:
         args.min_samples = 5 if args.quick else 10
     if args.sessions is None:
@@ -548,6 +560,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--cluster needs DATABASE_URL (PostgreSQL) and REDIS_URL")
     if args.cluster and args.profile:
         parser.error("--profile profiles one process; not with --cluster")
+    if args.metrics_cost and (args.cluster or args.profile):
+        parser.error("--metrics-cost compares two single processes; not with --cluster or --profile")
     return args
 
 
@@ -724,6 +738,8 @@ def main() -> int:
     upstream = ServerProcess().start()
     try:
         with tempfile.TemporaryDirectory(prefix="bytchat-relay-") as data_root:
+            if args.metrics_cost:
+                return asyncio.run(metrics_cost(args, upstream, Path(data_root)))
             return asyncio.run(amain(args, upstream, Path(data_root)))
     finally:
         with contextlib.suppress(Exception):

@@ -1,0 +1,240 @@
+"""The cost of metrics in the relay (issue 16): `.venv/bin/python -m bench.relay --metrics-cost [--quick]`.
+
+Two Bytchat processes run side by side on the same fake upstream: the reference with METRICS_ENABLED=False
+and one with metrics on in prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, as `make run`
+starts it), scraped every --scrape-every seconds as Prometheus would. Their bursts alternate (reference
+first, then metrics on, then the other way round), so a change in the machine's load falls on both; the
+report gives server CPU per 1,000 relayed tokens and TTFT for each, the difference in %, and its spread
+over the repeats (goal: under 2%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import ServerProcess, pct
+from bench.relay_clients import describe, http_session
+
+GOAL_PERCENT = 2.0
+REFERENCE, METERED = "reference", "metrics on"
+
+
+@dataclass
+class Burst:
+    variant: str
+    surface: str
+    level: int
+    repeat: int
+    cpu: float
+    tokens: int
+    ttfts: list[float]
+    errors: int
+
+
+class Scraper:
+    """GET /metrics every `every` seconds, as a Prometheus server would (0: never)."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, every: float) -> None:
+        self.http, self.url, self.every = http, url, every
+        self.scrapes = 0
+        self.failures: list[str] = []
+        self._task: asyncio.Task | None = None
+
+    async def scrape(self) -> str:
+        async with self.http.get(f"{self.url}/metrics") as response:
+            body = await response.text()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status} {body[:120]}")
+            return body
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.scrape()
+                self.scrapes += 1
+            except Exception as exc:
+                self.failures.append(describe(exc))
+
+    def start(self) -> None:
+        if self.every > 0:
+            self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _variants(args: argparse.Namespace, upstream: ServerProcess, data_root: Path, bytchat) -> dict:
+    common = {"WS_MESSAGES_PER_MINUTE": "100000", **args.server_env}
+    metrics_dir = data_root / "prometheus"
+    metrics_dir.mkdir()
+    return {
+        REFERENCE: bytchat(args, data_root / "reference", upstream, {**common, "METRICS_ENABLED": "False"}),
+        METERED: bytchat(
+            args,
+            data_root / "metered",
+            upstream,
+            {**common, "METRICS_ENABLED": "True", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        ),
+    }
+
+
+async def metrics_cost(args: argparse.Namespace, upstream: ServerProcess, data_root: Path) -> int:
+    from bench.relay import SURFACES, Bench, bytchat
+
+    args = copy.copy(args)
+    args.surfaces = [key for key in args.surfaces if key != "direct"]  # the upstream alone has no metrics
+    servers = _variants(args, upstream, data_root, bytchat)
+    for name, server in servers.items():
+        server.start()
+        print(f"Bytchat ({name}, {server.server}) pid {server.pid} on {server.url}", flush=True)
+    benches = {name: Bench(args, upstream, server) for name, server in servers.items()}
+    bursts: list[Burst] = []
+    status = 0
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {name: await stack.enter_async_context(http_session()) for name in servers}
+        scraper = Scraper(sessions[METERED], servers[METERED].url, args.scrape_every)
+        try:
+            async with asyncio.timeout(args.deadline):
+                for name, bench in benches.items():
+                    await bench.setup(sessions[name], sessions[name])
+                    await bench.warm_up()
+                keys = [k for k in benches[REFERENCE].surfaces if k in benches[METERED].surfaces]
+                scraper.start()
+                for level in args.concurrency:
+                    repeats = max(args.repeats, math.ceil(args.min_samples / level))
+                    for repeat in range(repeats):
+                        for index, key in enumerate(keys):
+                            order = [REFERENCE, METERED] if (repeat + index) % 2 == 0 else [METERED, REFERENCE]
+                            line = []
+                            for name in order:
+                                run = await benches[name].run_level(key, level)
+                                streams = run.streams
+                                burst = Burst(
+                                    name, key, level, repeat, run.server_cpu or 0.0,
+                                    sum(s.tokens for s in streams),
+                                    [s.ttft * 1000 for s in streams if s.ttft is not None],
+                                    sum(1 for s in streams if s.error),
+                                )  # fmt: skip
+                                bursts.append(burst)
+                                line.append(f"{name} cpu {burst.cpu:5.2f}s errors {burst.errors}")
+                            print(f"  {SURFACES[key]:<8} x{level:<4} run {repeat + 1}/{repeats}  " + "; ".join(line))
+        except TimeoutError:
+            print(f"!! overall deadline of {args.deadline:g}s hit; partial results below")
+            status = 1
+        finally:
+            await scraper.stop()
+            try:
+                recorded = _recorded(await scraper.scrape())
+            except Exception as exc:
+                recorded = f"the last scrape failed: {describe(exc)}"
+                status = 1
+            for server in servers.values():
+                server.stop()
+    report(args, bursts, scraper, recorded)
+    return status
+
+
+def _recorded(exposition: str) -> str:
+    """What the metered server counted, to show the measured run really recorded its metrics."""
+    calls = tokens = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "gen_ai_client_operation_duration_seconds_count":
+                calls += sample.value
+            elif sample.name == "gen_ai_client_token_usage_sum" and sample.labels.get("gen_ai_token_type") == "output":
+                tokens += sample.value
+    return f"{calls:,.0f} model calls and {tokens:,.0f} output tokens counted at /metrics"
+
+
+def _per_1k(bursts: list[Burst]) -> float:
+    tokens = sum(b.tokens for b in bursts)
+    return sum(b.cpu for b in bursts) / tokens * 1e6 if tokens else math.nan
+
+
+def _diff(reference: float, metered: float) -> float:
+    return (metered / reference - 1) * 100 if reference else math.nan
+
+
+def report(args: argparse.Namespace, bursts: list[Burst], scraper: Scraper, recorded: str) -> None:
+    from bench.relay import SURFACES, fmt
+
+    print()
+    print("## The cost of metrics: server CPU per 1,000 relayed tokens, reference vs metrics on")
+    print()
+    print(
+        "| surface | streams | bursts | reference CPU ms / 1k | metrics on CPU ms / 1k | difference "
+        "| TTFT p50 reference | TTFT p50 metrics on | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    surfaces = list(dict.fromkeys(b.surface for b in bursts))
+    for level in args.concurrency:
+        at_level = [b for b in bursts if b.level == level]
+        for key in [*surfaces, None]:
+            chosen = [b for b in at_level if key is None or b.surface == key]
+            ref = [b for b in chosen if b.variant == REFERENCE]
+            met = [b for b in chosen if b.variant == METERED]
+            if not ref or not met:
+                continue
+            cpu_ref, cpu_met = _per_1k(ref), _per_1k(met)
+            ttft_ref = pct([t for b in ref for t in b.ttfts], 50)
+            ttft_met = pct([t for b in met for t in b.ttfts], 50)
+            name = "**all**" if key is None else SURFACES[key]
+            print(
+                f"| {name} | {level} | {len(ref)} + {len(met)} | {fmt(cpu_ref, 0)} | {fmt(cpu_met, 0)} | "
+                f"{_diff(cpu_ref, cpu_met):+.1f}% | {fmt(ttft_ref)} | {fmt(ttft_met)} | "
+                f"{sum(b.errors for b in chosen)} |"
+            )
+    print()
+    print(
+        "CPU = the server process (all threads) during its bursts; TTFT in ms. The bursts of the two servers "
+        "alternate; the other one idles meanwhile."
+    )
+    print(
+        f"Scraper: {scraper.scrapes} scrapes of /metrics every {args.scrape_every:g} s"
+        + (f", {len(scraper.failures)} failed ({scraper.failures[0]})" if scraper.failures else "")
+        + f"; the metered server: {recorded}."
+    )
+    print()
+    print("### Spread: the difference of each repeat (its surfaces together)")
+    print()
+    verdict_level = None
+    for level in args.concurrency:
+        diffs = []
+        for repeat in sorted({b.repeat for b in bursts if b.level == level}):
+            same = [b for b in bursts if b.level == level and b.repeat == repeat]
+            ref = [b for b in same if b.variant == REFERENCE]
+            met = [b for b in same if b.variant == METERED]
+            if ref and met:
+                diffs.append(_diff(_per_1k(ref), _per_1k(met)))
+        if diffs:
+            verdict_level = level
+            shown = ", ".join(f"{d:+.1f}" for d in diffs)
+            print(
+                f"- {level} streams: median {statistics.median(diffs):+.1f}%, "
+                f"from {min(diffs):+.1f}% to {max(diffs):+.1f}% over {len(diffs)} repeats ({shown})"
+            )
+    if verdict_level is not None:
+        at = [b for b in bursts if b.level == verdict_level]
+        diff = _diff(
+            _per_1k([b for b in at if b.variant == REFERENCE]), _per_1k([b for b in at if b.variant == METERED])
+        )
+        verdict = "met" if diff < GOAL_PERCENT else "MISSED"
+        print()
+        print(
+            f"Goal: metrics on cost {diff:+.1f}% of server CPU per 1k tokens at {verdict_level} streams, all "
+            f"surfaces (goal under {GOAL_PERCENT:g}%): {verdict}"
+        )
