@@ -5,7 +5,10 @@ and one with metrics on in prometheus-client's multiprocess mode (PROMETHEUS_MUL
 starts it), scraped every --scrape-every seconds as Prometheus would. Their bursts alternate (reference
 first, then metrics on, then the other way round), so a change in the machine's load falls on both; the
 report gives server CPU per 1,000 relayed tokens and TTFT for each, the difference in %, and its spread
-over the repeats (goal: under 2%).
+over the repeats (goal: under 2%). The same machine's other work moves those figures by several %, so
+the report adds the model-call instrumentation alone, timed in process (`python -m bench.relay_metrics`:
+bots/llm/observed.py around a provider that yields 200 chunks with no I/O, metrics off and on in
+multiprocess mode), as a share of the reference's CPU per 1k tokens.
 """
 
 from __future__ import annotations
@@ -14,15 +17,21 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import ServerProcess, pct
+from bench.common import ROOT, ServerProcess, django_setup, pct
 from bench.relay_clients import describe, http_session
 
 GOAL_PERCENT = 2.0
@@ -144,7 +153,12 @@ async def metrics_cost(args: argparse.Namespace, upstream: ServerProcess, data_r
                 status = 1
             for server in servers.values():
                 server.stop()
-    report(args, bursts, scraper, recorded)
+    try:
+        alone: dict | str = await asyncio.to_thread(measure_instrumentation)
+    except Exception as exc:
+        alone = f"failed: {describe(exc)}"
+        status = 1
+    report(args, bursts, scraper, recorded, alone)
     return status
 
 
@@ -169,7 +183,7 @@ def _diff(reference: float, metered: float) -> float:
     return (metered / reference - 1) * 100 if reference else math.nan
 
 
-def report(args: argparse.Namespace, bursts: list[Burst], scraper: Scraper, recorded: str) -> None:
+def report(args: argparse.Namespace, bursts: list[Burst], scraper: Scraper, recorded: str, alone: dict | str) -> None:
     from bench.relay import SURFACES, fmt
 
     print()
@@ -238,3 +252,82 @@ def report(args: argparse.Namespace, bursts: list[Burst], scraper: Scraper, reco
             f"Goal: metrics on cost {diff:+.1f}% of server CPU per 1k tokens at {verdict_level} streams, all "
             f"surfaces (goal under {GOAL_PERCENT:g}%): {verdict}"
         )
+        reference = _per_1k([b for b in at if b.variant == REFERENCE])
+        if isinstance(alone, str):
+            print(f"The instrumentation alone, in process: {alone}")
+        else:
+            per_1k = (alone["on"] - alone["off"]) / alone["tokens"]
+            share = per_1k / reference * 100 if reference else math.nan
+            print(
+                f"The model-call instrumentation alone, in process (multiprocess mode): {alone['off']:.0f} µs per call "
+                f"of {alone['tokens']} chunks with metrics off, {alone['on']:.0f} µs on: {per_1k:.2f} CPU ms per 1k "
+                f"tokens, {share:.1f}% of the reference's {reference:.0f} at {verdict_level} streams: "
+                + ("met" if share < GOAL_PERCENT else "MISSED")
+            )
+
+
+# -- the instrumentation alone, in process -------------------------------------------------------
+class _Chunks:
+    """A provider that yields `n` one-token chunks and its usage, with no I/O: what observed_stream wraps."""
+
+    name = "custom"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    async def astream(self, request):
+        from bots.llm.types import StreamEnd, TextDelta, Usage
+
+        for _ in range(self.n):
+            yield TextDelta("t ")
+        yield StreamEnd(model=request.model, finish_reason="stop", usage=Usage(12, self.n))
+
+
+async def _time_calls(calls: int, tokens: int) -> float:
+    from bots.llm.observed import observed_stream
+    from bots.llm.types import ChatMessage, CompletionRequest
+
+    provider = _Chunks(tokens)
+    request = CompletionRequest(model="fake-tokens-200-10", messages=(ChatMessage(role="user", content="bench"),))
+    started = time.process_time()
+    for _ in range(calls):
+        async for _item in observed_stream(provider, request, surface="001", task_type="general"):
+            pass
+    return time.process_time() - started
+
+
+def instrumentation(calls: int, tokens: int, rounds: int) -> dict[str, float]:
+    """CPU µs per model call of `tokens` chunks through observed_stream, metrics off and on, alternating
+    rounds; each side's fastest round (the one least disturbed by the machine's other work)."""
+    from django.conf import settings
+
+    best = {"off": math.inf, "on": math.inf}
+    asyncio.run(_time_calls(calls, tokens))  # warm-up: imports, the label set's first series
+    for _ in range(rounds):
+        for side in ("off", "on"):
+            settings.METRICS_ENABLED = side == "on"
+            best[side] = min(best[side], asyncio.run(_time_calls(calls, tokens)) / calls * 1e6)
+    return {**best, "tokens": tokens, "multiprocess": bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))}
+
+
+def measure_instrumentation(calls: int = 200, tokens: int = 200, rounds: int = 7) -> dict:
+    """`instrumentation()` in a process of its own, in multiprocess mode as `make run` serves."""
+    with tempfile.TemporaryDirectory(prefix="bytchat-metrics-") as directory:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory, "DATA_DIR": directory, "LOG_LEVEL": "WARNING"}
+        done = subprocess.run(  # noqa: S603 (this interpreter, our own module)
+            [sys.executable, "-m", "bench.relay_metrics", str(calls), str(tokens), str(rounds)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    django_setup()
+    calls, tokens, rounds = (int(arg) for arg in sys.argv[1:4])
+    print(json.dumps(instrumentation(calls, tokens, rounds)))

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 
 from django.conf import settings
 from prometheus_client import (
@@ -149,6 +150,27 @@ http_request_duration = Histogram(
 
 def metrics_enabled() -> bool:
     return settings.METRICS_ENABLED
+
+
+def observe_each(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(value)` for each value, written as one increment per bucket touched and one to the
+    sum: in multiprocess mode every observe writes two values to the process's mmap file under a lock (about
+    5 µs, 2.6% of the server CPU of a relayed token when made per chunk; bench/relay.py --metrics-cost)."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # not prometheus-client's layout: one at a time
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = [0] * len(bounds)
+    for value in values:
+        # The first bucket whose bound is >= value, as Histogram.observe picks it (the last bound is +Inf).
+        counts[bisect_left(bounds, value)] += 1
+    total.inc(sum(values))
+    for bucket, count in zip(buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 # A model name is whatever a bot owner typed: kept to the characters model names use, cut short, and at
