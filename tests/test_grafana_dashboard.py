@@ -230,7 +230,7 @@ def test_the_dashboard_is_an_importable_grafana_dashboard_on_a_prometheus_variab
     # Panels fit the 24-column grid and none covers another.
     boxes = [(panel["title"], panel["gridPos"]) for panel in board["panels"]]
     for title, box in boxes:
-        assert box["w"] > 0 and box["h"] > 0 and 0 <= box["x"] and box["x"] + box["w"] <= 24, title
+        assert box["w"] > 0 and box["h"] > 0 and box["x"] >= 0 and box["x"] + box["w"] <= 24, title
     for index, (title, a) in enumerate(boxes):
         for other, b in boxes[index + 1 :]:
             apart = (
