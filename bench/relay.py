@@ -533,7 +533,8 @@ def parse_args() -> argparse.Namespace:
         "--metrics-cost",
         action="store_true",
         help="compare server CPU per 1k tokens with metrics off (METRICS_ENABLED=False) and on (multiprocess mode)"
-        " in one run, bursts alternating (bench/relay_metrics.py); default 4 repeats (quick), 8",
+        " in one run, the two servers taking each burst together (bench/relay_metrics.py); default 4 repeats"
+        " (quick), 8",
     )
     parser.add_argument(
         "--scrape-every", type=float, default=15.0, help="with --metrics-cost: seconds between scrapes (0: none)"
