@@ -57,6 +57,7 @@ class Scraper:
     def __init__(self, http: aiohttp.ClientSession, url: str, every: float) -> None:
         self.http, self.url, self.every = http, url, every
         self.scrapes = 0
+        self.cpu_ms: float | None = None
         self.failures: list[str] = []
         self._task: asyncio.Task | None = None
 
@@ -132,6 +133,7 @@ async def metrics_cost(args: argparse.Namespace, upstream: ServerProcess, data_r
             await scraper.stop()
             try:
                 recorded = _recorded(await scraper.scrape())
+                scraper.cpu_ms = await _scrape_cpu_ms(scraper, servers[METERED])
             except Exception as exc:
                 recorded = f"the last scrape failed: {describe(exc)}"
                 status = 1
@@ -165,6 +167,15 @@ async def _measure(args: argparse.Namespace, benches: dict, keys: list[str], bur
                     bursts.append(burst)
                     line.append(f"{name} cpu {burst.cpu:5.2f}s errors {burst.errors}")
                 print(f"  {SURFACES[key]:<8} x{level:<4} run {repeat + 1}/{repeats}  " + "; ".join(line), flush=True)
+
+
+async def _scrape_cpu_ms(scraper: Scraper, server, scrapes: int = 10) -> float:
+    """The metered server's CPU per scrape of /metrics, the server otherwise idle."""
+    await asyncio.sleep(0.5)
+    cpu0 = server.cpu_seconds()
+    for _ in range(scrapes):
+        await scraper.scrape()
+    return (server.cpu_seconds() - cpu0) / scrapes * 1000
 
 
 def _recorded(exposition: str) -> str:
@@ -225,6 +236,12 @@ def report(args: argparse.Namespace, bursts: list[Burst], scraper: Scraper, reco
     print(
         f"Scraper: {scraper.scrapes} scrapes of /metrics every {args.scrape_every:g} s"
         + (f", {len(scraper.failures)} failed ({scraper.failures[0]})" if scraper.failures else "")
+        + (f", {scraper.cpu_ms:.0f} ms of server CPU each" if scraper.cpu_ms is not None else "")
+        + (
+            f" ({scraper.cpu_ms / args.scrape_every / 10:.2f}% of one core, whatever the load)"
+            if scraper.cpu_ms is not None and args.scrape_every > 0
+            else ""
+        )
         + f"; the metered server: {recorded}."
     )
     print()
