@@ -539,6 +539,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--scrape-every", type=float, default=15.0, help="with --metrics-cost: seconds between scrapes (0: none)"
     )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="with --metrics-cost: metrics off on both servers (an A/A run: the difference the harness alone gives)",
+    )
     args = parser.parse_args()
     args.surfaces = [s.strip() for s in args.surfaces.split(",") if s.strip()]
     unknown = set(args.surfaces) - set(SURFACES)

@@ -98,7 +98,10 @@ def _variants(args: argparse.Namespace, upstream: ServerProcess, data_root: Path
             args,
             data_root / "metered",
             upstream,
-            {**common, "METRICS_ENABLED": "True", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+            # --control: the same server twice (an A/A run), to see what the harness alone reports.
+            {**common, "METRICS_ENABLED": "False"}
+            if args.control
+            else {**common, "METRICS_ENABLED": "True", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
         ),
     }
 
@@ -108,6 +111,8 @@ async def metrics_cost(args: argparse.Namespace, upstream: ServerProcess, data_r
 
     args = copy.copy(args)
     args.surfaces = [key for key in args.surfaces if key != "direct"]  # the upstream alone has no metrics
+    if args.control:
+        args.scrape_every = 0.0
     servers = _variants(args, upstream, data_root, bytchat)
     benches = {name: Bench(args, upstream, server) for name, server in servers.items()}
     bursts: list[Burst] = []
@@ -131,12 +136,14 @@ async def metrics_cost(args: argparse.Namespace, upstream: ServerProcess, data_r
             status = 1
         finally:
             await scraper.stop()
-            try:
-                recorded = _recorded(await scraper.scrape())
-                scraper.cpu_ms = await _scrape_cpu_ms(scraper, servers[METERED])
-            except Exception as exc:
-                recorded = f"the last scrape failed: {describe(exc)}"
-                status = 1
+            recorded = "metrics off (--control)"
+            if not args.control:
+                try:
+                    recorded = _recorded(await scraper.scrape())
+                    scraper.cpu_ms = await _scrape_cpu_ms(scraper, servers[METERED])
+                except Exception as exc:
+                    recorded = f"the last scrape failed: {describe(exc)}"
+                    status = 1
             for server in servers.values():
                 server.stop()
     try:
