@@ -204,7 +204,7 @@ class Cluster:
     def start_worker(self) -> None:
         # Documents a dead worker left half-ingested go back to the queue, then the worker starts.
         subprocess.run([PYTHON, "manage.py", "reconcile_documents"], env=os.environ, check=False)  # noqa: S603
-        self.worker = spawn([PYTHON, "manage.py", "db_worker", "--interval", "1", "--no-reload"], dict(os.environ))
+        self.worker = spawn([PYTHON, "manage.py", "run_worker", "--interval", "1", "--no-reload"], dict(os.environ))
         self.worker_started = time.monotonic()
 
     def start(self) -> None:

@@ -29,6 +29,7 @@ from chats.models import MessageStatus, Run, RunStatus
 from chats.runs.checkpoints import checkpoint_write
 from chats.runs.keeper import keeper_ensure
 from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_open
+from chats.runs.log_line import run_log_line, run_origin
 from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
 from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish
@@ -69,7 +70,8 @@ class LiveRun:
         self._text: list[str] = []
         self._checkpoint: asyncio.Task | None = None
         self._checkpointed_at = asyncio.get_running_loop().time()
-        self.task = asyncio.create_task(self._drive(), name=f"run {self.id}")
+        self.origin = run_origin(self.id)  # its request's id, its start, and a log context naming the run
+        self.task = asyncio.create_task(self._drive(), name=f"run {self.id}", context=self.origin.context)
 
     # -- events --------------------------------------------------------------------------------------
     def _emit(self, event: StreamEvent) -> RunEvent:
@@ -249,6 +251,7 @@ class LiveRun:
         except Exception:
             logger.exception("run %s: could not store the answer", self.id)
             fate = RunFate.STORED
+        run_log_line(self, end.status if fate == RunFate.STORED else fate.value)
         await self._end(last if fate == RunFate.STORED else self._lost_event(fate))
 
     async def _end(self, last: StreamEvent) -> None:
@@ -286,6 +289,7 @@ class LiveRun:
                 lease=self.request.lease, answered=self.answer.answered, unspent=self.answer.unspent
             )
         )
+        run_log_line(self, self.lost.value)
         await self._end(self._lost_event(self.lost))
 
     # -- stopping ------------------------------------------------------------------------------------
