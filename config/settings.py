@@ -507,6 +507,7 @@ READYZ_WORKER = env.bool("READYZ_WORKER", default=True)
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
+LOGGING_CONFIG = "core.logs.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -517,6 +518,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # uvicorn's own handler writes plain text: its lines go through ours instead.
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Off (`--no-access-log`: uvicorn logs a request when this logger has a handler): its lines hold the query.
+        "uvicorn.access": {"handlers": [], "propagate": False},
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
         # uvicorn logs each WebSocket handshake's full URL, ticket or token included, at INFO.

@@ -97,7 +97,7 @@ def _run_checks(checks: dict[str, Callable[[], Check]], deadline: float) -> dict
     for name, future in futures.items():
         try:
             results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
+        except (concurrent.futures.TimeoutError, redis.TimeoutError):
             future.cancel()  # not started yet: never run it
             results[name] = {"ok": False, "error": "timeout"}
         except Exception:  # what failed is said by the check's name, never by the exception's text

@@ -13,6 +13,8 @@ import decimal
 import enum
 import json
 import logging
+import logging.config
+import threading
 import uuid
 from contextvars import ContextVar
 from pathlib import PurePath
@@ -27,6 +29,22 @@ run_id_var: ContextVar[str | None] = ContextVar("run_id", default=None)
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 _AS_IS = (str, int, float, bool, type(None), list, tuple, dict)
 _AS_TEXT = (uuid.UUID, datetime.date, datetime.time, decimal.Decimal, enum.Enum, PurePath)
+
+
+def configure_logging(config: dict[str, Any]) -> None:
+    """settings.LOGGING_CONFIG: the LOGGING dictionary, and what would otherwise print its own text to stderr
+    through ours too (Python's warnings, exceptions that end a thread), so every line is one record."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+    logging.getLogger("threading").error("exception in thread %s", name, exc_info=exc_info)  # type: ignore[arg-type]
 
 
 def context_ids() -> dict[str, str]:

@@ -3,6 +3,8 @@ orchestrators: public, never throttled, never cached (docs/reliability.md L1).""
 
 from __future__ import annotations
 
+import logging
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -11,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.health import readiness
+
+logger = logging.getLogger(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -75,6 +79,11 @@ class ReadyView(PublicProbe):
         result = readiness()
         if result.ready:
             return Response({"status": "ready", "checks": result.checks}, headers=NO_STORE)
+        failed = [name for name, check in result.checks.items() if not check["ok"]]
+        logger.warning("not ready: %s", ", ".join(failed), extra={"failed_checks": failed})
         detail = " ".join(result.failures)
         body = {"status": "not_ready", "detail": detail, "code": "not_ready", "checks": result.checks}
-        return Response(body, status=503, headers=NO_STORE)
+        response = Response(body, status=503, headers=NO_STORE)
+        # Said once, above, with what failed: not again as django.request's ERROR for every probe.
+        response._has_been_logged = True
+        return response
