@@ -174,6 +174,12 @@ async def test_the_request_line_names_the_route_template_and_the_metric_counts_i
     assert http_count("GET", "/bots/{bot_id}", 401) == before + 1
 
 
+async def test_the_admins_full_middleware_stack_records_its_route_too(log_lines):
+    status, _headers, _body = await get("/admin/login/")
+    assert status == 200
+    assert [line["route"] for line in requests_logged(log_lines())] == ["/admin/login/"]
+
+
 async def test_a_request_no_view_served_is_unmatched_in_the_line_and_the_metric_never_its_path(log_lines, settings):
     settings.MAX_REQUEST_BYTES = 1000
     missing = f"/no/such/{uuid.uuid4()}"
