@@ -1,16 +1,19 @@
 """What /healthz and /readyz answer: the process is up; the database, Redis (when configured) and a worker's
 heartbeat are there (docs/reliability.md L1).
 
-Each check runs in a small pool of its own and is waited for at most READYZ_TIMEOUT_SECONDS, so a hung
-database or Redis makes the probe fail in time instead of hanging it (the hung call keeps its thread, not the
-request's). A check reports `ok` and a figure (`ms`, `age_seconds`), or why it failed as a fixed word
-(`timeout`, `unavailable`, `stale`): never a connection string or an exception's text.
+Each check runs in a daemon thread of its own and is waited for at most READYZ_TIMEOUT_SECONDS, so a hung
+database or Redis makes the probe fail in time instead of hanging it: the hung call keeps its thread, not the
+request's, and a probe that finds the same check still hung waits on it again instead of starting another (at
+most one thread per check, and none that holds up the process's exit). A check reports `ok` and a figure
+(`ms`, `age_seconds`), or why it failed as a fixed word (`timeout`, `unavailable`, `none`, `stale`): never a
+connection string or an exception's text.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +32,9 @@ from core.worker_heartbeat import heartbeat_latest
 
 Check = dict[str, Any]
 
-# Two checks a probe; a few probes' worth, so that checks hung on a dead service do not queue the next ones.
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+# The checks still running, by what they check: a later probe waits on one of these rather than start another.
+_running: dict[tuple[str, ...], concurrent.futures.Future[Check]] = {}
+_running_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +95,31 @@ def worker_expected() -> bool:
     return settings.READYZ_WORKER and backend == "django_tasks_db.DatabaseBackend"
 
 
-def _run_checks(checks: dict[str, Callable[[], Check]], deadline: float) -> dict[str, Check]:
-    futures = {name: _pool.submit(check) for name, check in checks.items()}
+def _started(key: tuple[str, ...], check: Callable[[], Check]) -> concurrent.futures.Future[Check]:
+    with _running_lock:
+        running = _running.get(key)
+        if running is not None and not running.done():
+            return running
+        future: concurrent.futures.Future[Check] = concurrent.futures.Future()
+        _running[key] = future
+
+    def run() -> None:
+        try:
+            future.set_result(check())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"readyz-{key[0]}", daemon=True).start()
+    return future
+
+
+def _run_checks(checks: dict[tuple[str, ...], Callable[[], Check]], deadline: float) -> dict[str, Check]:
+    futures = {key: _started(key, check) for key, check in checks.items()}
     results: dict[str, Check] = {}
-    for name, future in futures.items():
+    for (name, *_target), future in futures.items():
         try:
             results[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except (concurrent.futures.TimeoutError, redis.TimeoutError):
-            future.cancel()  # not started yet: never run it
             results[name] = {"ok": False, "error": "timeout"}
         except Exception:  # what failed is said by the check's name, never by the exception's text
             results[name] = {"ok": False, "error": "unavailable"}
@@ -107,11 +128,11 @@ def _run_checks(checks: dict[str, Callable[[], Check]], deadline: float) -> dict
 
 def readiness() -> Readiness:
     """Every check at once, each bounded by READYZ_TIMEOUT_SECONDS from now."""
-    checks: dict[str, Callable[[], Check]] = {"database": database_check}
+    checks: dict[tuple[str, ...], Callable[[], Check]] = {("database",): database_check}
     if settings.REDIS_URL:
-        checks["redis"] = redis_check
+        checks[("redis", settings.REDIS_URL)] = redis_check
     if worker_expected():
-        checks["worker"] = worker_check
+        checks[("worker",)] = worker_check
     results = _run_checks(checks, time.monotonic() + settings.READYZ_TIMEOUT_SECONDS)
     failures = []
     if not results["database"]["ok"]:
