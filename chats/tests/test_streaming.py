@@ -18,6 +18,7 @@ from chats.runs.reader import run_events
 from chats.runs.reconcile import runs_reconcile
 from chats.runs.runner import live_run, run_launch, run_stop
 from chats.services import turn_start
+from tests.helpers import metric_total
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,8 +191,10 @@ async def test_a_reader_behind_the_kept_events_gets_the_stored_text_as_a_snapsho
     async with asyncio.timeout(10):
         while live.log.first <= 2:
             await asyncio.sleep(0.02)
+    fallbacks = metric_total("bytchat_run_gap_fallbacks_total")
     events = await events_of(live.run, after=1)
     assert events[0].event.type == "snapshot"
+    assert metric_total("bytchat_run_gap_fallbacks_total") == fallbacks + 1
     # The snapshot stands for every event up to its seq; what follows continues from there, once each.
     assert [item.seq for item in events[1:]] == list(range(events[0].seq + 1, events[-1].seq + 1))
     text = events[0].event.content + "".join(item.event.content for item in events[1:-1])
