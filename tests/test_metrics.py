@@ -120,3 +120,27 @@ def test_a_model_name_is_sanitized_and_the_number_of_model_labels_is_bounded(mon
     assert metrics.model_label("one-more") == "one-more"
     assert metrics.model_label("too-many") == "other"
     assert metrics.model_label("gpt-4o-mini") == "gpt-4o-mini"  # already seen: kept
+
+
+def test_observing_many_values_at_once_counts_exactly_as_observing_each():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    one_by_one = Histogram("one_seconds", "x", ["a"], buckets=(0.01, 0.1, 1.0), registry=registry)
+    at_once = Histogram("many_seconds", "x", ["a"], buckets=(0.01, 0.1, 1.0), registry=registry)
+    values = [0.001, 0.01, 0.0100001, 0.05, 0.1, 0.5, 1.0, 3.0, 7.5, 0.0]
+    for value in values:
+        one_by_one.labels("x").observe(value)
+    metrics.observe_many(at_once.labels("x"), values)
+    metrics.observe_many(at_once.labels("x"), [])
+
+    def samples(prefix: str) -> dict:
+        return {
+            (sample.name.removeprefix(prefix), tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(generate_latest(registry).decode())
+            for sample in family.samples
+            if sample.name.startswith(prefix) and not sample.name.endswith("_created")
+        }
+
+    assert samples("one_seconds")[("_count", (("a", "x"),))] == len(values)
+    assert samples("one_seconds") == samples("many_seconds")

@@ -75,10 +75,7 @@ def _record(
     metrics.model_call_duration.labels(*labels, error_type).observe(duration)
     if first_chunk is not None:
         metrics.model_time_to_first_chunk.labels(*labels).observe(first_chunk)
-    if gaps:
-        per_chunk = metrics.model_time_per_output_chunk.labels(*labels)
-        for gap in gaps:
-            per_chunk.observe(gap)
+    metrics.observe_many(metrics.model_time_per_output_chunk.labels(*labels), gaps)
     if end is not None:
         metrics.model_token_usage.labels(*labels, "input").observe(end.usage.prompt_tokens)
         metrics.model_token_usage.labels(*labels, "output").observe(end.usage.completion_tokens)
