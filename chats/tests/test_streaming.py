@@ -100,6 +100,9 @@ async def test_the_text_is_checkpointed_while_it_streams(user, bot, upstream, se
 
 @pytest.mark.bot(models=[("general", "custom", "fake-tokens-200-20")])
 async def test_a_stopped_answer_keeps_its_partial_text_as_cancelled_and_frees_the_chat(user, bot, upstream):
+    stopped = metric_total("bytchat_runs_total", status="cancelled")
+    calls_cancelled = metric_total("gen_ai_client_operation_duration_seconds_count", error_type="cancelled")
+    streaming = metric_total("bytchat_runs_streaming")
     live = await launched(user, bot)
     events = []
     async for item in run_events(live.run):
@@ -118,6 +121,10 @@ async def test_a_stopped_answer_keeps_its_partial_text_as_cancelled_and_frees_th
     again = await launched(user, bot, "next", chat=live.request.chat)
     await run_stop(again.run)
     assert (await Run.objects.aget(pk=again.run.pk)).status == RunStatus.CANCELLED
+    # Both stops counted (docs/observability.md); the model call cut short is measured as `cancelled`.
+    assert metric_total("bytchat_runs_total", status="cancelled") == stopped + 2
+    assert metric_total("gen_ai_client_operation_duration_seconds_count", error_type="cancelled") >= calls_cancelled + 1
+    assert metric_total("bytchat_runs_streaming") == streaming
 
 
 @pytest.mark.bot(models=[("general", "custom", "fake-stall")])
@@ -254,6 +261,7 @@ async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_in
     from chats.runs.runner import runs_shutdown
 
     quick_bot = await sync_to_async(make_bot)(owner=user, name="quick", models=[("general", "custom", "fake-echo")])
+    interrupted = metric_total("bytchat_runs_total", status="interrupted")
     slow = await launched(user, bot)
     quick = await launched(user, quick_bot)
     seen = []
@@ -276,6 +284,7 @@ async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_in
     text = "".join(item.event.content for item in seen) + "".join(item.event.content for item in events[:-1])
     assert text == run.message.content == last.data["partial"] and 3 <= len(text.split()) < 200
     assert live_run(slow.id) is None and await sync_to_async(calls_today)(user) == 2
+    assert metric_total("bytchat_runs_total", status="interrupted") == interrupted + 1
 
 
 @pytest.mark.bot(models=[("general", "custom", "fake-stall")])
