@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from core import metrics
+from core import metrics, tracing
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -58,23 +58,28 @@ async def web_search(query: str) -> list[WebResult]:
         raise WebSearchUnavailable(_("Web search is not configured on this server."))
     started = time.perf_counter()
     error_type = ""
-    try:
-        async with asyncio.timeout(settings.WEB_SEARCH_TIMEOUT):
-            body = await _fetch(query[:MAX_QUERY_CHARS])
-        return _parse(body)
-    except WebSearchFailed:
-        error_type = "failed"
-        raise
-    except TimeoutError as exc:
-        error_type = "timeout"
-        logger.warning("web search timed out")
-        raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
-    except httpx.HTTPError as exc:
-        error_type = "unreachable"
-        logger.warning("web search failed: %s", type(exc).__name__)
-        raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
-    finally:
-        metrics.web_search_duration.labels(error_type).observe(time.perf_counter() - started)
+    # A client span with its outcome and result count, never the query.
+    with tracing.span("bytchat.web_search", kind="client") as span:
+        try:
+            async with asyncio.timeout(settings.WEB_SEARCH_TIMEOUT):
+                body = await _fetch(query[:MAX_QUERY_CHARS])
+            results = _parse(body)
+            span.set_attribute("bytchat.web_search.results", len(results))
+            return results
+        except WebSearchFailed:
+            error_type = "failed"
+            raise
+        except TimeoutError as exc:
+            error_type = "timeout"
+            logger.warning("web search timed out")
+            raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
+        except httpx.HTTPError as exc:
+            error_type = "unreachable"
+            logger.warning("web search failed: %s", type(exc).__name__)
+            raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
+        finally:
+            metrics.web_search_duration.labels(error_type).observe(time.perf_counter() - started)
+            tracing.span_failed(span, error_type)
 
 
 async def _fetch(query: str) -> bytes:
