@@ -2,8 +2,9 @@
 
 With OTEL_EXPORTER_OTLP_ENDPOINT set, spans go to that collector over OTLP/HTTP (protobuf) in batches;
 the exporter reads the other OTEL_EXPORTER_OTLP_* variables itself (headers, time-out, a traces-only
-endpoint), the batch processor the OTEL_BSP_* ones. Without it no OpenTelemetry module is imported and
-every helper returns at its first line: no span object, no context change (docs/reliability.md L5).
+endpoint), the batch processor the OTEL_BSP_* ones. Without it this module imports nothing of
+OpenTelemetry and every helper returns at its first line: no span object, no context change, no
+exporting thread (docs/reliability.md L5).
 
 Attributes carry names, ids, counts and codes: never a question, an answer, a query or a token, and
 no exception message (it may quote any of those); a failure is its `error.type` (a code or a class).
@@ -17,7 +18,7 @@ import contextvars
 import os
 import socket
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from django.conf import settings
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 AttributeValue = str | bool | int | float | Sequence[str]
 Attributes = dict[str, AttributeValue]
+Kind = Literal["internal", "server", "client"]
 # Instrumentation scope of every Bytchat span.
 SCOPE = "bytchat"
 # error.type of a call or frame its reader stopped (also the metrics' value: core/metrics.py).
@@ -81,11 +83,14 @@ def tracing_configure() -> None:
     """Export this process's spans to OTEL_EXPORTER_OTLP_ENDPOINT, once; nothing without it."""
     if _provider is not None or not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return
+    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     # shutdown_on_exit: the last batch is sent when the process exits (a drained server's runs).
     _use(BatchSpanProcessor(OTLPSpanExporter()), shutdown_on_exit=True)
+    # Also the global provider, for any library's own instrumentation to nest under Bytchat's spans.
+    trace.set_tracer_provider(_provider)
 
 
 def tracing_install(processor: SpanProcessor) -> None:
@@ -124,7 +129,7 @@ def _use(processor: SpanProcessor, *, shutdown_on_exit: bool) -> None:
 def span(
     name: str,
     *,
-    kind: str = "internal",
+    kind: Kind = "internal",
     attributes: Attributes | None = None,
     parent: str = "",
     link_current: bool = False,
@@ -140,23 +145,22 @@ def span(
 
 @contextlib.contextmanager
 def _current_span(
-    name: str, kind: str, attributes: Attributes | None, parent: str, link_current: bool
+    name: str, kind: Kind, attributes: Attributes | None, parent: str, link_current: bool
 ) -> Iterator[SpanLike]:
     from opentelemetry import trace
 
-    context, links = None, None
-    if parent:
-        context = _extracted(parent)
+    context = _extracted(parent) if parent else None
+    links = None
+    if context is not None and link_current:
         here = trace.get_current_span().get_span_context()
-        if context is not None and link_current and here.is_valid:
-            links = [trace.Link(here)]
+        links = [trace.Link(here)] if here.is_valid else None
     with _started(name, kind, attributes, context, links) as current:
         yield current
 
 
 @contextlib.contextmanager
 def _started(
-    name: str, kind: str, attributes: Attributes | None, context: Context | None, links: list[Any] | None
+    name: str, kind: Kind, attributes: Attributes | None, context: Context | None, links: list[Any] | None
 ) -> Iterator[SpanLike]:
     with _tracer.start_as_current_span(  # type: ignore[union-attr]
         name,
@@ -174,7 +178,27 @@ def _started(
             raise
 
 
-def span_start(name: str, *, kind: str = "internal", attributes: Attributes | None = None) -> SpanLike:
+def request_span(
+    name: str, *, traceparent: str = "", tracestate: str = "", attributes: Attributes | None = None
+) -> contextlib.AbstractContextManager[SpanLike]:
+    """A SERVER span current for the block, child of the caller's trace when its `traceparent` header
+    is a valid one (W3C Trace Context), else the root of a new trace."""
+    if _tracer is None:
+        return _OFF
+    return _request_span(name, traceparent, tracestate, attributes)
+
+
+@contextlib.contextmanager
+def _request_span(name: str, traceparent: str, tracestate: str, attributes: Attributes | None) -> Iterator[SpanLike]:
+    from opentelemetry.context import Context
+
+    # Never a parent from this process's context: a request continues its caller's trace or starts one.
+    context = (_extracted(traceparent, tracestate) if traceparent else None) or Context()
+    with _started(name, "server", attributes, context, None) as current:
+        yield current
+
+
+def span_start(name: str, *, kind: Kind = "internal", attributes: Attributes | None = None) -> SpanLike:
     """A span child of the current one, not made current: for an async generator, or a task that
     outlives its caller (span_context). The caller ends it, in a `finally`."""
     if _tracer is None:
@@ -222,7 +246,7 @@ def _is_failure(exc: BaseException) -> bool:
     return not isinstance(exc, DomainError) or exc.status_code >= 500
 
 
-def _kind(kind: str) -> Any:
+def _kind(kind: Kind) -> Any:
     from opentelemetry.trace import SpanKind
 
     return {"server": SpanKind.SERVER, "client": SpanKind.CLIENT}.get(kind, SpanKind.INTERNAL)
@@ -250,26 +274,6 @@ def _extracted(traceparent: str, tracestate: str = "") -> Context | None:
         carrier["tracestate"] = tracestate
     context = TraceContextTextMapPropagator().extract(carrier)
     return context if trace.get_current_span(context).get_span_context().is_valid else None
-
-
-def request_span(
-    name: str, *, traceparent: str = "", tracestate: str = "", attributes: Attributes | None = None
-) -> contextlib.AbstractContextManager[SpanLike]:
-    """A SERVER span current for the block, child of the caller's trace when its `traceparent` header
-    is a valid one (W3C Trace Context), else the root of a new trace."""
-    if _tracer is None:
-        return _OFF
-    return _request_span(name, traceparent, tracestate, attributes)
-
-
-@contextlib.contextmanager
-def _request_span(name: str, traceparent: str, tracestate: str, attributes: Attributes | None) -> Iterator[SpanLike]:
-    from opentelemetry.context import Context
-
-    # Never a parent from this process's context: a request continues its caller's trace or starts one.
-    context = (_extracted(traceparent, tracestate) if traceparent else None) or Context()
-    with _started(name, "server", attributes, context, None) as current:
-        yield current
 
 
 def current_trace_ids() -> tuple[str, str] | None:

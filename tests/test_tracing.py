@@ -23,7 +23,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import ModelConfig
 from chats.models import Chat, Run, Surface
-from core.tracing import tracing_install, tracing_reset
+from chats.services import chat_create, user_message_create
+from core import tracing
+from core.tracing import current_trace_ids, tracing_install, tracing_reset
 from knowledge.services import bot_home_base, document_ingest_text
 from tests.helpers import asgi_body, asgi_request, parse_sse, runs_ended, ws_answer, ws_session, ws_session_path
 
@@ -168,6 +170,42 @@ async def test_a_resumed_run_is_read_in_the_runs_trace_linked_to_the_resuming_re
     assert resume.attributes["bytchat.run.resume.after"] == 2
 
 
+async def test_a_failover_shows_the_failed_model_call_and_the_one_that_answered_under_one_run(
+    spans, user, bot, upstream
+):
+    """An upstream 500 before the first token: the failed call's span carries the provider error's code
+    (as the metrics do) and fails; the model that answered instead has its own span in the same run."""
+    await sync_to_async(add_model)(bot, "fake-status-500")
+    status, _headers, events = await sse_request("POST", f"/chat/{bot.id}", [authorization(user)], query=b"query=hi")
+    assert status == 200 and events[-1][0] == "done"
+    finished = spans.get_finished_spans()
+    failed = by_name(finished, "chat fake-status-500")
+    answered = by_name(finished, f"chat {events[-1][1]['model']}")
+    run = by_name(finished, "bytchat.run")
+    assert failed.parent.span_id == answered.parent.span_id == run.context.span_id
+    assert failed.status.status_code == StatusCode.ERROR and failed.attributes["error.type"] == "provider_error"
+    assert "gen_ai.usage.output_tokens" not in failed.attributes
+    assert answered.status.status_code == run.status.status_code == StatusCode.UNSET
+    assert answered.attributes["gen_ai.usage.output_tokens"] == events[-1][1]["usage"]["completion_tokens"]
+
+
+async def test_an_internet_answer_has_a_web_search_span_under_its_run(spans, user, bot, upstream, searxng):
+    """The web search is a CLIENT span of the run, with its result count and never the query."""
+    await sync_to_async(add_model)(bot, "fake-echo")
+    chat = await sync_to_async(chat_create)(owner=user, surface=Surface.CHATS, bot=bot, title="t")
+    await sync_to_async(user_message_create)(chat=chat, content=QUESTION)
+    token = f"token={AccessToken.for_user(user)}".encode()
+    status, _headers, events = await sse_request("GET", f"/conversations/inference_internet/{chat.id}", [], query=token)
+    assert status == 200 and events[-1][0] == "done"
+    finished = spans.get_finished_spans()
+    run = by_name(finished, "bytchat.run")
+    search = by_name(finished, "bytchat.web_search")
+    assert search.kind == SpanKind.CLIENT and search.parent.span_id == run.context.span_id
+    assert search.attributes["bytchat.web_search.results"] == len(searxng.results) > 0
+    assert searxng.requests[-1].query["q"] == QUESTION  # the search was asked the question; the span was not
+    assert not [text for text in attribute_texts(finished) if "Tortuga" in text]
+
+
 async def test_a_socket_message_frame_is_the_root_of_its_answers_trace(spans, user, upstream):
     """A socket gets a span per `message` frame (not one per connection), parent of the run it starts."""
     chat = await Chat.objects.acreate(owner=user, surface=Surface.SESSIONS)
@@ -242,3 +280,18 @@ def test_without_an_endpoint_a_chat_loads_nothing_of_opentelemetry_tracing(tmp_p
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["status"] == 200 and "Pirates bury gold." in outcome["body"], outcome
     assert outcome["loaded"] == [] and outcome["threads"] == [] and outcome["enabled"] is False
+
+
+def test_a_log_line_can_name_the_trace_and_span_it_was_written_in(spans):
+    """current_trace_ids() (the JSON log formatter's): the current span's ids in hex, None outside one or
+    with tracing off."""
+    assert current_trace_ids() is None
+    with tracing.span("work") as current:
+        ids = current_trace_ids()
+    assert ids == (
+        format_trace_id(current.get_span_context().trace_id),
+        format_span_id(current.get_span_context().span_id),
+    )
+    tracing_reset()
+    with tracing.span("work"):
+        assert current_trace_ids() is None
