@@ -58,28 +58,29 @@ async def web_search(query: str) -> list[WebResult]:
         raise WebSearchUnavailable(_("Web search is not configured on this server."))
     started = time.perf_counter()
     error_type = ""
-    # A client span with its outcome and result count, never the query.
-    with tracing.span("bytchat.web_search", kind="client") as span:
-        try:
-            async with asyncio.timeout(settings.WEB_SEARCH_TIMEOUT):
-                body = await _fetch(query[:MAX_QUERY_CHARS])
-            results = _parse(body)
-            span.set_attribute("bytchat.web_search.results", len(results))
-            return results
-        except WebSearchFailed:
-            error_type = "failed"
-            raise
-        except TimeoutError as exc:
-            error_type = "timeout"
-            logger.warning("web search timed out")
-            raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
-        except httpx.HTTPError as exc:
-            error_type = "unreachable"
-            logger.warning("web search failed: %s", type(exc).__name__)
-            raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
-        finally:
-            metrics.web_search_duration.labels(error_type).observe(time.perf_counter() - started)
-            tracing.span_failed(span, error_type)
+    # A client span with the outcome and the number of results, never the query.
+    span = tracing.span_start("bytchat.web_search", kind="client")
+    try:
+        async with asyncio.timeout(settings.WEB_SEARCH_TIMEOUT):
+            body = await _fetch(query[:MAX_QUERY_CHARS])
+        results = _parse(body)
+        span.set_attribute("bytchat.web_search.results", len(results))
+        return results
+    except WebSearchFailed:
+        error_type = "failed"
+        raise
+    except TimeoutError as exc:
+        error_type = "timeout"
+        logger.warning("web search timed out")
+        raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
+    except httpx.HTTPError as exc:
+        error_type = "unreachable"
+        logger.warning("web search failed: %s", type(exc).__name__)
+        raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
+    finally:
+        metrics.web_search_duration.labels(error_type).observe(time.perf_counter() - started)
+        tracing.span_failed(span, error_type)
+        span.end()
 
 
 async def _fetch(query: str) -> bytes:
