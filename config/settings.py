@@ -490,6 +490,10 @@ MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 # requests from the loopback address; METRICS_ENABLED=False records nothing (bench/relay.py's reference).
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Traces over OTLP/HTTP to this collector (core/tracing.py); unset, nothing is traced or exported. The
+# exporter reads the other OTEL_EXPORTER_OTLP_* variables itself, the batch processor OTEL_BSP_*.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="bytchat")
 
 LOGGING = {
     "version": 1,
