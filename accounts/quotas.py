@@ -20,6 +20,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import DailyUsage, User, UserType
+from core import metrics
 from core.errors import DomainError
 from core.shared_state import shared_state_required
 from core.slots import slot_give_back, slot_take
@@ -119,6 +120,11 @@ def daily_quota_of(user: User) -> int | None:
     return settings.QUOTA_DAILY_FREE
 
 
+def plan_label(user: User) -> str:
+    """The user's plan as a metric label (core/metrics.py): never the user."""
+    return "staff" if user.is_staff else user.user_type
+
+
 def quota_resets_at(day: datetime.date) -> datetime.datetime:
     """The start of the next day in TIME_ZONE, when a day's quota is renewed."""
     return timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
@@ -145,6 +151,7 @@ def quota_take(*, user: User) -> QuotaCharge:
     day = timezone.localdate()
     limit = daily_quota_of(user)
     if not _charge_taken(user.pk, day, limit):
+        metrics.quota_refusals.labels(plan_label(user)).inc()
         raise _exceeded(limit or 0, day)
     return QuotaCharge(user_id=user.pk, day=day, limit=limit)
 

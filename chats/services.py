@@ -15,7 +15,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from accounts.quotas import quota_refund, quota_take, rate_limit_take, stream_slot_acquire, stream_slot_release
+from accounts.quotas import (
+    TooManyStreams,
+    plan_label,
+    quota_refund,
+    quota_take,
+    rate_limit_take,
+    stream_slot_acquire,
+    stream_slot_release,
+)
 from bots.llm import get_provider
 from bots.llm.types import ModelSpec, Usage
 from bots.models import Bot
@@ -30,6 +38,7 @@ from chats.runs.services import run_rows_create
 from chats.selectors import bot_chat_get
 from chats.types import ReplyRequest, TurnLease
 from chats.visitors import Visitor, page_check, visitor_from_token, visitor_new
+from core import metrics
 from core.errors import Conflict, DomainError
 from knowledge.selectors import knowledge_base_ids_for_bot, knowledge_base_ids_for_owner
 
@@ -178,7 +187,11 @@ def _lease_take(
     then the chat (`new_chat()` when None); on any refusal, what was taken is given back and
     nothing is charged."""
     lease = TurnLease(user_id=user.pk, stream_holder=stream_holder)
-    stream_slot_acquire(user_id=lease.holder, member=str(lease.run_id))
+    try:
+        stream_slot_acquire(user_id=lease.holder, member=str(lease.run_id))
+    except TooManyStreams:
+        metrics.stream_slot_refusals.labels("visitor" if stream_holder else plan_label(user)).inc()
+        raise
     try:
         lease = dataclasses.replace(lease, charge=quota_take(user=user))
         if chat is None and new_chat is not None:

@@ -22,6 +22,7 @@ from accounts.models import CallOutcome
 from accounts.quotas import QuotaCharge, quota_refund, quota_take_another
 from accounts.services import CallRecord
 from bots.llm import ProviderError, get_provider
+from bots.llm.observed import observed_stream
 from bots.llm.types import ChatMessage, CompletionRequest, ModelSpec, StreamEnd, TextDelta, Usage
 from chats.events import StreamEvent
 from chats.models import Message
@@ -169,7 +170,9 @@ async def _call(answer: Answer, candidates: list[ModelSpec], deadline: float | N
         )
         wrote = False
         try:
-            async with aclosing(get_provider(answer.spec.provider).astream(completion)) as items:
+            provider = get_provider(answer.spec.provider)
+            call = observed_stream(provider, completion, surface=request.surface, task_type=answer.spec.task_type)
+            async with aclosing(call) as items:
                 async for item in items:
                     answer.answered, answer.unspent, wrote = True, None, True
                     if isinstance(item, TextDelta):

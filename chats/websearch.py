@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from core import metrics, tracing
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -54,15 +56,31 @@ async def web_search(query: str) -> list[WebResult]:
     """The top results for `query`, or WebSearchUnavailable / WebSearchFailed with a message for the user."""
     if not web_search_enabled():
         raise WebSearchUnavailable(_("Web search is not configured on this server."))
+    started = time.perf_counter()
+    error_type = ""
+    # A client span with the outcome and the number of results, never the query.
+    span = tracing.span_start("bytchat.web_search", kind="client")
     try:
         async with asyncio.timeout(settings.WEB_SEARCH_TIMEOUT):
             body = await _fetch(query[:MAX_QUERY_CHARS])
+        results = _parse(body)
+        span.set_attribute("bytchat.web_search.results", len(results))
+        return results
     except WebSearchFailed:
+        error_type = "failed"
         raise
-    except (TimeoutError, httpx.HTTPError) as exc:
+    except TimeoutError as exc:
+        error_type = "timeout"
+        logger.warning("web search timed out")
+        raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
+    except httpx.HTTPError as exc:
+        error_type = "unreachable"
         logger.warning("web search failed: %s", type(exc).__name__)
         raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
-    return _parse(body)
+    finally:
+        metrics.web_search_duration.labels(error_type).observe(time.perf_counter() - started)
+        tracing.span_failed(span, error_type)
+        span.end()
 
 
 async def _fetch(query: str) -> bytes:

@@ -15,6 +15,7 @@ django_application = get_asgi_application()
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
 from config.lifespan import LifespanMiddleware  # noqa: E402
 from config.request_log import RequestLogMiddleware  # noqa: E402
+from config.request_trace import RequestTraceMiddleware  # noqa: E402
 from config.routing import websocket_application  # noqa: E402
 
 if "daphne.server" in sys.modules:
@@ -32,13 +33,16 @@ if settings.SERVE_STATIC:
     http_application = StaticFilesHandler(http_application)
 
 application = LifespanMiddleware(
-    RequestLogMiddleware(
-        ProtocolTypeRouter(
-            {
-                "http": BodyLimitMiddleware(http_application),
-                # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
-                "websocket": websocket_application,
-            }
+    RequestTraceMiddleware(
+        # Inside the request's span, so that its line carries the trace's ids.
+        RequestLogMiddleware(
+            ProtocolTypeRouter(
+                {
+                    "http": BodyLimitMiddleware(http_application),
+                    # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
+                    "websocket": websocket_application,
+                }
+            )
         )
     )
 )

@@ -103,6 +103,12 @@ def route_middleware(get_response: Callable[[HttpRequest], Any]) -> Callable[[Ht
     return sync_middleware
 
 
+def route_of(scope: dict[str, Any]) -> str | None:
+    """The route template recorded for this request so far (None: none yet, or it reached no view)."""
+    slot = scope.get(SCOPE_KEY)
+    return None if slot is None else slot.route
+
+
 def record_route(scope: dict[str, Any], template: str) -> None:
     """For what Django's URL map does not serve (static files)."""
     slot = scope.get(SCOPE_KEY)

@@ -48,8 +48,10 @@ class LifespanMiddleware:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from chats.runs.runner import runs_shutdown
+                from core.metrics import process_exit
 
                 Drain.begin()
                 await runs_shutdown(grace=drain_left())
+                process_exit()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -71,10 +71,12 @@ class RequestLogMiddleware:
                 seen["handshake"] = time.perf_counter()
             await send(message)
 
+        # In the scope itself, not a copy: the tracing middleware outside reads the route too (config/request_trace.py).
+        scope[SCOPE_KEY] = slot
         token = request_id_var.set(request_id)
         failed = False
         try:
-            await self.app({**scope, SCOPE_KEY: slot}, receive, observing_send)
+            await self.app(scope, receive, observing_send)
         except BaseException:
             failed = True
             raise

@@ -294,6 +294,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.openapi.add_streaming_endpoints",
         "core.api.openapi.widget_security",
+        "core.api.openapi.metrics_endpoint",
         "core.api.openapi_errors.add_error_components",
     ],
 }
@@ -502,6 +503,10 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
 # Whether /readyz needs a live worker (with the database task backend); off where the worker is watched apart.
 READYZ_WORKER = env.bool("READYZ_WORKER", default=True)
+# Traces over OTLP/HTTP to this collector (core/tracing.py); unset, nothing is traced or exported. The
+# exporter reads the other OTEL_EXPORTER_OTLP_* variables itself, the batch processor OTEL_BSP_*.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="bytchat")
 
 # Logs: one JSON object a line (core/logs.py) with the request's and run's ids; `plain` for reading in a terminal.
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from chats import views as chat_views
 from config import views
 from core.api.health import HealthView, ReadyView
+from core.api.metrics import metrics_view
 
 handler400 = "config.views.bad_request"
 handler403 = "config.views.permission_denied"
@@ -22,6 +23,7 @@ urlpatterns = [
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^api/redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(r"^metrics/?$", metrics_view, name="metrics"),
     path("", include("accounts.api.urls")),
     path("", include("bots.api.urls")),
     path("", include("chats.api.urls")),

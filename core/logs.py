@@ -3,7 +3,8 @@ line to its request, its run and its trace (docs/reliability.md L4).
 
 The request's id is set by config/request_log.py for each HTTP request and WebSocket connection, the run's by
 chats/runs/log_line.py for the task that writes it; both are context variables, so every line logged while
-serving them (in the event loop or in a thread that `sync_to_async` runs) carries them.
+serving them (in the event loop or in a thread that `sync_to_async` runs) carries them. The trace's ids come
+from core/tracing.py: none with tracing off.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import uuid
 from contextvars import ContextVar
 from pathlib import PurePath
 from typing import Any
-
-from opentelemetry import trace
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 run_id_var: ContextVar[str | None] = ContextVar("run_id", default=None)
@@ -56,11 +55,17 @@ def context_ids() -> dict[str, str]:
     run_id = run_id_var.get()
     if run_id is not None:
         ids["run_id"] = run_id
-    span = trace.get_current_span().get_span_context()
-    if span.is_valid:
-        ids["trace_id"] = format(span.trace_id, "032x")
-        ids["span_id"] = format(span.span_id, "016x")
+    trace_ids = _current_trace_ids()
+    if trace_ids is not None:
+        ids["trace_id"], ids["span_id"] = trace_ids
     return ids
+
+
+def _current_trace_ids() -> tuple[str, str] | None:
+    # Imported when first needed: this module is loaded while Django configures logging, before core.tracing may be.
+    from core.tracing import current_trace_ids
+
+    return current_trace_ids()
 
 
 def _structured(record: logging.LogRecord) -> dict[str, Any]:

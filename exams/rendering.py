@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
+from core import metrics
 from core.errors import DomainError
 from core.sandbox import SandboxTimeout, run_bounded
 from exams.generation.types import Draft, source_label
@@ -32,6 +34,10 @@ logger = logging.getLogger(__name__)
 class RenderFailed(DomainError):
     status_code = 422
     code = "render_failed"
+
+
+class RenderTimeLimit(RenderFailed):
+    """The render ran past EXAM_RENDER_SECONDS (the same answer to the client; measured apart)."""
 
 
 def fonts_available(font_dir: str) -> bool:
@@ -71,19 +77,34 @@ def exam_html(
 
 
 def html_to_pdf(html: str) -> bytes:
-    """The PDF of `html`, rendered by `python -m exams.pdf` under time and memory limits."""
+    """The PDF of `html`, rendered by `python -m exams.pdf` under time and memory limits (each render
+    measured: core/metrics.py pdf_render_duration, by outcome)."""
+    started = time.perf_counter()
+    status = "failed"
+    try:
+        pdf = _render(html)
+        status = "ok"
+        return pdf
+    except RenderTimeLimit:
+        status = "time_limit"
+        raise
+    finally:
+        metrics.pdf_render_duration.labels(status).observe(time.perf_counter() - started)
+
+
+def _render(html: str) -> bytes:
     seconds = settings.EXAM_RENDER_SECONDS
     args = [str(settings.EXAM_PDF_FONT_DIR), str(seconds), str(settings.EXAM_RENDER_MEMORY_MB)]
     try:
         completed = run_bounded("exams.pdf", args, data=html.encode("utf-8"), seconds=seconds)
     except SandboxTimeout as exc:
         logger.warning("exam PDF render killed after %s s", seconds)
-        raise RenderFailed(_("The exam PDF took too long to render; try fewer questions.")) from exc
+        raise RenderTimeLimit(_("The exam PDF took too long to render; try fewer questions.")) from exc
     except OSError as exc:
         logger.exception("exam PDF renderer could not start")
         raise RenderFailed(_("The exam PDF could not be rendered.")) from exc
     if completed.returncode == EXIT_TIME_LIMIT:
-        raise RenderFailed(_("The exam PDF took too long to render; try fewer questions."))
+        raise RenderTimeLimit(_("The exam PDF took too long to render; try fewer questions."))
     if completed.returncode != 0 or not completed.stdout.startswith(b"%PDF-"):
         logger.warning(
             "exam PDF render failed (exit %s): %s",

@@ -120,6 +120,22 @@ def nginx_binary() -> str:
     return found  # type: ignore[return-value]
 
 
+def fresh_metrics_dir(path: str | Path) -> Path:
+    directory = Path(path).resolve()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
+
+
+def metrics_process_gone(pid: int, env: dict[str, str]) -> None:
+    """A reaped server process's live gauges (answers streaming, sockets open) leave the sums."""
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid, env["PROMETHEUS_MULTIPROC_DIR"])
+
+
 class Cluster:
     def __init__(self, *, check_only: bool = False) -> None:
         env = environ.Env()
@@ -158,6 +174,11 @@ class Cluster:
             "SERVE_STATIC": "False",
             "DRAIN_SECONDS": str(self.drain),
             "PYTHONUNBUFFERED": "1",
+            # Every server process and the worker report /metrics together (core/metrics.py), from a
+            # directory emptied here: figures of an earlier cluster's processes would add to this one's.
+            "PROMETHEUS_MULTIPROC_DIR": str(
+                fresh_metrics_dir(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or self.runtime / "metrics")
+            ),
         }
         self.slots = [Slot(index, self.runtime) for index in range(1, self.count + 1)]
         self.draining: list[subprocess.Popen] = []
@@ -204,7 +225,10 @@ class Cluster:
     def start_worker(self) -> None:
         # Documents a dead worker left half-ingested go back to the queue, then the worker starts.
         subprocess.run([PYTHON, "manage.py", "reconcile_documents"], env=os.environ, check=False)  # noqa: S603
-        self.worker = spawn([PYTHON, "manage.py", "run_worker", "--interval", "1", "--no-reload"], dict(os.environ))
+        metrics_env = {"PROMETHEUS_MULTIPROC_DIR": self.web_env["PROMETHEUS_MULTIPROC_DIR"]}
+        self.worker = spawn(
+            [PYTHON, "manage.py", "run_worker", "--interval", "1", "--no-reload"], {**os.environ, **metrics_env}
+        )
         self.worker_started = time.monotonic()
 
     def start(self) -> None:
@@ -250,6 +274,7 @@ class Cluster:
         for slot in self.slots:
             if slot.process is not None and slot.process.poll() is not None:
                 status = slot.process.returncode
+                metrics_process_gone(slot.process.pid, self.web_env)
                 slot.process = None
                 # Its socket may hold connections nobody will accept: a new one refuses them instead.
                 slot.fresh_socket()
@@ -267,6 +292,7 @@ class Cluster:
         for process in list(self.draining):
             if process.poll() is not None:
                 self.draining.remove(process)
+                metrics_process_gone(process.pid, self.web_env)
                 log(f"pid {process.pid} drained and exited (status {process.returncode}).")
         if self.worker is not None and self.worker.poll() is not None:
             if now - self.worker_started >= 60:

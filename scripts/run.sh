@@ -6,6 +6,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
 RECONCILE_EVERY="${RECONCILE_EVERY:-300}"
+# The server and the worker report /metrics together (core/metrics.py), from a directory emptied at each
+# start: the figures of an earlier run's processes would add to this one's.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${DATA_DIR:-data}/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && rm -f "$PROMETHEUS_MULTIPROC_DIR"/*.db
 # The worker's restart delay doubles after each quick exit, up to the maximum; a worker that ran a minute resets it.
 BACKOFF_FIRST=1
 BACKOFF_MAX=30

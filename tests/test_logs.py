@@ -13,13 +13,17 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.urls import URLPattern, URLResolver, get_resolver
-from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
 from prometheus_client import REGISTRY
 from rest_framework_simplejwt.tokens import AccessToken
 
 from bots.models import ModelConfig
 from config.http_route import route_template
+from core import tracing
 from core.logs import JsonFormatter, PlainFormatter, request_id_var, run_id_var
+from core.tracing import tracing_install, tracing_reset
 from tests.helpers import asgi_body, asgi_request, ws_session_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,21 +86,24 @@ def test_objects_passed_as_extra_are_left_out_so_a_request_never_prints_its_quer
 
 
 def test_the_request_run_and_trace_ids_of_the_context_are_on_every_line():
-    span = trace.NonRecordingSpan(
-        trace.SpanContext(trace_id=0x1234, span_id=0x99, is_remote=False, trace_flags=trace.TraceFlags(1))
-    )
+    tracing_install(SimpleSpanProcessor(InMemorySpanExporter()))
     request_token, run_token = request_id_var.set("req-1"), run_id_var.set("run-1")
     try:
-        with trace.use_span(span):
+        with tracing.span("work") as span:
             entry = json.loads(JsonFormatter().format(record()))
             plain = PlainFormatter().format(record())
     finally:
         request_id_var.reset(request_token)
         run_id_var.reset(run_token)
+        tracing_reset()
+    trace_id, span_id = (
+        format_trace_id(span.get_span_context().trace_id),
+        format_span_id(span.get_span_context().span_id),
+    )
     assert entry["request_id"] == "req-1" and entry["run_id"] == "run-1"
-    assert entry["trace_id"] == f"{0x1234:032x}" and entry["span_id"] == f"{0x99:016x}"
-    assert plain.endswith(f"hello world [request_id=req-1 run_id=run-1 trace_id={0x1234:032x}]")
-    # Outside a request, none.
+    assert entry["trace_id"] == trace_id and entry["span_id"] == span_id
+    assert plain.endswith(f"hello world [request_id=req-1 run_id=run-1 trace_id={trace_id}]")
+    # Outside a request, and with tracing off, none.
     assert {"request_id", "run_id", "trace_id"}.isdisjoint(json.loads(JsonFormatter().format(record())))
 
 

@@ -88,6 +88,8 @@ def test_protected_operations_declare_bearer_auth_and_public_ones_none(schema):
                 assert not any(security), (path, method, security)
             elif path.startswith("/widget/"):
                 assert security == [{"visitorAuth": []}], (path, method, security)
+            elif path == "/metrics":
+                assert security == [{"metricsToken": []}], (path, method, security)
             else:
                 assert {"jwtAuth": []} in security, (path, method, security)
 

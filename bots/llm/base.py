@@ -16,10 +16,14 @@ class Provider(Protocol):
         ...
 
 
-async def complete(provider: Provider, request: CompletionRequest) -> Completion:
-    """Run a stream to its end and return the whole answer."""
+async def complete(
+    provider: Provider, request: CompletionRequest, *, surface: str = "", task_type: str = ""
+) -> Completion:
+    """Run a stream to its end and return the whole answer (measured as every call is: bots/llm/observed.py)."""
+    from bots.llm.observed import observed_stream
+
     deltas: list[str] = []
-    async for item in provider.astream(request):
+    async for item in observed_stream(provider, request, surface=surface, task_type=task_type):
         if isinstance(item, TextDelta):
             deltas.append(item.text)
         elif isinstance(item, StreamEnd):

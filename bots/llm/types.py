@@ -23,6 +23,11 @@ class ModelSpec:
     model: str
     source: str = "default"
 
+    @property
+    def task_type(self) -> str:
+        """The bot config's task type this model answers for (`bot:<task type>`), else `default`."""
+        return self.source.removeprefix("bot:") if self.source.startswith("bot:") else "default"
+
 
 @dataclass(frozen=True, slots=True)
 class CompletionRequest:

@@ -28,8 +28,9 @@ class RunOrigin:
     context: contextvars.Context
 
 
-def run_origin(run_id: str) -> RunOrigin:
-    context = contextvars.copy_context()
+def run_origin(run_id: str, context: contextvars.Context | None = None) -> RunOrigin:
+    """`context`: the one the run's task is to run in (its span's), or else a copy of the current one."""
+    context = context if context is not None else contextvars.copy_context()
     context.run(run_id_var.set, run_id)
     return RunOrigin(request_id_var.get(), time.monotonic(), context)
 

@@ -24,6 +24,7 @@ from chats.runs.log import GAP, RedisLog, RunEvent, local_log
 from chats.runs.reconcile import interrupted_event, run_interrupt_lapsed
 from chats.runs.selectors import run_fresh
 from chats.streaming import released
+from core import metrics
 from core.errors import DomainError
 from core.redis_clients import redis_configured
 
@@ -142,6 +143,7 @@ async def run_batches(run: Run, *, after: int = 0, idle: float | None = None) ->
             continue  # idle but alive
         # Trimmed past this reader, or not copied (yet): the last checkpoint stands in for what is missing.
         if position < fresh.seq and fresh.message is not None:
+            metrics.run_gap_fallbacks.inc()
             position = fresh.seq
             quiet_since = loop.time()
             yield [RunEvent(fresh.seq, snapshot_event(fresh.message.content))]

@@ -18,6 +18,7 @@ from chats.models import Run, RunStatus
 from chats.runs.log import RunEvent, local_log, redis_log_end, redis_log_last_seq
 from chats.runs.selectors import run_fresh
 from chats.runs.services import interrupted_reason, run_interrupt, runs_expired
+from core import metrics
 from core.redis_clients import redis_configured
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def run_interrupt_lapsed(run: Run) -> RunEvent | None:
         return None
     text = run.message.content if run.message_id is not None and run.message is not None else ""
     end = RunEvent(seq, interrupted_event(text))
+    metrics.runs_ended.labels(run.surface, RunStatus.INTERRUPTED).inc()
     logger.warning("run %s of chat %s interrupted: its process stopped renewing its lease", run.pk, run.chat_id)
     if redis_configured():
         redis_log_end(str(run.pk), end)

@@ -33,9 +33,11 @@ from chats.runs.log_line import run_log_line, run_origin
 from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
 from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish
+from chats.runs.spans import run_attributes, run_span_end
 from chats.services import turn_lease_release
 from chats.streaming import Answer, released, reply_stream
 from chats.types import ReplyRequest, TurnLease
+from core import metrics, tracing
 from core.errors import DomainError
 from core.redis_clients import redis_configured
 
@@ -70,7 +72,12 @@ class LiveRun:
         self._text: list[str] = []
         self._checkpoint: asyncio.Task | None = None
         self._checkpointed_at = asyncio.get_running_loop().time()
-        self.origin = run_origin(self.id)  # its request's id, its start, and a log context naming the run
+        self._streaming = metrics.runs_streaming.labels(request.surface)
+        self._streaming.inc()
+        # The run's task runs with its span current: retrieval, web search and model calls nest under it.
+        self.span = tracing.span_start("bytchat.run", attributes=run_attributes(self.run))
+        # Its request's id, its start, and the task's context, which also names the run for its log lines.
+        self.origin = run_origin(self.id, tracing.span_context(self.span))
         self.task = asyncio.create_task(self._drive(), name=f"run {self.id}", context=self.origin.context)
 
     # -- events --------------------------------------------------------------------------------------
@@ -251,12 +258,16 @@ class LiveRun:
         except Exception:
             logger.exception("run %s: could not store the answer", self.id)
             fate = RunFate.STORED
+        if fate == RunFate.STORED:
+            metrics.runs_ended.labels(self.request.surface, end.status).inc()
         run_log_line(self, end.status if fate == RunFate.STORED else fate.value)
         await self._end(last if fate == RunFate.STORED else self._lost_event(fate))
 
     async def _end(self, last: StreamEvent) -> None:
-        self._emit(last)
+        item = self._emit(last)
         _live.pop(self.id, None)
+        self._streaming.dec()
+        run_span_end(self.span, last, events=item.seq)
         if self.mirror is not None:
             await self.mirror.drained(5.0)
 

@@ -35,6 +35,7 @@ from chats.runs.reconcile import run_as_it_stands
 from chats.runs.runner import run_launch, run_stop
 from chats.runs.selectors import RunNotFound, chat_running_run, run_get
 from chats.runs.services import run_abandon
+from chats.runs.spans import frame_span, resume_span
 from chats.services import (
     chat_context_update,
     context_merge,
@@ -47,11 +48,14 @@ from chats.ws.answers import AnswerFollower
 from chats.ws.auth import SocketIdentity, identity_turn_get, socket_identity_check
 from chats.ws.frames import ClientFrame, parse_frame
 from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
+from core import metrics
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
 # Application close codes (4000-4999 are the application's, RFC 6455 section 7.4.2).
+# The socket's route, as metrics name it (config/routing.py serves it).
+ROUTE_TEMPLATE = "/chat/ws/{session_id}"
 CLOSE_EXPIRED = 4000
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_DELETED = 4404
@@ -123,6 +127,14 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.expiry: asyncio.TimerHandle | None = None
         self.expiry_task: asyncio.Task | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        connections = metrics.websocket_connections.labels(ROUTE_TEMPLATE)
+        connections.inc()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            connections.dec()
 
     # channels' AsyncConsumer.__call__ assigns the layer's receive here and awaits it next to the
     # socket's: through this property a failure of the layer (Redis gone) becomes one event for this
@@ -243,10 +255,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
             )
             if frame.type == "stop":
                 await self._stop()
-            elif frame.type == "resume":
-                await self._resume(frame)
             else:
-                await self._message(frame)
+                with frame_span(frame.type, route=ROUTE_TEMPLATE, chat_id=self.session_id):
+                    await (self._resume(frame) if frame.type == "resume" else self._message(frame))
         except DomainError as exc:
             close_code = close_code_for(exc)
             if close_code is None:
@@ -327,7 +338,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
 
     async def _resume(self, frame: ClientFrame) -> None:
         run = await database_sync_to_async(self._session_run, thread_sensitive=False)(frame.run_id)
-        self._follow(run, after=frame.after)
+        metrics.run_resumes.labels("websocket").inc()
+        with resume_span(run, after=frame.after, transport="websocket"):
+            self._follow(run, after=frame.after)
 
     def _follow(self, run: Run, *, after: int) -> None:
         if self.closing:  # the socket is being closed (its age, say) while this frame was handled

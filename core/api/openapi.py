@@ -387,3 +387,31 @@ def widget_security(result: dict[str, Any], generator: Any, request: Any, public
             if isinstance(operation, dict) and "responses" in operation:
                 operation["security"] = [] if path.rstrip("/") == "/widget/sessions" else [{"visitorAuth": []}]
     return result
+
+
+def metrics_endpoint(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """`GET /metrics` (core/api/metrics.py): for a Prometheus scraper, not the chat API's clients."""
+    schemes = result.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["metricsToken"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "METRICS_TOKEN as a bearer token; with none set, only requests from the loopback address.",
+    }
+    result.setdefault("paths", {})["/metrics"] = {
+        "get": {
+            "operationId": "metrics",
+            "tags": ["operations"],
+            "summary": "This deployment's metrics in the Prometheus text format (docs/observability.md).",
+            "security": [{"metricsToken": []}],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": ERROR,
+                "403": ERROR,
+                "404": ERROR,
+            },
+        }
+    }
+    return result

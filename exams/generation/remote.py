@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from bots.llm import ChatMessage, CompletionRequest, ModelSpec, complete, get_provider
-from exams.generation.metering import metered_call
+from exams.generation.metering import SURFACE, metered_call
 from exams.generation.types import EXCERPT_CHARS, Draft, ExamSpec, Generated, GenerationFailed, Material
 from knowledge.retrieval import Passage
 
@@ -212,7 +212,12 @@ def remote_exam(*, user: User, spec: ExamSpec, material: Material, model: ModelS
     problem = ""
     for attempt in range(1, attempts + 1):
         request = CompletionRequest(model=model.model, messages=messages, max_tokens=max_tokens)
-        completion = metered_call(user=user, call=lambda request=request: async_to_sync(complete)(provider, request))
+        completion = metered_call(
+            user=user,
+            call=lambda request=request: async_to_sync(complete)(
+                provider, request, surface=SURFACE, task_type=model.task_type
+            ),
+        )
         try:
             drafts = parse_questions(completion.text, spec=spec, passages=passages)
         except InvalidOutput as exc:
