@@ -181,6 +181,19 @@ async def test_the_request_line_names_the_route_template_and_the_metric_counts_i
     assert http_count("GET", "/bots/{bot_id}", 401) == before + 1
 
 
+async def test_with_tracing_on_the_request_line_names_the_requests_span(log_lines):
+    exporter = InMemorySpanExporter()
+    tracing_install(SimpleSpanProcessor(exporter))
+    try:
+        assert (await get("/healthz"))[0] == 200
+    finally:
+        tracing_reset()
+    [span] = [span for span in exporter.get_finished_spans() if span.name == "GET /healthz"]
+    [line] = requests_logged(log_lines())
+    assert line["trace_id"] == format_trace_id(span.context.trace_id)
+    assert line["span_id"] == format_span_id(span.context.span_id)
+
+
 async def test_the_admins_full_middleware_stack_records_its_route_too(log_lines):
     status, _headers, _body = await get("/admin/login/")
     assert status == 200
