@@ -55,10 +55,10 @@ demo: migrate
 	@echo "Open http://$(HOST):$(PORT)/demo/"
 	@HOST=$(HOST) PORT=$(PORT) scripts/run.sh
 
-# The background worker alone (ingestion), for a server started elsewhere.
+# The background worker alone (ingestion; its heartbeat is what /readyz reads), for a server started elsewhere.
 worker: migrate
 	$(PY) manage.py reconcile_documents
-	$(PY) manage.py db_worker
+	$(PY) manage.py run_worker
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -98,6 +98,8 @@ class BytchatServer:
             JWT_ACCESS_MINUTES="240",
             # The benchmark's one user asks thousands of questions; the daily quota would refuse them.
             QUOTA_DAILY_FREE="10000000",
+            # relay.py and relay_resume.py read ERROR lines and tracebacks from the log as text.
+            LOG_FORMAT="plain",
         )
         self.env.update(extra_env)
         self.process: subprocess.Popen | None = None

@@ -136,6 +136,9 @@ class Run(models.Model):
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     # Why it failed, as its readers were told (an answer that failed before writing has no message to say it).
     error = models.CharField(_("error"), max_length=500, blank=True)
+    # The W3C traceparent of the span that started it (core/tracing.py), so that a reader resuming it on
+    # any process joins its trace; blank when tracing is off.
+    trace_parent = models.CharField(_("trace parent"), max_length=55, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
 

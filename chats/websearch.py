@@ -17,7 +17,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from core import metrics
+from core import metrics, tracing
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,14 @@ async def web_search(query: str) -> list[WebResult]:
         raise WebSearchUnavailable(_("Web search is not configured on this server."))
     started = time.perf_counter()
     error_type = ""
+    # A client span with the outcome and the number of results, never the query.
+    span = tracing.span_start("bytchat.web_search", kind="client")
     try:
         async with asyncio.timeout(settings.WEB_SEARCH_TIMEOUT):
             body = await _fetch(query[:MAX_QUERY_CHARS])
-        return _parse(body)
+        results = _parse(body)
+        span.set_attribute("bytchat.web_search.results", len(results))
+        return results
     except WebSearchFailed:
         error_type = "failed"
         raise
@@ -75,6 +79,8 @@ async def web_search(query: str) -> list[WebResult]:
         raise WebSearchFailed(_("Web search did not answer in time or could not be reached.")) from exc
     finally:
         metrics.web_search_duration.labels(error_type).observe(time.perf_counter() - started)
+        tracing.span_failed(span, error_type)
+        span.end()
 
 
 async def _fetch(query: str) -> bytes:

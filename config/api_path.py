@@ -23,6 +23,7 @@ from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.deprecation import MiddlewareMixin
 
+from config.http_route import route_middleware
 from config.middleware import UploadBodyMiddleware
 from config.not_found import NotFoundMiddleware
 
@@ -60,9 +61,11 @@ def inline(middleware_class: type[MiddlewareMixin]) -> Callable[[GetResponse], I
     return lambda get_response: InlineMiddleware(middleware_class, get_response)
 
 
-# Outermost first, as in settings.MIDDLEWARE: the same headers (HSTS, nosniff, referrer and opener
-# policies, X-Frame-Options), the same language negotiation, and the same body limits.
+# Outermost first, as in settings.MIDDLEWARE: the route for the request log (config/http_route.py), the same
+# headers (HSTS, nosniff, referrer and opener policies, X-Frame-Options), the same language negotiation, and the
+# same body limits.
 API_MIDDLEWARE: list[Callable[[GetResponse], Any]] = [
+    route_middleware,
     inline(SecurityMiddleware),
     inline(LocaleMiddleware),
     inline(CommonMiddleware),

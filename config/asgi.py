@@ -1,5 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the access log; the
-server's start and stop (lifespan) end the runs a stopping process still writes."""
+"""ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the request log (request ids,
+a line each, the HTTP metric); the server's start and stop (lifespan) end the runs a stopping process still writes."""
 
 import os
 import sys
@@ -12,9 +12,10 @@ from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 
-from config.access_log import AccessLogMiddleware  # noqa: E402
 from config.body_limit import BodyLimitMiddleware  # noqa: E402
 from config.lifespan import LifespanMiddleware  # noqa: E402
+from config.request_log import RequestLogMiddleware  # noqa: E402
+from config.request_trace import RequestTraceMiddleware  # noqa: E402
 from config.routing import websocket_application  # noqa: E402
 
 if "daphne.server" in sys.modules:
@@ -32,13 +33,16 @@ if settings.SERVE_STATIC:
     http_application = StaticFilesHandler(http_application)
 
 application = LifespanMiddleware(
-    AccessLogMiddleware(
-        ProtocolTypeRouter(
-            {
-                "http": BodyLimitMiddleware(http_application),
-                # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
-                "websocket": websocket_application,
-            }
+    RequestTraceMiddleware(
+        # Inside the request's span, so that its line carries the trace's ids.
+        RequestLogMiddleware(
+            ProtocolTypeRouter(
+                {
+                    "http": BodyLimitMiddleware(http_application),
+                    # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
+                    "websocket": websocket_application,
+                }
+            )
         )
     )
 )

@@ -55,7 +55,7 @@ def uvicorn_args(
         "--timeout-keep-alive", "75",
         # config/lifespan.py: on stop, the runs this process still writes end `interrupted`.
         "--lifespan", "on",
-        # config/access_log.py logs each request without its query string (tokens travel there).
+        # config/request_log.py logs each request without its query string (tokens travel there).
         "--no-access-log",
         # Behind NUM_PROXIES proxies: X-Forwarded-For/-Proto, trusted from FORWARDED_ALLOW_IPS (uvicorn reads it).
         "--proxy-headers" if num_proxies else "--no-proxy-headers",

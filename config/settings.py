@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "channels",
     "django_tasks",
     "django_tasks_db",
+    "core",
     "accounts",
     "bots",
     "chats",
@@ -97,6 +98,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it reads the route a request resolved to once every other middleware is done (config/request_log.py).
+    "config.http_route.route_middleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -296,12 +299,18 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Background work through Django's tasks API: the database backend and its worker (`manage.py db_worker`).
+# Background work through Django's tasks API: the database backend and its worker (`manage.py run_worker`,
+# django-tasks-db's `db_worker` with a heartbeat).
 TASKS = {
     "default": {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
     }
 }
+# The worker stamps its heartbeat this often; /readyz counts a worker as gone once its last stamp is STALE old.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+WORKER_STALE_SECONDS = env.float("WORKER_STALE_SECONDS", default=60.0)
+if WORKER_STALE_SECONDS <= WORKER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("WORKER_STALE_SECONDS must be longer than WORKER_HEARTBEAT_SECONDS.")
 
 # Knowledge: uploads, ingestion, retrieval.
 KNOWLEDGE_MAX_FILE_BYTES = env.int("KNOWLEDGE_MAX_FILE_BYTES", default=10 * 1024 * 1024)
@@ -490,15 +499,32 @@ MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 # requests from the loopback address; METRICS_ENABLED=False records nothing (bench/relay.py's reference).
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# /readyz: each check (database and worker heartbeat, Redis) gets this long before it counts as failed.
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
+# Whether /readyz needs a live worker (with the database task backend); off where the worker is watched apart.
+READYZ_WORKER = env.bool("READYZ_WORKER", default=True)
+# Traces over OTLP/HTTP to this collector (core/tracing.py); unset, nothing is traced or exported. The
+# exporter reads the other OTEL_EXPORTER_OTLP_* variables itself, the batch processor OTEL_BSP_*.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="bytchat")
 
+# Logs: one JSON object a line (core/logs.py) with the request's and run's ids; `plain` for reading in a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or plain.")
+LOGGING_CONFIG = "core.logs.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"json": {"()": "core.logs.JsonFormatter"}, "plain": {"()": "core.logs.PlainFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # uvicorn's own handler writes plain text: its lines go through ours instead.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Off (`--no-access-log`: uvicorn logs a request when this logger has a handler): its lines hold the query.
+        "uvicorn.access": {"handlers": [], "propagate": False},
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
         # uvicorn logs each WebSocket handshake's full URL, ticket or token included, at INFO.

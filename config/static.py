@@ -7,7 +7,11 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 
+from config.http_route import record_route
 from config.views import not_found
+
+# The request log's and the HTTP metric's route for every file served (config/http_route.py).
+STATIC_ROUTE = "/static/{path}"
 
 
 class StaticFilesHandler(ASGIStaticFilesHandler):
@@ -16,6 +20,8 @@ class StaticFilesHandler(ASGIStaticFilesHandler):
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponse:
         try:
-            return await sync_to_async(self.serve, thread_sensitive=False)(request)
+            response = await sync_to_async(self.serve, thread_sensitive=False)(request)
         except (Http404, SuspiciousOperation):
             return not_found(request)
+        record_route(request.scope, STATIC_ROUTE)
+        return response

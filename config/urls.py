@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from chats import views as chat_views
 from config import views
+from core.api.health import HealthView, ReadyView
 from core.api.metrics import metrics_view
 
 handler400 = "config.views.bad_request"
@@ -15,6 +16,8 @@ handler500 = "config.views.server_error"
 
 urlpatterns = [
     re_path(r"^$", views.root, name="root"),
+    re_path(r"^healthz/?$", HealthView.as_view(), name="healthz"),
+    re_path(r"^readyz/?$", ReadyView.as_view(), name="readyz"),
     path("admin/", admin.site.urls),
     re_path(r"^demo/?$", chat_views.demo_page, name="demo"),
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from prometheus_client import (
@@ -148,30 +148,25 @@ http_request_duration = Histogram(
 )
 
 
-def metrics_enabled() -> bool:
-    return settings.METRICS_ENABLED
-
-
-def observe_each(histogram: Histogram, values: Sequence[float]) -> None:
-    """`histogram.observe(value)` for each value, written as one increment per bucket touched and one to the
-    sum. In multiprocess mode an observe writes two values to the process's mmap file under a lock (5 µs): one
-    per chunk cost 5.7 CPU ms per 1k relayed tokens, about 2.8% of the server's; batched, 0.5 ms
-    (bench/relay.py --metrics-cost)."""
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if bounds is None or buckets is None or total is None:  # not prometheus-client's layout: one at a time
-        for value in values:
-            histogram.observe(value)
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """`histogram.observe(v)` for each of `values`, in one update per bucket touched: a model call's
+    per-chunk times cost one `observe` each otherwise (~5 us in multiprocess mode, a lock and a
+    file-backed write each; bench/relay.py). Reads prometheus-client's Histogram internals
+    (pinned in requirements.txt); tests/test_metrics.py checks it matches `observe`."""
+    if not values:
         return
+    bounds = histogram._upper_bounds
     counts = [0] * len(bounds)
     for value in values:
-        # The first bucket whose bound is >= value, as Histogram.observe picks it (the last bound is +Inf).
         counts[bisect_left(bounds, value)] += 1
-    total.inc(sum(values))
-    for bucket, count in zip(buckets, counts, strict=True):
+    for index, count in enumerate(counts):
         if count:
-            bucket.inc(count)
+            histogram._buckets[index].inc(count)
+    histogram._sum.inc(sum(values))
+
+
+def metrics_enabled() -> bool:
+    return settings.METRICS_ENABLED
 
 
 # A model name is whatever a bot owner typed: kept to the characters model names use, cut short, and at

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from bots.llm.errors import ProviderError
-from core import metrics
+from core import metrics, tracing
 from knowledge.models import Chunk
 from knowledge.vectors import embed_query, nearest, pgvector_dimensions, vector_literal
 
@@ -174,26 +174,31 @@ def search(
     terms = query_terms(query)
     if not terms or (knowledge_base_ids is not None and not knowledge_base_ids):
         return []
-    scope, params = _scope_sql(owner_id, knowledge_base_ids)
-    depth = max(limit, 100)  # each ranking contributes enough candidates for the fusion
-    clock = time.perf_counter
-    started = clock()
-    if connection.vendor == "postgresql":
-        lexical = _postgres_ranked(" ".join(terms), scope, params, depth)
-    else:
-        lexical = _sqlite_ranked(terms, scope, params, depth)
-    lexical_done = clock()
-    metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
-    dense = _dense_ranked(query, scope, params, depth)
-    if dense:
-        metrics.retrieval_duration.labels("vector").observe(clock() - lexical_done)
-    ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]
-    passages = _passages(ranked) if ranked else []
-    mode = "fused" if dense else "lexical"
-    if dense:
-        metrics.retrieval_duration.labels("fused").observe(clock() - started)
-    metrics.retrieval_passages.labels(mode).observe(len(passages))
-    return passages
+    # The GenAI retrieval span: its mode and size, never the query.
+    with tracing.span(
+        "retrieval", attributes={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.top_k": limit}
+    ) as span:
+        scope, params = _scope_sql(owner_id, knowledge_base_ids)
+        depth = max(limit, 100)  # each ranking contributes enough candidates for the fusion
+        clock = time.perf_counter
+        started = clock()
+        if connection.vendor == "postgresql":
+            lexical = _postgres_ranked(" ".join(terms), scope, params, depth)
+        else:
+            lexical = _sqlite_ranked(terms, scope, params, depth)
+        lexical_done = clock()
+        metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
+        dense = _dense_ranked(query, scope, params, depth)
+        if dense:
+            metrics.retrieval_duration.labels("vector").observe(clock() - lexical_done)
+        ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]
+        passages = _passages(ranked) if ranked else []
+        mode = "fused" if dense else "lexical"
+        if dense:
+            metrics.retrieval_duration.labels("fused").observe(clock() - started)
+        metrics.retrieval_passages.labels(mode).observe(len(passages))
+        span.set_attributes({"bytchat.retrieval.mode": mode, "bytchat.retrieval.passages": len(passages)})
+        return passages
 
 
 def _passages(ranked: list[tuple[int, float]]) -> list[Passage]:

@@ -227,7 +227,7 @@ class Cluster:
         subprocess.run([PYTHON, "manage.py", "reconcile_documents"], env=os.environ, check=False)  # noqa: S603
         metrics_env = {"PROMETHEUS_MULTIPROC_DIR": self.web_env["PROMETHEUS_MULTIPROC_DIR"]}
         self.worker = spawn(
-            [PYTHON, "manage.py", "db_worker", "--interval", "1", "--no-reload"], {**os.environ, **metrics_env}
+            [PYTHON, "manage.py", "run_worker", "--interval", "1", "--no-reload"], {**os.environ, **metrics_env}
         )
         self.worker_started = time.monotonic()
 

@@ -37,7 +37,7 @@ wait $!
 
 start_worker() {
   # Without the autoreloader: its parent process would exit with a crashed child's status.
-  .venv/bin/python manage.py db_worker --interval 1 --no-reload &
+  .venv/bin/python manage.py run_worker --interval 1 --no-reload &
   worker=$!
   worker_started=$SECONDS
 }

@@ -152,3 +152,16 @@ async def asgi_body(communicator: ApplicationCommunicator, timeout: float = 10) 
         body += message.get("body", b"")
         if not message.get("more_body"):
             return body
+
+
+def metric_total(name: str, **labels: str) -> float:
+    """The sum of this process's samples `name` whose labels include `labels` (core/metrics.py)."""
+    from prometheus_client import REGISTRY
+
+    wanted = labels.items()
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        for sample in family.samples
+        if sample.name == name and wanted <= sample.labels.items()
+    )

@@ -64,7 +64,7 @@ class LiveServer:
         )
         if self.with_worker:
             self.worker = subprocess.Popen(
-                [sys.executable, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay"],
+                [sys.executable, "manage.py", "run_worker", "--interval", "0.2", "--no-startup-delay"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -42,7 +42,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def worker_pid(pgid: int) -> int | None:
-    workers = [pid for pid, cmd in group_processes(pgid).items() if "db_worker" in cmd]
+    workers = [pid for pid, cmd in group_processes(pgid).items() if "run_worker" in cmd]
     return workers[0] if len(workers) == 1 else None
 
 

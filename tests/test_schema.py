@@ -78,7 +78,7 @@ def test_every_api_route_in_the_url_resolver_is_in_the_schema(schema):
 def test_protected_operations_declare_bearer_auth_and_public_ones_none(schema):
     assert "security" not in schema  # no global requirement: each operation says what it needs
     public = {("/", "get"), ("/users/", "post"), ("/token", "post"), ("/token/refresh", "post")}
-    public |= {("/token/revoke", "post"), ("/widget/sessions", "post")}
+    public |= {("/token/revoke", "post"), ("/widget/sessions", "post"), ("/healthz", "get"), ("/readyz", "get")}
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             if method not in HTTP_METHODS:

@@ -100,6 +100,12 @@ def config_file(path: Path, token: str, ids: dict[str, str], origin: str) -> Pat
     lines += ["[parameters]", *parameters]
     # The widget's page, which the bot allows.
     lines += ["[[operations]]", 'include-path-regex = "^/widget/"', f"headers = {{ Origin = {json.dumps(origin)} }}"]
+    # A 503 is /readyz's documented answer while a dependency is missing (here: no worker runs).
+    lines += [
+        "[[operations]]",
+        'include-path-regex = "^/readyz$"',
+        'checks.not_a_server_error.expected-statuses = ["2XX", "3XX", "4XX", "503"]',
+    ]
     for pattern in STREAMING_OPERATIONS:
         lines += [
             "[[operations]]",

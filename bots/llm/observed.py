@@ -1,5 +1,6 @@
 """Every model call measured the same way, whichever surface makes it: its duration, time to first chunk,
-time per output chunk, tokens and errors, under the OpenTelemetry GenAI metric names (core/metrics.py)."""
+time per output chunk, tokens and errors, under the OpenTelemetry GenAI metric names (core/metrics.py),
+and its GenAI client span (core/tracing.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import aclosing
 from bots.llm.base import Provider
 from bots.llm.errors import ProviderError
 from bots.llm.types import CompletionRequest, StreamEnd, StreamItem, TextDelta
-from core import metrics
+from core import metrics, tracing
 
 # gen_ai.operation.name: every call Bytchat makes is a chat completion.
 OPERATION = "chat"
@@ -22,14 +23,18 @@ OTHER_ERROR = "_OTHER"
 async def observed_stream(
     provider: Provider, request: CompletionRequest, *, surface: str, task_type: str
 ) -> AsyncIterator[StreamItem]:
-    """`provider.astream(request)`, item for item, recording the call's metrics when it ends however it
-    ends: `error_type` is the provider error's code, `cancelled` when the reader stopped it."""
-    if not metrics.metrics_enabled():
+    """`provider.astream(request)`, item for item, recording the call's metrics and its span when it
+    ends however it ends: `error_type` is the provider error's code, `cancelled` when the reader stopped it."""
+    measured = metrics.metrics_enabled()
+    if not measured and not tracing.tracing_enabled():
         async with aclosing(provider.astream(request)) as items:
             async for item in items:
                 yield item
         return
-    labels = (OPERATION, provider.name, metrics.model_label(request.model), surface, task_type or "default")
+    # Started, never made current: an async generator must not hold a context across its yields.
+    span = tracing.span_start(
+        f"{OPERATION} {request.model}", kind="client", attributes=_request_attributes(provider, request)
+    )
     clock = time.perf_counter
     started = clock()
     first: float | None = None
@@ -55,13 +60,44 @@ async def observed_stream(
         error_type = exc.code
         raise
     except (asyncio.CancelledError, GeneratorExit):
-        error_type = "cancelled"
+        error_type = tracing.CANCELLED
         raise
     except Exception:
         error_type = OTHER_ERROR
         raise
     finally:
-        _record(labels, clock() - started, first - started if first is not None else None, gaps, end, error_type)
+        if measured:
+            labels = (OPERATION, provider.name, metrics.model_label(request.model), surface, task_type or "default")
+            _record(labels, clock() - started, first - started if first is not None else None, gaps, end, error_type)
+        _span_end(span, end, error_type)
+
+
+def _request_attributes(provider: Provider, request: CompletionRequest) -> tracing.Attributes:
+    """The GenAI client span's request attributes: names and parameters, never the messages."""
+    attributes: tracing.Attributes = {
+        "gen_ai.operation.name": OPERATION,
+        "gen_ai.provider.name": provider.name,
+        "gen_ai.request.model": request.model,
+    }
+    if request.temperature is not None:
+        attributes["gen_ai.request.temperature"] = request.temperature
+    if request.max_tokens is not None:
+        attributes["gen_ai.request.max_tokens"] = request.max_tokens
+    return attributes
+
+
+def _span_end(span: tracing.SpanLike, end: StreamEnd | None, error_type: str) -> None:
+    if end is not None:
+        span.set_attributes(
+            {
+                "gen_ai.response.model": end.model,
+                "gen_ai.response.finish_reasons": [end.finish_reason],
+                "gen_ai.usage.input_tokens": end.usage.prompt_tokens,
+                "gen_ai.usage.output_tokens": end.usage.completion_tokens,
+            }
+        )
+    tracing.span_failed(span, error_type, failed=error_type != tracing.CANCELLED)
+    span.end()
 
 
 def _record(
@@ -75,8 +111,7 @@ def _record(
     metrics.model_call_duration.labels(*labels, error_type).observe(duration)
     if first_chunk is not None:
         metrics.model_time_to_first_chunk.labels(*labels).observe(first_chunk)
-    if gaps:
-        metrics.observe_each(metrics.model_time_per_output_chunk.labels(*labels), gaps)
+    metrics.observe_many(metrics.model_time_per_output_chunk.labels(*labels), gaps)
     if end is not None:
         metrics.model_token_usage.labels(*labels, "input").observe(end.usage.prompt_tokens)
         metrics.model_token_usage.labels(*labels, "output").observe(end.usage.completion_tokens)

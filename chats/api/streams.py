@@ -22,6 +22,7 @@ from chats.models import Run
 from chats.runs.log import RunEvent
 from chats.runs.reader import run_batches
 from chats.runs.runner import LiveRun
+from chats.runs.spans import resume_span
 from core import metrics
 from core.errors import DomainError
 
@@ -171,10 +172,12 @@ async def resume_response(
     """The run's events after `after` as SSE; 204 when there are none left (the reader has its end),
     which tells a browser's EventSource to stop reconnecting."""
     metrics.run_resumes.labels("http").inc()
-    batches = sse_batches(run, after=after)
-    if transform is not None:
-        batches = transform(batches)
-    first = await _first(batches)
+    with resume_span(run, after=after, transport="http") as span:
+        batches = sse_batches(run, after=after)
+        if transform is not None:
+            batches = transform(batches)
+        first = await _first(batches)
+        span.set_attribute("bytchat.run.resume.events", len(first))
     if not first:
         return HttpResponse(status=204, headers={"X-Run-Id": str(run.pk)})
     return sse_response(str(run.pk), batches, first=first, headers=headers)

@@ -29,13 +29,15 @@ from chats.models import MessageStatus, Run, RunStatus
 from chats.runs.checkpoints import checkpoint_write
 from chats.runs.keeper import keeper_ensure
 from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_open
+from chats.runs.log_line import run_log_line, run_origin
 from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
 from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish
+from chats.runs.spans import run_attributes, run_span_end
 from chats.services import turn_lease_release
 from chats.streaming import Answer, released, reply_stream
 from chats.types import ReplyRequest, TurnLease
-from core import metrics
+from core import metrics, tracing
 from core.errors import DomainError
 from core.redis_clients import redis_configured
 
@@ -72,7 +74,11 @@ class LiveRun:
         self._checkpointed_at = asyncio.get_running_loop().time()
         self._streaming = metrics.runs_streaming.labels(request.surface)
         self._streaming.inc()
-        self.task = asyncio.create_task(self._drive(), name=f"run {self.id}")
+        # The run's task runs with its span current: retrieval, web search and model calls nest under it.
+        self.span = tracing.span_start("bytchat.run", attributes=run_attributes(self.run))
+        # Its request's id, its start, and the task's context, which also names the run for its log lines.
+        self.origin = run_origin(self.id, tracing.span_context(self.span))
+        self.task = asyncio.create_task(self._drive(), name=f"run {self.id}", context=self.origin.context)
 
     # -- events --------------------------------------------------------------------------------------
     def _emit(self, event: StreamEvent) -> RunEvent:
@@ -254,12 +260,14 @@ class LiveRun:
             fate = RunFate.STORED
         if fate == RunFate.STORED:
             metrics.runs_ended.labels(self.request.surface, end.status).inc()
+        run_log_line(self, end.status if fate == RunFate.STORED else fate.value)
         await self._end(last if fate == RunFate.STORED else self._lost_event(fate))
 
     async def _end(self, last: StreamEvent) -> None:
-        self._emit(last)
+        item = self._emit(last)
         _live.pop(self.id, None)
         self._streaming.dec()
+        run_span_end(self.span, last, events=item.seq)
         if self.mirror is not None:
             await self.mirror.drained(5.0)
 
@@ -292,6 +300,7 @@ class LiveRun:
                 lease=self.request.lease, answered=self.answer.answered, unspent=self.answer.unspent
             )
         )
+        run_log_line(self, self.lost.value)
         await self._end(self._lost_event(self.lost))
 
     # -- stopping ------------------------------------------------------------------------------------

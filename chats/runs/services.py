@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from accounts.services import CallRecord, model_calls_record
 from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus
 from chats.runs.process import process_id
+from core.tracing import current_traceparent
 
 
 def interrupted_reason() -> str:
@@ -45,6 +46,7 @@ def run_rows_create(
         surface=surface,
         lease_holder=process_id(),
         lease_expires_at=lease_expiry(),
+        trace_parent=current_traceparent(),
     )
     run.save(force_insert=True)
     return answer, run

@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus, Run
 from knowledge.services import bot_home_base, document_ingest_text
-from tests.helpers import asgi_request, parse_sse, read_stream
+from tests.helpers import asgi_request, metric_total, parse_sse, read_stream
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -265,6 +265,7 @@ async def test_get_on_the_chat_endpoint_is_a_json_405(user, bot):
 
 async def test_parallel_streams_per_user_are_capped_and_released(user, bot, upstream, settings):
     settings.CHAT_PARALLEL_STREAMS = 1
+    refusals = metric_total("bytchat_stream_slot_refusals_total", user_type="free")
     await sync_to_async(with_model)(bot, "fake-tokens-200-20")
     first = start_stream(bot, user)
     await first.send_input({"type": "http.request", "body": b"", "more_body": False})
@@ -280,6 +281,8 @@ async def test_parallel_streams_per_user_are_capped_and_released(user, bot, upst
     await first.wait(timeout=5)
     still = await AsyncClient().post(f"/chat/{bot.id}?query=again", headers=bearer(user))
     assert still.status_code == 429
+    # Counted by the user's plan, never by user (docs/observability.md).
+    assert metric_total("bytchat_stream_slot_refusals_total", user_type="free") == refusals + 2
     run_id = await Run.objects.values_list("pk", flat=True).aget(status="running")
     stopped = await AsyncClient().post(f"/runs/{run_id}/stop", headers=bearer(user))
     assert stopped.status_code == 200 and stopped.json()["status"] == "cancelled"

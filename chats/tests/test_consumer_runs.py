@@ -15,7 +15,7 @@ from chats.models import Chat, Message, MessageStatus, Run, RunStatus, Surface
 from chats.notifications import session_group
 from chats.runs.log import RedisLog
 from core.redis_clients import redis_configured, sync_redis
-from tests.helpers import runs_ended, ws_answer, ws_session, ws_session_path, ws_text, ws_text_until
+from tests.helpers import metric_total, runs_ended, ws_answer, ws_session, ws_session_path, ws_text, ws_text_until
 
 PAGE = "https://shop.example.com"
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,6 +72,7 @@ async def test_a_socket_that_drops_mid_answer_resumes_it_on_a_new_socket_without
         await socket.send_json_to({"type": "message", "content": "go"})
         before = await ws_text_until(socket, lambda text: text.startswith("t0 t1 t2 "))
     run_id = before[0]["run_id"]
+    resumes = metric_total("bytchat_run_resumes_total", transport="websocket")
     second = ws_session(await path_for(chat, user))
     async with second as socket:
         assert second.greeting["run_id"] == run_id  # the answer still being written, to resume
@@ -89,6 +90,7 @@ async def test_a_socket_that_drops_mid_answer_resumes_it_on_a_new_socket_without
     assert answer.status == MessageStatus.COMPLETE
     assert ws_text(frames[:-1]) == done["content"] == answer.content == " ".join(f"t{i}" for i in range(100)) + " "
     assert upstream.completed == 1 and upstream.disconnects == 0
+    assert metric_total("bytchat_run_resumes_total", transport="websocket") == resumes + 1
 
 
 async def test_a_finished_run_is_replayed_from_its_log_then_from_the_stored_text_once_the_log_is_gone(user, settings):

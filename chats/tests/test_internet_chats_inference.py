@@ -15,7 +15,7 @@ from bots.models import Bot, ModelConfig
 from chats.models import Chat, Message, MessageStatus, Role, Run, Surface
 from chats.services import chat_create, user_message_create
 from knowledge.services import bot_home_base, document_ingest_text
-from tests.helpers import asgi_request, parse_sse, read_stream
+from tests.helpers import asgi_request, metric_total, parse_sse, read_stream
 from tests.live_server import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -295,6 +295,7 @@ async def test_an_eventsource_that_reconnects_with_last_event_id_resumes_the_sam
     before = parse_sse_with_ids(received.rsplit(b"\n\n", 1)[0] + b"\n\n")
     last_id = before[-1][0]
     run_id, seq = last_id.split(":")
+    resumes = metric_total("bytchat_run_resumes_total", transport="http")
     # The browser's EventSource reconnects to the same URL with Last-Event-ID: the same run resumes,
     # no second answer is started.
     resumed = await AsyncClient().get(path, headers={**bearer(user), "Last-Event-ID": last_id})
@@ -310,6 +311,7 @@ async def test_an_eventsource_that_reconnects_with_last_event_id_resumes_the_sam
     # Reconnecting after the end: nothing more, and a 204 tells EventSource to stop reconnecting.
     again = await AsyncClient().get(path, headers={**bearer(user), "Last-Event-ID": after[-1][0]})
     assert again.status_code == 204
+    assert metric_total("bytchat_run_resumes_total", transport="http") == resumes + 2
     assert len(upstream.requests) == 1
 
 
@@ -397,11 +399,16 @@ async def test_failing_web_search_is_an_error_event_and_nothing_is_stored(
         settings.SEARXNG_URL = f"http://127.0.0.1:{free_port()}"
     else:
         searxng.mode = mode
+    searches = metric_total("bytchat_web_search_duration_seconds_count")
+    answered = metric_total("bytchat_web_search_duration_seconds_count", error_type="")
     chat, _ = await chat_with_model(user, "fake-echo", "treasure")
     response, events = await sse(f"/conversations/inference_internet/{chat.id}", bearer(user))
     assert response.status_code == 200
     assert [kind for kind, _ in events] == ["error"]
     assert events[0][1]["code"] == "web_search_failed" and words in events[0][1]["detail"]
+    # One failed search measured (by its kind), none answered.
+    assert metric_total("bytchat_web_search_duration_seconds_count") == searches + 1
+    assert metric_total("bytchat_web_search_duration_seconds_count", error_type="") == answered
     assert await answers() == []
     assert upstream.requests == []
     assert searxng.canary_hits == 0

@@ -18,6 +18,7 @@ from chats.runs.reader import run_events
 from chats.runs.reconcile import runs_reconcile
 from chats.runs.runner import live_run, run_launch, run_stop
 from chats.services import turn_start
+from tests.helpers import metric_total
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,6 +100,9 @@ async def test_the_text_is_checkpointed_while_it_streams(user, bot, upstream, se
 
 @pytest.mark.bot(models=[("general", "custom", "fake-tokens-200-20")])
 async def test_a_stopped_answer_keeps_its_partial_text_as_cancelled_and_frees_the_chat(user, bot, upstream):
+    stopped = metric_total("bytchat_runs_total", status="cancelled")
+    calls_cancelled = metric_total("gen_ai_client_operation_duration_seconds_count", error_type="cancelled")
+    streaming = metric_total("bytchat_runs_streaming")
     live = await launched(user, bot)
     events = []
     async for item in run_events(live.run):
@@ -117,6 +121,10 @@ async def test_a_stopped_answer_keeps_its_partial_text_as_cancelled_and_frees_th
     again = await launched(user, bot, "next", chat=live.request.chat)
     await run_stop(again.run)
     assert (await Run.objects.aget(pk=again.run.pk)).status == RunStatus.CANCELLED
+    # Both stops counted (docs/observability.md); the model call cut short is measured as `cancelled`.
+    assert metric_total("bytchat_runs_total", status="cancelled") == stopped + 2
+    assert metric_total("gen_ai_client_operation_duration_seconds_count", error_type="cancelled") >= calls_cancelled + 1
+    assert metric_total("bytchat_runs_streaming") == streaming
 
 
 @pytest.mark.bot(models=[("general", "custom", "fake-stall")])
@@ -190,8 +198,10 @@ async def test_a_reader_behind_the_kept_events_gets_the_stored_text_as_a_snapsho
     async with asyncio.timeout(10):
         while live.log.first <= 2:
             await asyncio.sleep(0.02)
+    fallbacks = metric_total("bytchat_run_gap_fallbacks_total")
     events = await events_of(live.run, after=1)
     assert events[0].event.type == "snapshot"
+    assert metric_total("bytchat_run_gap_fallbacks_total") == fallbacks + 1
     # The snapshot stands for every event up to its seq; what follows continues from there, once each.
     assert [item.seq for item in events[1:]] == list(range(events[0].seq + 1, events[-1].seq + 1))
     text = events[0].event.content + "".join(item.event.content for item in events[1:-1])
@@ -251,6 +261,7 @@ async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_in
     from chats.runs.runner import runs_shutdown
 
     quick_bot = await sync_to_async(make_bot)(owner=user, name="quick", models=[("general", "custom", "fake-echo")])
+    interrupted = metric_total("bytchat_runs_total", status="interrupted")
     slow = await launched(user, bot)
     quick = await launched(user, quick_bot)
     seen = []
@@ -273,6 +284,7 @@ async def test_a_stopping_process_lets_its_runs_finish_then_keeps_the_rest_as_in
     text = "".join(item.event.content for item in seen) + "".join(item.event.content for item in events[:-1])
     assert text == run.message.content == last.data["partial"] and 3 <= len(text.split()) < 200
     assert live_run(slow.id) is None and await sync_to_async(calls_today)(user) == 2
+    assert metric_total("bytchat_runs_total", status="interrupted") == interrupted + 1
 
 
 @pytest.mark.bot(models=[("general", "custom", "fake-stall")])

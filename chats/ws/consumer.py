@@ -35,6 +35,7 @@ from chats.runs.reconcile import run_as_it_stands
 from chats.runs.runner import run_launch, run_stop
 from chats.runs.selectors import RunNotFound, chat_running_run, run_get
 from chats.runs.services import run_abandon
+from chats.runs.spans import frame_span, resume_span
 from chats.services import (
     chat_context_update,
     context_merge,
@@ -254,10 +255,9 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
             )
             if frame.type == "stop":
                 await self._stop()
-            elif frame.type == "resume":
-                await self._resume(frame)
             else:
-                await self._message(frame)
+                with frame_span(frame.type, route=ROUTE_TEMPLATE, chat_id=self.session_id):
+                    await (self._resume(frame) if frame.type == "resume" else self._message(frame))
         except DomainError as exc:
             close_code = close_code_for(exc)
             if close_code is None:
@@ -339,7 +339,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
     async def _resume(self, frame: ClientFrame) -> None:
         run = await database_sync_to_async(self._session_run, thread_sensitive=False)(frame.run_id)
         metrics.run_resumes.labels("websocket").inc()
-        self._follow(run, after=frame.after)
+        with resume_span(run, after=frame.after, transport="websocket"):
+            self._follow(run, after=frame.after)
 
     def _follow(self, run: Run, *, after: int) -> None:
         if self.closing:  # the socket is being closed (its age, say) while this frame was handled

@@ -404,7 +404,10 @@ def metrics_endpoint(result: dict[str, Any], generator: Any, request: Any, publi
             "summary": "This deployment's metrics in the Prometheus text format (docs/observability.md).",
             "security": [{"metricsToken": []}],
             "responses": {
-                "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
                 "401": ERROR,
                 "403": ERROR,
                 "404": ERROR,

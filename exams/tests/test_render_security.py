@@ -8,7 +8,7 @@ from exams.models import Exam, Question
 from exams.rendering import RenderFailed, html_to_pdf
 from exams.tests.conftest import create_exam, flat, get_exam_pdf, pdf_pages
 from knowledge.services import document_ingest_text, knowledge_base_get_or_create
-from tests.helpers import assert_error
+from tests.helpers import assert_error, metric_total
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +101,8 @@ def test_a_render_past_the_time_limit_is_a_clean_422_and_nothing_is_stored(api, 
 
 def test_a_renderer_out_of_memory_is_a_render_failure(settings):
     settings.EXAM_RENDER_MEMORY_MB = 16  # too little for the interpreter and xhtml2pdf
+    failed = metric_total("bytchat_pdf_render_duration_seconds_count", status="failed")
     with pytest.raises(RenderFailed) as failure:
         html_to_pdf("<p>x</p>")
     assert failure.value.status_code == 422
+    assert metric_total("bytchat_pdf_render_duration_seconds_count", status="failed") == failed + 1
