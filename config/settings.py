@@ -496,7 +496,8 @@ API_KEYS_PER_USER = env.int("API_KEYS_PER_USER", default=20)
 MODEL_CONFIGS_PER_BOT = env.int("MODEL_CONFIGS_PER_BOT", default=10)
 
 # Observability (docs/observability.md). /metrics answers a bearer METRICS_TOKEN, or with none set only
-# requests from the loopback address; METRICS_ENABLED=False records nothing (bench/relay.py's reference).
+# requests from the loopback address; METRICS_ENABLED=False records nothing per request or model call and
+# /metrics answers 404 (bench/relay.py's reference).
 METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # /readyz: each check (database and worker heartbeat, Redis) gets this long before it counts as failed.
