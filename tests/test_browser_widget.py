@@ -300,17 +300,42 @@ def test_a_reload_restores_the_conversation_of_this_browser_only(site, page, bro
     assert peek.status_code == 404
 
 
+# Records, in the page, every frame each socket received, in sessionStorage (it outlives a reload): one list per
+# socket in the order they opened. Its listener is the first on each socket, so it has every frame the widget
+# rendered by the time the page goes away (playwright's own frame events can arrive after a reload began, and
+# be lost with the page).
+RECORD_RECEIVED = """
+(() => {
+  const Native = window.WebSocket;
+  const KEY = "__received";
+  const read = () => JSON.parse(sessionStorage.getItem(KEY) || "[]");
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      const sockets = read();
+      const index = sockets.push([]) - 1;
+      sessionStorage.setItem(KEY, JSON.stringify(sockets));
+      this.addEventListener("message", (event) => {
+        const now = read();
+        now[index].push(JSON.parse(event.data));
+        sessionStorage.setItem(KEY, JSON.stringify(now));
+      });
+    }
+  };
+})();
+"""
+
+
 class ReceivedFrames:
-    """The frames the page's sockets received, as the browser's network saw them: one list per socket."""
+    """The frames the page's sockets received, as the page itself saw them: one list per socket."""
 
     def __init__(self, page) -> None:
-        self.sockets: list[list[dict]] = []
-        page.on("websocket", self._opened)
+        self.page = page
+        page.context.add_init_script(RECORD_RECEIVED)
 
-    def _opened(self, socket) -> None:
-        frames: list[dict] = []
-        self.sockets.append(frames)
-        socket.on("framereceived", lambda payload: frames.append(json.loads(payload)))
+    @property
+    def sockets(self) -> list[list[dict]]:
+        return self.page.evaluate("JSON.parse(sessionStorage.getItem('__received') || '[]')")
 
     def seq_showing(self, socket: int, words: str) -> int:
         """The seq of the frame after which the answer on that socket read `words` first."""
