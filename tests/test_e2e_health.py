@@ -31,7 +31,9 @@ def readyz(server: LiveServer) -> httpx.Response:
 def test_readyz_follows_the_worker_heartbeat_from_none_to_fresh_to_stale(server):
     body = readyz(server).json()
     assert body["status"] == "not_ready" and "worker" in body["detail"]
-    assert body["checks"]["worker"]["error"] == "none" and body["checks"]["database"]["ok"] is True
+    # "none" on a fresh database; "stale" where earlier live servers' killed workers left their rows (the
+    # PostgreSQL pass shares one database between them). tests/test_health.py checks "none" itself.
+    assert body["checks"]["worker"]["error"] in ("none", "stale") and body["checks"]["database"]["ok"] is True
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "run_worker", "--interval", "0.5", "--no-startup-delay"],
         cwd=ROOT,
