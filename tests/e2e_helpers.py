@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from websockets.asyncio.client import connect
@@ -66,3 +66,24 @@ async def frames_until_end(socket) -> list[dict]:
     while frames[-1]["type"] not in ("done", "error"):
         frames.append(await next_frame(socket))
     return frames
+
+
+async def sse_events(lines: AsyncIterator[str], count: int | None = None) -> list[dict]:
+    """The next `count` Server-Sent Events of a response's lines (up to `done` or `error` when None)."""
+    events: list[dict] = []
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(20):
+        while count is None or len(events) < count:
+            line = await anext(lines)
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _colon, value = line.partition(": ")
+                fields[name] = value
+                continue
+            event, fields = fields, {}
+            if "data" in event:
+                events.append({"id": event.get("id"), "event": event["event"], "data": json.loads(event["data"])})
+                if event["event"] in ("done", "error"):
+                    break
+    return events

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -29,6 +28,7 @@ from tests.e2e_helpers import (
     session_with,
     sign_up,
     socket_url,
+    sse_events,
 )
 from tests.live_server import ROOT, free_port, server_env, upstream_env
 
@@ -151,27 +151,6 @@ def upstream(fake_openai_server):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-async def sse_events(lines: AsyncIterator[str], count: int | None = None) -> list[dict]:
-    """The next `count` Server-Sent Events of a response's lines (up to `done` or `error` when None)."""
-    events: list[dict] = []
-    fields: dict[str, str] = {}
-    async with asyncio.timeout(20):
-        while count is None or len(events) < count:
-            line = await anext(lines)
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _colon, value = line.partition(": ")
-                fields[name] = value
-                continue
-            event, fields = fields, {}
-            if "data" in event:
-                events.append({"id": event.get("id"), "event": event["event"], "data": json.loads(event["data"])})
-                if event["event"] in ("done", "error"):
-                    break
-    return events
 
 
 def text_of(items: list[dict]) -> str:

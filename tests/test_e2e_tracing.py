@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from conftest import POSTGRES_CONFIGURED
-from tests.e2e_helpers import bot_with, eventually, sign_up
+from tests.e2e_helpers import bot_with, eventually, sign_up, sse_events
 from tests.fake_otlp import CollectedSpan, FakeCollector
 from tests.live_server import LiveServer, upstream_env
 
@@ -56,25 +56,6 @@ def servers(fake_openai_server, collector, tmp_path_factory):
         assert "Traceback" not in live.log()
 
 
-async def sse_events(response: httpx.Response, count: int | None = None) -> list[dict]:
-    """The next `count` SSE events (all of them, up to `done` or `error`, when None)."""
-    events: list[dict] = []
-    fields: dict[str, str] = {}
-    async for line in response.aiter_lines():
-        if line.startswith(":"):
-            continue
-        if line:
-            name, _colon, value = line.partition(": ")
-            fields[name] = value
-            continue
-        if "data" in fields:
-            events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
-            if fields["event"] in ("done", "error") or len(events) == count:
-                break
-        fields = {}
-    return events
-
-
 def one(spans: list[CollectedSpan], **match: str) -> CollectedSpan:
     found = [span for span in spans if all(getattr(span, key) == value for key, value in match.items())]
     assert len(found) == 1, (match, [(span.name, span.kind) for span in spans])
@@ -93,12 +74,12 @@ async def test_a_run_resumed_on_another_server_process_joins_the_trace_its_reque
         async with on_first.stream("POST", f"/chat/{bot_id}", json={"query": QUESTION}, headers=headers) as response:
             assert response.status_code == 200
             run_id = response.headers["X-Run-Id"]
-            events = await sse_events(response, 3)
+            events = await sse_events(response.aiter_lines(), 3)
         # The client dropped; it resumes on the other process from the last event it had.
         after = events[-1]["data"]["seq"]
         async with on_second.stream("GET", f"/runs/{run_id}/events", params={"after": after}, headers=headers) as rest:
             assert rest.status_code == 200
-            events += await sse_events(rest)
+            events += await sse_events(rest.aiter_lines())
     assert events[-1]["event"] == "done" and events[-1]["data"]["content"] == SLOW_TEXT
 
     def exported() -> list[CollectedSpan]:
