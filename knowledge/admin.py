@@ -66,3 +66,7 @@ class ChunkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    # A chunk goes with its document (which keeps the full-text index in step), never alone.
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -115,3 +115,45 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.position}"
+
+
+class KnowledgeBaseTextStats(models.Model):
+    """A base's chunk count and token total, for BM25's N and average length (PostgreSQL only).
+
+    Kept by a trigger on knowledge_chunk (migration 0006) in the same transaction as the chunks, so
+    ranking reads two small rows instead of scanning the base. Empty on SQLite, where each owner's
+    FTS5 index keeps its own statistics (knowledge/sqlite_fts.py).
+    """
+
+    knowledge_base = models.OneToOneField(
+        KnowledgeBase, on_delete=models.CASCADE, primary_key=True, related_name="+", verbose_name=_("knowledge base")
+    )
+    chunk_count = models.BigIntegerField(_("chunks"), default=0)
+    token_total = models.BigIntegerField(_("tokens"), default=0)
+
+    class Meta:
+        verbose_name = _("knowledge base text statistics")
+        verbose_name_plural = _("knowledge base text statistics")
+
+    def __str__(self) -> str:
+        return f"{self.knowledge_base_id}: {self.chunk_count} chunks"
+
+
+class KnowledgeBaseTerm(models.Model):
+    """How many of a base's chunks hold a lexeme: BM25's document frequency (PostgreSQL only, see above)."""
+
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="+", verbose_name=_("knowledge base")
+    )
+    lexeme = models.TextField(_("lexeme"))
+    document_frequency = models.BigIntegerField(_("chunks holding it"))
+
+    class Meta:
+        verbose_name = _("knowledge base term")
+        verbose_name_plural = _("knowledge base terms")
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "lexeme"], name="knowledge_term_once_per_base")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lexeme} ({self.document_frequency})"

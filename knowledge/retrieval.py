@@ -1,35 +1,42 @@
 """Hybrid retrieval, always filtered by owner: full-text BM25, plus vectors fused by reciprocal rank.
 
-SQLite: FTS5 with OR semantics, ranked by its bm25(). PostgreSQL: candidates from an OR tsquery on
-the GIN index, ranked by BM25 computed in SQL from the tsvector's term frequencies (ts_rank is not
-BM25 and scored lower on SciFact). With an embeddings provider, exact cosine over the owner's chunk
-vectors (numpy) is fused with the lexical ranking by reciprocal rank fusion; if the provider fails
-at query time, lexical results alone are served. Every passage carries its citation.
+Lexical ranking is each database's own (knowledge/sqlite_fts.py: an FTS5 index per owner;
+knowledge/postgres_bm25.py: BM25 from per-base statistics, reading only chunks that can rank).
+With an embeddings provider, the query's vector is computed on another thread while the lexical
+search runs, then searched by pgvector's HNSW index where the database has one, else by exact
+cosine over the scope's vectors in bounded batches (numpy), and fused with the lexical ranking by
+reciprocal rank fusion. If the provider fails at query time, lexical results alone are served.
+Every passage carries its citation.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
+from bots.llm.embeddings import embeddings_enabled
 from bots.llm.errors import ProviderError
 from core import metrics, tracing
+from knowledge import postgres_bm25, sqlite_fts
 from knowledge.models import Chunk
 from knowledge.vectors import embed_query, nearest, pgvector_dimensions, vector_literal
 
 logger = logging.getLogger(__name__)
+# The query's embedding is an HTTP call to the provider; it runs here, beside the lexical search.
+_embedding_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="query-embedding")
 
-BM25_K1 = 1.2
-BM25_B = 0.75
 MAX_QUERY_TERMS = 64
+VECTOR_BATCH = 2000  # rows per fetch when vectors are compared in Python
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -73,72 +80,42 @@ def _scope_sql(owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | None) ->
     ]
 
 
-def _sqlite_ranked(terms: list[str], scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
-    match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    # Only our own scope fragment is interpolated; values are parameters.
-    sql = (
-        "SELECT c.id, -bm25(knowledge_chunk_fts) AS score FROM knowledge_chunk_fts "  # noqa: S608
-        "JOIN knowledge_chunk c ON c.id = knowledge_chunk_fts.rowid "
-        f"WHERE knowledge_chunk_fts MATCH %s AND {scope} ORDER BY bm25(knowledge_chunk_fts) LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [match, *params, limit])
-        return [(row[0], float(row[1])) for row in cursor.fetchall()]
-
-
-def _postgres_ranked(query: str, scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
-    # The OR tsquery is an InitPlan parameter, so the GIN index finds the candidates. Each candidate's
-    # tsvector is cut to the query's lexemes before it is unnested (setweight marks them 'A',
-    # ts_filter keeps them): 3.5 times faster on SciFact than unnesting whole vectors. Document
-    # frequencies come from the same rows.
-    sql = f"""
-        WITH terms AS (
-            SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))
-        ),
-        stats AS (
-            SELECT count(*)::float AS n, greatest(avg(c.token_count), 1)::float AS avgdl
-            FROM knowledge_chunk c WHERE {scope}
-        ),
-        matches AS MATERIALIZED (
-            SELECT c.id, c.token_count, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf
-            FROM knowledge_chunk c CROSS JOIN LATERAL unnest(
-                ts_filter(setweight(c.tsv, 'A', (SELECT array_agg(lexeme) FROM terms)), '{{a}}')
-            ) AS u
-            WHERE {scope}
-              AND c.tsv @@ (SELECT string_agg(quote_literal(lexeme), ' | ')::tsquery FROM terms)
-        ),
-        df AS (
-            SELECT lexeme, count(*)::float AS df FROM matches GROUP BY lexeme
+def _lexical_ranked(
+    owner_id: int, terms: list[str], knowledge_base_ids: Sequence[uuid.UUID] | None, limit: int
+) -> list[tuple[int, float]]:
+    if connection.vendor == "postgresql":
+        return postgres_bm25.ranked(
+            owner_id=owner_id, query=" ".join(terms), knowledge_base_ids=knowledge_base_ids, limit=limit
         )
-        SELECT m.id,
-               sum(ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5))
-                   * m.tf * ({BM25_K1} + 1)
-                   / (m.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * m.token_count / stats.avgdl))) AS score
-        FROM matches m JOIN df USING (lexeme) CROSS JOIN stats
-        GROUP BY m.id
-        ORDER BY score DESC, m.id
-        LIMIT %s
-    """  # noqa: S608 (only our own scope fragment and constants are interpolated; values are parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [settings.KNOWLEDGE_FTS_LANGUAGE, query, *params, *params, limit])
-        return [(row[0], float(row[1])) for row in cursor.fetchall()]
+    return sqlite_fts.ranked(owner_id=owner_id, terms=terms, knowledge_base_ids=knowledge_base_ids, limit=limit)
 
 
-def _dense_ranked(query: str, scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
+def _start_query_embedding(query: str) -> Future | None:
+    """The query's vector, computed on another thread while the lexical search runs."""
+    if not embeddings_enabled():
+        return None
+    return _embedding_pool.submit(contextvars.copy_context().run, embed_query, query)
+
+
+def _dense_ranked(
+    embedding: Future | None, owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | None, limit: int
+) -> list[tuple[int, float]]:
+    if embedding is None:
+        return []
     try:
-        vector = embed_query(query)
+        vector = embedding.result()
     except ProviderError:
         logger.warning("query embedding failed; serving lexical results only")
         return []
     if vector is None:
         return []
-    dimensions = pgvector_dimensions(connection)
-    if dimensions == vector.shape[0]:
+    scope, params = _scope_sql(owner_id, knowledge_base_ids)
+    if pgvector_dimensions(connection) == vector.shape[0]:
         return _pgvector_ranked(vector, scope, params, limit)
     sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {scope} AND c.embedding IS NOT NULL"  # noqa: S608
-    with connection.cursor() as cursor:
+    with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
-        return nearest(vector, cursor.fetchall(), limit)
+        return nearest(vector, iter(lambda: cursor.fetchmany(VECTOR_BATCH), []), limit)
 
 
 def _pgvector_ranked(vector, scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
@@ -178,17 +155,14 @@ def search(
     with tracing.span(
         "retrieval", attributes={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.top_k": limit}
     ) as span:
-        scope, params = _scope_sql(owner_id, knowledge_base_ids)
         depth = max(limit, 100)  # each ranking contributes enough candidates for the fusion
         clock = time.perf_counter
         started = clock()
-        if connection.vendor == "postgresql":
-            lexical = _postgres_ranked(" ".join(terms), scope, params, depth)
-        else:
-            lexical = _sqlite_ranked(terms, scope, params, depth)
+        embedding = _start_query_embedding(query)
+        lexical = _lexical_ranked(owner_id, terms, knowledge_base_ids, depth)
         lexical_done = clock()
         metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
-        dense = _dense_ranked(query, scope, params, depth)
+        dense = _dense_ranked(embedding, owner_id, knowledge_base_ids, depth)
         if dense:
             metrics.retrieval_duration.labels("vector").observe(clock() - lexical_done)
         ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]

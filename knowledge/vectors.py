@@ -1,6 +1,9 @@
-"""Embedding vectors: stored as unit-length float32 bytes, searched by exact cosine with numpy."""
+"""Embedding vectors: stored as unit-length float32 bytes, searched by exact cosine with numpy
+(or by pgvector's HNSW index, knowledge/retrieval.py, where the database has it)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -26,15 +29,26 @@ def embed_query(text: str) -> np.ndarray | None:
     return np.frombuffer(to_blob(embed_texts([text])[0]), dtype=np.float32)
 
 
-def nearest(query: np.ndarray, rows: list[tuple[int, bytes]], limit: int) -> list[tuple[int, float]]:
-    """The `limit` rows most similar to `query` (exact cosine; all vectors are unit length)."""
-    rows = [(row_id, blob) for row_id, blob in rows if blob and len(blob) == query.nbytes]
-    if not rows:
-        return []
-    matrix = np.frombuffer(b"".join(bytes(blob) for _id, blob in rows), dtype=np.float32).reshape(len(rows), -1)
-    scores = matrix @ query
-    top = np.argsort(-scores, kind="stable")[:limit]
-    return [(rows[index][0], float(scores[index])) for index in top]
+def nearest(query: np.ndarray, batches: Iterable[list[tuple[int, bytes]]], limit: int) -> list[tuple[int, float]]:
+    """The `limit` rows most similar to `query` (exact cosine; all vectors are unit length).
+
+    Rows come a batch at a time and only the best `limit` are kept between batches, so memory stays
+    bounded by the batch size however many vectors are read.
+    """
+    best_ids = np.empty(0, dtype=np.int64)
+    best_scores = np.empty(0, dtype=np.float32)
+    for rows in batches:
+        rows = [(row_id, blob) for row_id, blob in rows if blob and len(blob) == query.nbytes]
+        if not rows:
+            continue
+        matrix = np.frombuffer(b"".join(bytes(blob) for _id, blob in rows), dtype=np.float32).reshape(len(rows), -1)
+        best_ids = np.concatenate([best_ids, np.fromiter((row_id for row_id, _blob in rows), dtype=np.int64)])
+        best_scores = np.concatenate([best_scores, matrix @ query])
+        if len(best_scores) > limit:
+            keep = np.argpartition(-best_scores, limit - 1)[:limit]
+            best_ids, best_scores = best_ids[keep], best_scores[keep]
+    order = sorted(range(len(best_scores)), key=lambda index: (-float(best_scores[index]), int(best_ids[index])))
+    return [(int(best_ids[index]), float(best_scores[index])) for index in order[:limit]]
 
 
 def pgvector_dimensions(connection) -> int | None:
