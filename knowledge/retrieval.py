@@ -1,7 +1,8 @@
 """Hybrid retrieval, always filtered by owner: full-text BM25, plus vectors fused by reciprocal rank.
 
-Lexical ranking is each database's own (knowledge/sqlite_fts.py: an FTS5 index per owner;
-knowledge/postgres_bm25.py: BM25 from per-base statistics, reading only chunks that can rank).
+Lexical ranking is BM25 from per-base statistics, reading only the chunks that can rank
+(knowledge/bm25.py), over each database's own index (knowledge/postgres_bm25.py: tsvector and GIN;
+knowledge/sqlite_bm25.py: a postings table).
 With an embeddings provider, the query's vector is computed on another thread while the lexical
 search runs, then searched by pgvector's HNSW index where the database has one, else by exact
 cosine over the scope's vectors in bounded batches (numpy), and fused with the lexical ranking by
@@ -27,8 +28,8 @@ from django.db import connection, transaction
 from bots.llm.embeddings import embeddings_enabled
 from bots.llm.errors import ProviderError
 from core import metrics, tracing
-from knowledge import postgres_bm25, sqlite_fts
-from knowledge.models import Chunk
+from knowledge import postgres_bm25, sqlite_bm25
+from knowledge.models import Chunk, KnowledgeBase
 from knowledge.vectors import embed_query, nearest, pgvector_dimensions, vector_literal
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ _embedding_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="query-e
 
 MAX_QUERY_TERMS = 64
 VECTOR_BATCH = 2000  # rows per fetch when vectors are compared in Python
+HNSW_MAX_EF_SEARCH = 1000  # pgvector's upper limit
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -69,25 +71,25 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
-def _scope_sql(owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | None) -> tuple[str, list[Any]]:
-    if knowledge_base_ids is None:
-        return "c.owner_id = %s", [owner_id]
-    placeholders = ", ".join(["%s"] * len(knowledge_base_ids))
-    # Owner and base ids both: a base id from anywhere can never widen the owner's scope.
+def _scope_sql(owner_id: int, base_ids: list[uuid.UUID]) -> tuple[str, list[Any]]:
+    placeholders = ", ".join(["%s"] * len(base_ids))
     return f"c.owner_id = %s AND c.knowledge_base_id IN ({placeholders})", [
         owner_id,
-        *(base_id.hex if connection.vendor == "sqlite" else base_id for base_id in knowledge_base_ids),
+        *(base_id.hex if connection.vendor == "sqlite" else base_id for base_id in base_ids),
     ]
 
 
-def _lexical_ranked(
-    owner_id: int, terms: list[str], knowledge_base_ids: Sequence[uuid.UUID] | None, limit: int
-) -> list[tuple[int, float]]:
-    if connection.vendor == "postgresql":
-        return postgres_bm25.ranked(
-            owner_id=owner_id, query=" ".join(terms), knowledge_base_ids=knowledge_base_ids, limit=limit
-        )
-    return sqlite_fts.ranked(owner_id=owner_id, terms=terms, knowledge_base_ids=knowledge_base_ids, limit=limit)
+def _bases_in_scope(owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID]:
+    """The owner's bases, or those of the given ones the owner has: an id from elsewhere never widens it."""
+    bases = KnowledgeBase.objects.filter(owner_id=owner_id)
+    if knowledge_base_ids is not None:
+        bases = bases.filter(pk__in=list(knowledge_base_ids))
+    return list(bases.values_list("pk", flat=True))
+
+
+def _lexical_ranked(owner_id: int, terms: list[str], base_ids: list[uuid.UUID], limit: int) -> list[tuple[int, float]]:
+    backend = postgres_bm25 if connection.vendor == "postgresql" else sqlite_bm25
+    return backend.ranked(owner_id=owner_id, query=" ".join(terms), base_ids=base_ids, limit=limit)
 
 
 def _start_query_embedding(query: str) -> Future | None:
@@ -98,7 +100,7 @@ def _start_query_embedding(query: str) -> Future | None:
 
 
 def _dense_ranked(
-    embedding: Future | None, owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | None, limit: int
+    embedding: Future | None, owner_id: int, base_ids: list[uuid.UUID], limit: int
 ) -> list[tuple[int, float]]:
     if embedding is None:
         return []
@@ -109,7 +111,7 @@ def _dense_ranked(
         return []
     if vector is None:
         return []
-    scope, params = _scope_sql(owner_id, knowledge_base_ids)
+    scope, params = _scope_sql(owner_id, base_ids)
     if pgvector_dimensions(connection) == vector.shape[0]:
         return _pgvector_ranked(vector, scope, params, limit)
     sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {scope} AND c.embedding IS NOT NULL"  # noqa: S608
@@ -127,6 +129,8 @@ def _pgvector_ranked(vector, scope: str, params: list[Any], limit: int) -> list[
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        # The candidate list at least as long as the ranking asked for (pgvector's default is 40).
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {min(HNSW_MAX_EF_SEARCH, max(40, int(limit)))}")
         cursor.execute(sql, [literal, *params, literal, limit])
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
@@ -151,6 +155,9 @@ def search(
     terms = query_terms(query)
     if not terms or (knowledge_base_ids is not None and not knowledge_base_ids):
         return []
+    base_ids = _bases_in_scope(owner_id, knowledge_base_ids)
+    if not base_ids:
+        return []
     # The GenAI retrieval span: its mode and size, never the query.
     with tracing.span(
         "retrieval", attributes={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.top_k": limit}
@@ -159,10 +166,10 @@ def search(
         clock = time.perf_counter
         started = clock()
         embedding = _start_query_embedding(query)
-        lexical = _lexical_ranked(owner_id, terms, knowledge_base_ids, depth)
+        lexical = _lexical_ranked(owner_id, terms, base_ids, depth)
         lexical_done = clock()
         metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
-        dense = _dense_ranked(embedding, owner_id, knowledge_base_ids, depth)
+        dense = _dense_ranked(embedding, owner_id, base_ids, depth)
         if dense:
             metrics.retrieval_duration.labels("vector").observe(clock() - lexical_done)
         ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]

@@ -5,12 +5,13 @@ PostgreSQL: triggers keep each base's chunk count, token total and per-lexeme do
 All writes for a base run under one advisory lock per base, taken by the trigger in base order, so
 concurrent ingestions into a base queue for a moment instead of deadlocking on shared lexemes.
 
-SQLite: the one FTS5 index over every user's chunks becomes one contentless FTS5 index per owner
-(`knowledge_fts_<owner id>`, kept by knowledge/sqlite_fts.py), so a query reads and ranks only the
-owner's chunks.
+SQLite: the one FTS5 index over every user's chunks gives way to knowledge_posting, an inverted
+index keyed by base (knowledge/sqlite_bm25.py keeps it and the same statistics), so a query reads
+and ranks only the bases it searches.
 """
 
 import importlib
+import uuid
 
 from django.db import migrations
 
@@ -19,7 +20,7 @@ LOCK_NAMESPACE = 7171  # the first key of pg_advisory_xact_lock(int, int): Bytch
 POSTGRES_FUNCTION = f"""
 CREATE FUNCTION knowledge_chunk_text_stats() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    IF TG_OP = 'DELETE' THEN
         PERFORM pg_advisory_xact_lock({LOCK_NAMESPACE}, hashtext(base_id::text))
         FROM (SELECT DISTINCT knowledge_base_id AS base_id FROM old_rows ORDER BY 1) AS bases;
         UPDATE knowledge_knowledgebasetextstats AS s
@@ -36,7 +37,7 @@ BEGIN
                FROM old_rows AS o CROSS JOIN LATERAL unnest(o.tsv) AS u) AS d
         WHERE t.knowledge_base_id = d.knowledge_base_id AND t.lexeme = d.lexeme AND t.document_frequency <= 0;
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    IF TG_OP = 'INSERT' THEN
         PERFORM pg_advisory_xact_lock({LOCK_NAMESPACE}, hashtext(base_id::text))
         FROM (SELECT DISTINCT knowledge_base_id AS base_id FROM new_rows ORDER BY 1) AS bases;
         INSERT INTO knowledge_knowledgebasetextstats AS s (knowledge_base_id, chunk_count, token_total)
@@ -60,9 +61,21 @@ POSTGRES_FORWARD = [
     "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION knowledge_chunk_text_stats()",
     "CREATE TRIGGER knowledge_chunk_stats_delete AFTER DELETE ON knowledge_chunk "
     "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION knowledge_chunk_text_stats()",
-    "CREATE TRIGGER knowledge_chunk_stats_update AFTER UPDATE ON knowledge_chunk "
-    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-    "EXECUTE FUNCTION knowledge_chunk_text_stats()",
+    # Chunks are replaced, never edited: an UPDATE that would change what the statistics count is refused,
+    # and other UPDATEs (the pgvector column) cost nothing here. (PostgreSQL allows no column list on a
+    # trigger with transition tables, so a statistics trigger on UPDATE would run for every vector written.)
+    """
+    CREATE FUNCTION knowledge_chunk_refuse_text_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'knowledge_chunk text, token_count and knowledge_base_id are never updated';
+    END
+    $$
+    """,
+    "CREATE TRIGGER knowledge_chunk_text_immutable BEFORE UPDATE OF text, token_count, knowledge_base_id "
+    "ON knowledge_chunk FOR EACH ROW WHEN (OLD.text IS DISTINCT FROM NEW.text "
+    "OR OLD.token_count IS DISTINCT FROM NEW.token_count "
+    "OR OLD.knowledge_base_id IS DISTINCT FROM NEW.knowledge_base_id) "
+    "EXECUTE FUNCTION knowledge_chunk_refuse_text_update()",
     # The chunks stored before this migration.
     "INSERT INTO knowledge_knowledgebasetextstats (knowledge_base_id, chunk_count, token_total) "
     "SELECT knowledge_base_id, count(*), sum(token_count) FROM knowledge_chunk GROUP BY 1",
@@ -71,7 +84,8 @@ POSTGRES_FORWARD = [
     "CROSS JOIN LATERAL unnest(c.tsv) AS u GROUP BY 1, 2",
 ]
 POSTGRES_BACKWARD = [
-    "DROP TRIGGER IF EXISTS knowledge_chunk_stats_update ON knowledge_chunk",
+    "DROP TRIGGER IF EXISTS knowledge_chunk_text_immutable ON knowledge_chunk",
+    "DROP FUNCTION IF EXISTS knowledge_chunk_refuse_text_update()",
     "DROP TRIGGER IF EXISTS knowledge_chunk_stats_delete ON knowledge_chunk",
     "DROP TRIGGER IF EXISTS knowledge_chunk_stats_insert ON knowledge_chunk",
     "DROP FUNCTION IF EXISTS knowledge_chunk_text_stats()",
@@ -79,32 +93,34 @@ POSTGRES_BACKWARD = [
     "DELETE FROM knowledge_knowledgebasetextstats",
 ]
 
-# Kept in step with knowledge/sqlite_fts.py, which creates the index of an owner's first chunks.
-SQLITE_TOKENIZER = "porter unicode61 remove_diacritics 2"
 SQLITE_DROP_SHARED = [
     "DROP TRIGGER IF EXISTS knowledge_chunk_fts_update",
     "DROP TRIGGER IF EXISTS knowledge_chunk_fts_delete",
     "DROP TRIGGER IF EXISTS knowledge_chunk_fts_insert",
     "DROP TABLE IF EXISTS knowledge_chunk_fts",
 ]
+SQLITE_POSTINGS = (
+    "CREATE TABLE knowledge_posting (knowledge_base_id char(32) NOT NULL, term text NOT NULL, "
+    "chunk_id integer NOT NULL, tf integer NOT NULL, PRIMARY KEY (knowledge_base_id, term, chunk_id)) WITHOUT ROWID"
+)
 
 
 def sqlite_forward(cursor) -> None:
     for statement in SQLITE_DROP_SHARED:
         cursor.execute(statement)
-    cursor.execute("SELECT DISTINCT owner_id FROM knowledge_chunk")
-    for (owner_id,) in cursor.fetchall():
-        table = f"knowledge_fts_{int(owner_id)}"
-        cursor.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(text, content='', tokenize='{SQLITE_TOKENIZER}')")
-        cursor.execute(  # noqa: S608 (the table name is built from an integer)
-            f"INSERT INTO {table}(rowid, text) SELECT id, text FROM knowledge_chunk WHERE owner_id = %s", [owner_id]
-        )
+    cursor.execute(SQLITE_POSTINGS)
+    # The chunks stored before this migration, a document at a time, as ingestion indexes them.
+    from knowledge import sqlite_bm25
+
+    cursor.execute("SELECT DISTINCT document_id, knowledge_base_id FROM knowledge_chunk")
+    for document_id, base_id in cursor.fetchall():
+        sqlite_bm25.index_document(knowledge_base_id=uuid.UUID(base_id), document_id=uuid.UUID(document_id))
 
 
 def sqlite_backward(cursor) -> None:
-    cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'knowledge_fts_[0-9]*'")
-    for (table,) in cursor.fetchall():
-        cursor.execute(f'DROP TABLE "{table}"')
+    cursor.execute("DROP TABLE knowledge_posting")
+    cursor.execute("DELETE FROM knowledge_knowledgebaseterm")
+    cursor.execute("DELETE FROM knowledge_knowledgebasetextstats")
     shared = importlib.import_module("knowledge.migrations.0002_full_text_index")
     for statement in shared.SQLITE_FORWARD:
         cursor.execute(statement)

@@ -1,0 +1,121 @@
+"""BM25 from per-base statistics, reading only the chunks that can reach the top (both databases).
+
+Each base's chunk count, token total and per-lexeme document frequency are kept at ingestion
+(KnowledgeBaseTextStats and KnowledgeBaseTerm: by triggers on PostgreSQL, by
+knowledge/sqlite_bm25.py on SQLite), so ranking never counts them at query time and never counts
+anyone else's chunks. The top is then found MaxScore-style:
+
+1. The rarest query lexemes (together held by at most CANDIDATE_BUDGET chunks) give the first
+   candidates, each scored on every query lexeme. The `limit`-th best score is the bar.
+2. A chunk holding none of those rare lexemes scores at most the sum of the upper bounds
+   (idf * (k1 + 1)) of the other lexemes it holds. Only combinations of lexemes whose bounds add up
+   to more than the bar can beat it, so the second search asks only for chunks holding one of those
+   combinations: `(a & b) | c`, not `a | b | c`. A common word can no longer pull in a large part of
+   the corpus unless it could matter.
+
+The result is the exact BM25 top `limit` (ties at the bar aside) at the cost of the chunks that
+could rank, rather than of every chunk sharing a word with the question. Each database supplies the
+two searches (knowledge/postgres_bm25.py, knowledge/sqlite_bm25.py).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.db.models import Sum
+
+from knowledge.models import KnowledgeBaseTerm, KnowledgeBaseTextStats
+
+K1 = 1.2
+B = 0.75
+CANDIDATE_BUDGET = 2000  # chunks the first, rare-lexeme search may read
+MAX_COMBINATIONS = 64  # beyond this many, the second search asks for any of the remaining lexemes
+
+Ranking = list[tuple[int, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    lexeme: str
+    document_frequency: int
+    idf: float
+
+    @property
+    def bound(self) -> float:
+        """The most this lexeme can add to a chunk's score."""
+        return self.idf * (K1 + 1)
+
+
+def statistics(lexemes: Sequence[str], base_ids: Sequence[uuid.UUID]) -> tuple[list[Term], float]:
+    """The query's lexemes held in these bases, with their frequencies and idf; the average chunk length."""
+    totals = KnowledgeBaseTextStats.objects.filter(knowledge_base_id__in=base_ids).aggregate(
+        chunks=Sum("chunk_count"), tokens=Sum("token_total")
+    )
+    n, tokens = float(totals["chunks"] or 0), float(totals["tokens"] or 0)
+    frequencies = (
+        KnowledgeBaseTerm.objects.filter(knowledge_base_id__in=base_ids, lexeme__in=list(lexemes))
+        .values_list("lexeme")
+        .annotate(df=Sum("document_frequency"))
+    )
+    terms = [
+        Term(lexeme, int(df), math.log(1 + (n - df + 0.5) / (df + 0.5))) for lexeme, df in frequencies if df and df > 0
+    ]
+    return sorted(terms, key=lambda term: term.lexeme), max(tokens / n, 1.0) if n else 1.0
+
+
+def combinations_above(terms: Sequence[Term], bar: float) -> list[list[str]] | None:
+    """Sets of lexemes whose bounds add up to more than `bar`, so that a chunk that can beat the bar
+    holds every lexeme of at least one set. None when there would be more than MAX_COMBINATIONS."""
+    ordered = sorted(terms, key=lambda term: -term.bound)
+    suffix = [0.0] * (len(ordered) + 1)
+    for index in range(len(ordered) - 1, -1, -1):
+        suffix[index] = suffix[index + 1] + ordered[index].bound
+    found: list[list[str]] = []
+
+    def extend(start: int, chosen: list[str], total: float) -> bool:
+        for index in range(start, len(ordered)):
+            if total + suffix[index] <= bar:
+                return True  # nothing from here on can get over the bar
+            with_this = total + ordered[index].bound
+            if with_this > bar:
+                found.append([*chosen, ordered[index].lexeme])
+                if len(found) > MAX_COMBINATIONS:
+                    return False
+            elif not extend(index + 1, [*chosen, ordered[index].lexeme], with_this):
+                return False
+        return True
+
+    return found if extend(0, [], 0.0) else None
+
+
+def top(
+    terms: Sequence[Term],
+    limit: int,
+    *,
+    any_of: Callable[[list[str]], Ranking],
+    groups: Callable[[list[list[str]], list[str]], Ranking],
+) -> Ranking:
+    """The best `limit` chunks, best first. `any_of(lexemes)` scores the chunks holding any of them;
+    `groups(groups, excluded)` scores those holding all lexemes of some group and none of `excluded`."""
+    if not terms:
+        return []
+    rare_first = sorted(terms, key=lambda term: (term.document_frequency, term.lexeme))
+    rare: list[Term] = []
+    for term in rare_first:
+        if rare and sum(t.document_frequency for t in rare) + term.document_frequency > CANDIDATE_BUDGET:
+            break
+        rare.append(term)
+    rest = rare_first[len(rare) :]
+    rare_lexemes = [term.lexeme for term in rare]
+    found = any_of(rare_lexemes)
+    if not rest:
+        return found
+    bar = found[-1][1] if len(found) >= limit else 0.0
+    combinations = combinations_above(rest, bar)
+    if combinations == []:
+        return found
+    wanted = combinations if combinations is not None else [[term.lexeme] for term in rest]
+    return sorted(found + groups(wanted, rare_lexemes), key=lambda pair: (-pair[1], pair[0]))[:limit]
