@@ -1,9 +1,8 @@
-"""BM25 from per-base statistics, reading only the chunks that can reach the top (both databases).
+"""BM25 from per-base statistics, reading only the chunks that can reach the top (PostgreSQL).
 
 Each base's chunk count, token total and per-lexeme document frequency are kept at ingestion
-(KnowledgeBaseTextStats and KnowledgeBaseTerm: by triggers on PostgreSQL, by
-knowledge/sqlite_bm25.py on SQLite), so ranking never counts them at query time and never counts
-anyone else's chunks. The top is then found MaxScore-style:
+(KnowledgeBaseTextStats and KnowledgeBaseTerm, by triggers: migration 0007), so ranking never
+counts them at query time and never counts anyone else's chunks. The top is then found MaxScore-style:
 
 1. The rarest query lexemes (together held by at most CANDIDATE_BUDGET chunks) give the first
    candidates, each scored on every query lexeme. The `limit`-th best score is the bar.
@@ -14,8 +13,8 @@ anyone else's chunks. The top is then found MaxScore-style:
    the corpus unless it could matter.
 
 The result is the exact BM25 top `limit` (ties at the bar aside) at the cost of the chunks that
-could rank, rather than of every chunk sharing a word with the question. Each database supplies the
-two searches (knowledge/postgres_bm25.py, knowledge/sqlite_bm25.py).
+could rank, rather than of every chunk sharing a word with the question. The index supplies the two
+searches (knowledge/postgres_bm25.py; SQLite's FTS5 ranks in its own way, knowledge/sqlite_fts.py).
 """
 
 from __future__ import annotations

@@ -118,11 +118,11 @@ class Chunk(models.Model):
 
 
 class KnowledgeBaseTextStats(models.Model):
-    """A base's chunk count and token total, for BM25's N and average length.
+    """A base's chunk count and token total, for BM25's N and average length (PostgreSQL).
 
-    Kept in the same transaction as the chunks (a trigger on PostgreSQL, migration 0007;
-    knowledge/sqlite_bm25.py on SQLite), so ranking reads a few small rows instead of scanning the
-    base (knowledge/bm25.py).
+    Kept by a trigger on knowledge_chunk (migration 0007) in the same transaction as the chunks, so
+    ranking reads a few small rows instead of scanning the base (knowledge/bm25.py). Empty on SQLite,
+    where each owner's FTS5 index keeps its own statistics (knowledge/sqlite_fts.py).
     """
 
     knowledge_base = models.OneToOneField(
@@ -140,7 +140,7 @@ class KnowledgeBaseTextStats(models.Model):
 
 
 class KnowledgeBaseTerm(models.Model):
-    """How many of a base's chunks hold a lexeme (a term on SQLite): BM25's document frequency (see above)."""
+    """How many of a base's chunks hold a lexeme: BM25's document frequency (PostgreSQL, see above)."""
 
     knowledge_base = models.ForeignKey(
         KnowledgeBase, on_delete=models.CASCADE, related_name="+", verbose_name=_("knowledge base")

@@ -1,8 +1,9 @@
 """Hybrid retrieval, always filtered by owner: full-text BM25, plus vectors fused by reciprocal rank.
 
-Lexical ranking is BM25 from per-base statistics, reading only the chunks that can rank
-(knowledge/bm25.py), over each database's own index (knowledge/postgres_bm25.py: tsvector and GIN;
-knowledge/sqlite_bm25.py: a postings table).
+Lexical ranking is each database's own, by statistics of the searched data alone: on PostgreSQL,
+BM25 from per-base statistics reading only the chunks that can rank (knowledge/bm25.py,
+knowledge/postgres_bm25.py); on SQLite, FTS5's bm25() over the owner's own index
+(knowledge/sqlite_fts.py).
 With an embeddings provider, the query's vector is computed on another thread while the lexical
 search runs, then searched by pgvector's HNSW index where the database has one, else by exact
 cosine over the scope's vectors in bounded batches (numpy), and fused with the lexical ranking by
@@ -28,7 +29,7 @@ from django.db import connection, transaction
 from bots.llm.embeddings import embeddings_enabled
 from bots.llm.errors import ProviderError
 from core import metrics, tracing
-from knowledge import postgres_bm25, sqlite_bm25
+from knowledge import postgres_bm25, sqlite_fts
 from knowledge.models import Chunk, KnowledgeBase
 from knowledge.vectors import embed_query, nearest, pgvector_dimensions, vector_literal
 
@@ -88,8 +89,9 @@ def _bases_in_scope(owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | Non
 
 
 def _lexical_ranked(owner_id: int, terms: list[str], base_ids: list[uuid.UUID], limit: int) -> list[tuple[int, float]]:
-    backend = postgres_bm25 if connection.vendor == "postgresql" else sqlite_bm25
-    return backend.ranked(owner_id=owner_id, query=" ".join(terms), base_ids=base_ids, limit=limit)
+    if connection.vendor == "postgresql":
+        return postgres_bm25.ranked(owner_id=owner_id, query=" ".join(terms), base_ids=base_ids, limit=limit)
+    return sqlite_fts.ranked(owner_id=owner_id, terms=terms, knowledge_base_ids=base_ids, limit=limit)
 
 
 def _start_query_embedding(query: str) -> Future | None:

@@ -26,7 +26,7 @@ from accounts.models import User
 from bots.llm.errors import ProviderError
 from bots.models import Bot
 from core.errors import DomainError
-from knowledge import sqlite_bm25
+from knowledge import sqlite_fts
 from knowledge.extraction import (
     ExtractionError,
     PageText,
@@ -417,7 +417,7 @@ def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[
     with transaction.atomic():
         if not Document.objects.select_for_update().filter(pk=document.pk).exists():
             return False
-        sqlite_bm25.unindex_document(knowledge_base_id=document.knowledge_base_id, document_id=document.pk)
+        sqlite_fts.unindex_document(owner_id=document.owner_id, document_id=document.pk)
         Chunk.objects.filter(document=document).delete()
         for start in range(0, len(chunks), CHUNK_BATCH):
             Chunk.objects.bulk_create(
@@ -435,7 +435,7 @@ def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[
                     for offset, chunk in enumerate(chunks[start : start + CHUNK_BATCH])
                 ]
             )
-        sqlite_bm25.index_document(knowledge_base_id=document.knowledge_base_id, document_id=document.pk)
+        sqlite_fts.index_document(owner_id=document.owner_id, document_id=document.pk)
         if embeddings:
             _store_pgvectors(document)
         _finish(document, DocumentStatus.READY)

@@ -5,13 +5,12 @@ PostgreSQL: triggers keep each base's chunk count, token total and per-lexeme do
 All writes for a base run under one advisory lock per base, taken by the trigger in base order, so
 concurrent ingestions into a base queue for a moment instead of deadlocking on shared lexemes.
 
-SQLite: the one FTS5 index over every user's chunks gives way to knowledge_posting, an inverted
-index keyed by base (knowledge/sqlite_bm25.py keeps it and the same statistics), so a query reads
-and ranks only the bases it searches.
+SQLite: the one FTS5 index over every user's chunks becomes one contentless FTS5 index per owner
+(`knowledge_fts_<owner id>`, kept by knowledge/sqlite_fts.py), so a query reads and ranks only the
+owner's chunks.
 """
 
 import importlib
-import uuid
 
 from django.db import migrations
 
@@ -93,34 +92,33 @@ POSTGRES_BACKWARD = [
     "DELETE FROM knowledge_knowledgebasetextstats",
 ]
 
+# Kept in step with knowledge/sqlite_fts.py, which creates the index of an owner's first chunks.
+SQLITE_TOKENIZER = "porter unicode61 remove_diacritics 2"
 SQLITE_DROP_SHARED = [
     "DROP TRIGGER IF EXISTS knowledge_chunk_fts_update",
     "DROP TRIGGER IF EXISTS knowledge_chunk_fts_delete",
     "DROP TRIGGER IF EXISTS knowledge_chunk_fts_insert",
     "DROP TABLE IF EXISTS knowledge_chunk_fts",
 ]
-SQLITE_POSTINGS = (
-    "CREATE TABLE knowledge_posting (knowledge_base_id char(32) NOT NULL, term text NOT NULL, "
-    "chunk_id integer NOT NULL, tf integer NOT NULL, PRIMARY KEY (knowledge_base_id, term, chunk_id)) WITHOUT ROWID"
-)
 
 
 def sqlite_forward(cursor) -> None:
     for statement in SQLITE_DROP_SHARED:
         cursor.execute(statement)
-    cursor.execute(SQLITE_POSTINGS)
-    # The chunks stored before this migration, a document at a time, as ingestion indexes them.
-    from knowledge import sqlite_bm25
-
-    cursor.execute("SELECT DISTINCT document_id, knowledge_base_id FROM knowledge_chunk")
-    for document_id, base_id in cursor.fetchall():
-        sqlite_bm25.index_document(knowledge_base_id=uuid.UUID(base_id), document_id=uuid.UUID(document_id))
+    cursor.execute("SELECT DISTINCT owner_id FROM knowledge_chunk")
+    for (owner_id,) in cursor.fetchall():
+        table = f"knowledge_fts_{int(owner_id)}"
+        cursor.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(text, content='', tokenize='{SQLITE_TOKENIZER}')")
+        cursor.execute(  # noqa: S608 (the table name is built from an integer)
+            f"INSERT INTO {table}(rowid, text) SELECT id, text FROM knowledge_chunk WHERE owner_id = %s", [owner_id]
+        )
 
 
 def sqlite_backward(cursor) -> None:
-    cursor.execute("DROP TABLE knowledge_posting")
-    cursor.execute("DELETE FROM knowledge_knowledgebaseterm")
-    cursor.execute("DELETE FROM knowledge_knowledgebasetextstats")
+    cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'knowledge_fts_[0-9]*'")
+    for (table,) in cursor.fetchall():
+        if table.removeprefix("knowledge_fts_").isdigit():  # its shadow tables go with it
+            cursor.execute(f'DROP TABLE "{table}"')
     shared = importlib.import_module("knowledge.migrations.0002_full_text_index")
     for statement in shared.SQLITE_FORWARD:
         cursor.execute(statement)
