@@ -19,6 +19,19 @@ from collections.abc import Sequence
 from django.db import connection
 
 TOKENIZER = "porter unicode61 remove_diacritics 2"
+# The Snowball English stop words, the list PostgreSQL's `english` configuration drops (its english.stop).
+# The Porter tokenizer is English's too. They are left out of the query as on PostgreSQL: FTS5 would
+# otherwise rank nearly every chunk for each of them, for almost no weight (docs/benchmarks.md).
+STOP_WORDS = frozenset(
+    """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+    herself it its itself they them their theirs themselves what which who whom this that these those am is are
+    was were be been being have has had having do does did doing a an the and but if or because as until while
+    of at by for with about against between into through during before after above below to from up down in out
+    on off over under again further then once here there when where why how all any both each few more most
+    other some such no nor not only own same so than too very s t can will just don should now
+    """.split()  # noqa: SIM905 (a readable list)
+)
 
 
 def index_table(owner_id: int) -> str:
@@ -68,8 +81,8 @@ def drop_index(*, owner_id: int) -> None:
 
 
 def match_expression(terms: Sequence[str]) -> str:
-    """Any of the words, each a quoted string so that no word is read as FTS5 syntax."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    """Any of the words but stop words, each a quoted string so that no word is read as FTS5 syntax."""
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms if term not in STOP_WORDS)
 
 
 def ranked(
@@ -85,8 +98,11 @@ def ranked(
         f"SELECT f.rowid, -bm25({table}) FROM {table} AS f JOIN knowledge_chunk AS c ON c.id = f.rowid "  # noqa: S608
         f"WHERE {table} MATCH %s AND {scope} ORDER BY bm25({table}), f.rowid LIMIT %s"
     )
+    match = match_expression(terms)
+    if not match:
+        return []
     with connection.cursor() as cursor:
         if not _exists(cursor, table):
             return []
-        cursor.execute(sql, [match_expression(terms), *params, limit])
+        cursor.execute(sql, [match, *params, limit])
         return [(row[0], float(row[1])) for row in cursor.fetchall()]

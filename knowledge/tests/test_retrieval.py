@@ -97,3 +97,15 @@ def test_ingesting_text_is_chunked_and_marked_ready(user):
     assert len(chunks) > 3
     assert [c.position for c in chunks] == list(range(len(chunks)))
     assert Document.objects.get(pk=document.pk).owner_id == user.pk
+
+
+def test_stop_words_weigh_nothing_on_either_database(user, library):
+    """PostgreSQL's english configuration drops stop words; SQLite leaves the same list out of its query."""
+    _base, docs = library
+    assert search(owner_id=user.pk, query="what is the of and") == []
+    with_stop_words = search(owner_id=user.pk, query="what are the mitochondria of the cell")
+    without = search(owner_id=user.pk, query="mitochondria cell")
+    assert [(p.chunk_id, round(p.score, 9)) for p in with_stop_words] == [
+        (p.chunk_id, round(p.score, 9)) for p in without
+    ]
+    assert with_stop_words[0].document_id == docs["cells"].id
