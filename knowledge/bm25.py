@@ -4,8 +4,9 @@ Each base's chunk count, token total and per-lexeme document frequency are kept 
 (KnowledgeBaseTextStats and KnowledgeBaseTerm, by triggers: migration 0007), so ranking never
 counts them at query time and never counts anyone else's chunks. The top is then found MaxScore-style:
 
-1. The rarest query lexemes (together held by at most CANDIDATE_BUDGET chunks) give the first
-   candidates, each scored on every query lexeme. The `limit`-th best score is the bar.
+1. The rarest query lexemes (together held by at most CANDIDATE_BUDGET chunks, or by at least
+   `limit`) give the first candidates, each scored on every query lexeme. The `limit`-th best
+   score is the bar.
 2. A chunk holding none of those rare lexemes scores at most the sum of the upper bounds
    (idf * (k1 + 1)) of the other lexemes it holds. Only combinations of lexemes whose bounds add up
    to more than the bar can beat it, so the second search asks only for chunks holding one of those
@@ -104,7 +105,10 @@ def top(
     rare_first = sorted(terms, key=lambda term: (term.document_frequency, term.lexeme))
     rare: list[Term] = []
     for term in rare_first:
-        if rare and sum(t.document_frequency for t in rare) + term.document_frequency > CANDIDATE_BUDGET:
+        held = sum(t.document_frequency for t in rare)
+        # Past the budget only while the rare terms hold fewer chunks than asked for: without `limit`
+        # scored chunks there is no bar, and the second search would have to read every match.
+        if rare and held + term.document_frequency > CANDIDATE_BUDGET and held >= limit:
             break
         rare.append(term)
     rest = rare_first[len(rare) :]

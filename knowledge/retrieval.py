@@ -164,10 +164,12 @@ def search(
     with tracing.span(
         "retrieval", attributes={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.top_k": limit}
     ) as span:
-        depth = max(limit, 100)  # each ranking contributes enough candidates for the fusion
+        embedding = _start_query_embedding(query)
+        # Fused, each ranking contributes enough candidates for the fusion; alone, the lexical
+        # ranking is asked for no more than is wanted (a higher bar prunes more, knowledge/bm25.py).
+        depth = max(limit, 100) if embedding is not None else limit
         clock = time.perf_counter
         started = clock()
-        embedding = _start_query_embedding(query)
         lexical = _lexical_ranked(owner_id, terms, base_ids, depth)
         lexical_done = clock()
         metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
