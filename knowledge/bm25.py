@@ -14,7 +14,10 @@ counts them at query time and never counts anyone else's chunks. The top is then
    the corpus unless it could matter.
 
 The result is the exact BM25 top `limit` (ties at the bar aside) at the cost of the chunks that
-could rank, rather than of every chunk sharing a word with the question. The index supplies the two
+could rank, rather than of every chunk sharing a word with the question, as long as the second
+search stays within SECOND_PASS_BUDGET chunks. Past it (common words whose combinations could
+still beat the bar, in a large base), only the most promising combinations are asked for: the
+latency stays bounded and the top may miss a chunk that holds only common words. The index supplies the two
 searches (knowledge/postgres_bm25.py; SQLite's FTS5 ranks in its own way, knowledge/sqlite_fts.py).
 """
 
@@ -31,8 +34,12 @@ from knowledge.models import KnowledgeBaseTerm, KnowledgeBaseTextStats
 
 K1 = 1.2
 B = 0.75
-CANDIDATE_BUDGET = 2000  # chunks the first, rare-lexeme search may read
+CANDIDATE_BUDGET = 1000  # chunks the first, rare-lexeme search may read
 MAX_COMBINATIONS = 64  # beyond this many, the second search asks for any of the remaining lexemes
+# The second search reads at most about this many chunks (estimated from each combination's rarest
+# lexeme); past it, only the combinations that could score highest are asked for, and the top is
+# no longer guaranteed exact (docs/benchmarks.md, retrieval at scale).
+SECOND_PASS_BUDGET = 2000
 
 Ranking = list[tuple[int, float]]
 
@@ -106,9 +113,10 @@ def top(
     rare: list[Term] = []
     for term in rare_first:
         held = sum(t.document_frequency for t in rare)
-        # Past the budget only while the rare terms hold fewer chunks than asked for: without `limit`
-        # scored chunks there is no bar, and the second search would have to read every match.
-        if rare and held + term.document_frequency > CANDIDATE_BUDGET and held >= limit:
+        # Past the budget only while the rare terms hold fewer chunks than asked for (without `limit`
+        # scored chunks there is no bar) and never past the second pass's budget.
+        over = held + term.document_frequency > CANDIDATE_BUDGET
+        if rare and over and (held >= limit or held + term.document_frequency > SECOND_PASS_BUDGET):
             break
         rare.append(term)
     rest = rare_first[len(rare) :]
@@ -121,4 +129,22 @@ def top(
     if combinations == []:
         return found
     wanted = combinations if combinations is not None else [[term.lexeme] for term in rest]
+    wanted = within_budget(wanted, {term.lexeme: term for term in rest})
+    if not wanted:
+        return found
     return sorted(found + groups(wanted, rare_lexemes), key=lambda pair: (-pair[1], pair[0]))[:limit]
+
+
+def within_budget(wanted: list[list[str]], by_lexeme: dict[str, Term]) -> list[list[str]]:
+    """The combinations to ask for, the most promising first, while the chunks they may read (each
+    at most its rarest lexeme's frequency) stay within SECOND_PASS_BUDGET."""
+    ranked = sorted(wanted, key=lambda group: -sum(by_lexeme[lexeme].bound for lexeme in group))
+    kept: list[list[str]] = []
+    reads = 0
+    for group in ranked:
+        cost = min(by_lexeme[lexeme].document_frequency for lexeme in group)
+        if reads + cost > SECOND_PASS_BUDGET:
+            break
+        kept.append(group)
+        reads += cost
+    return kept
