@@ -126,6 +126,9 @@ class ChatDetailView(APIView):
 
 
 class ChatCreateView(APIView):
+    # the bot named in the body (another user's, or none)
+    error_statuses = {404}
+
     @extend_schema(request=ChatCreateSerializer, responses={201: ChatSerializer})
     def post(self, request: Request) -> Response:
         serializer = ChatCreateSerializer(data=request.data)
