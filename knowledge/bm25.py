@@ -24,13 +24,8 @@ searches (knowledge/postgres_bm25.py; SQLite's FTS5 ranks in its own way, knowle
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from django.db.models import Sum
-
-from knowledge.models import KnowledgeBaseTerm, KnowledgeBaseTextStats
 
 K1 = 1.2
 B = 0.75
@@ -56,21 +51,10 @@ class Term:
         return self.idf * (K1 + 1)
 
 
-def statistics(lexemes: Sequence[str], base_ids: Sequence[uuid.UUID]) -> tuple[list[Term], float]:
-    """The query's lexemes held in these bases, with their frequencies and idf; the average chunk length."""
-    totals = KnowledgeBaseTextStats.objects.filter(knowledge_base_id__in=base_ids).aggregate(
-        chunks=Sum("chunk_count"), tokens=Sum("token_total")
+def term(lexeme: str, document_frequency: int, chunks: float) -> Term:
+    return Term(
+        lexeme, document_frequency, math.log(1 + (chunks - document_frequency + 0.5) / (document_frequency + 0.5))
     )
-    n, tokens = float(totals["chunks"] or 0), float(totals["tokens"] or 0)
-    frequencies = (
-        KnowledgeBaseTerm.objects.filter(knowledge_base_id__in=base_ids, lexeme__in=list(lexemes))
-        .values_list("lexeme")
-        .annotate(df=Sum("document_frequency"))
-    )
-    terms = [
-        Term(lexeme, int(df), math.log(1 + (n - df + 0.5) / (df + 0.5))) for lexeme, df in frequencies if df and df > 0
-    ]
-    return sorted(terms, key=lambda term: term.lexeme), max(tokens / n, 1.0) if n else 1.0
 
 
 def combinations_above(terms: Sequence[Term], bar: float) -> list[list[str]] | None:
@@ -111,14 +95,15 @@ def top(
         return []
     rare_first = sorted(terms, key=lambda term: (term.document_frequency, term.lexeme))
     rare: list[Term] = []
+    held = 0
     for term in rare_first:
-        held = sum(t.document_frequency for t in rare)
         # Past the budget only while the rare terms hold fewer chunks than asked for (without `limit`
         # scored chunks there is no bar) and never past the second pass's budget.
         over = held + term.document_frequency > CANDIDATE_BUDGET
         if rare and over and (held >= limit or held + term.document_frequency > SECOND_PASS_BUDGET):
             break
         rare.append(term)
+        held += term.document_frequency
     rest = rare_first[len(rare) :]
     rare_lexemes = [term.lexeme for term in rare]
     found = any_of(rare_lexemes)

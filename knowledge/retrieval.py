@@ -88,10 +88,12 @@ def _bases_in_scope(owner_id: int, knowledge_base_ids: Sequence[uuid.UUID] | Non
     return list(bases.values_list("pk", flat=True))
 
 
-def _lexical_ranked(owner_id: int, terms: list[str], base_ids: list[uuid.UUID], limit: int) -> list[tuple[int, float]]:
+def _lexical_ranked(
+    owner_id: int, terms: list[str], base_ids: list[uuid.UUID], scope: tuple[str, list[Any]], limit: int
+) -> list[tuple[int, float]]:
     if connection.vendor == "postgresql":
         return postgres_bm25.ranked(owner_id=owner_id, query=" ".join(terms), base_ids=base_ids, limit=limit)
-    return sqlite_fts.ranked(owner_id=owner_id, terms=terms, knowledge_base_ids=base_ids, limit=limit)
+    return sqlite_fts.ranked(owner_id=owner_id, terms=terms, scope=scope[0], params=scope[1], limit=limit)
 
 
 def _start_query_embedding(query: str) -> Future | None:
@@ -101,9 +103,7 @@ def _start_query_embedding(query: str) -> Future | None:
     return _embedding_pool.submit(contextvars.copy_context().run, embed_query, query)
 
 
-def _dense_ranked(
-    embedding: Future | None, owner_id: int, base_ids: list[uuid.UUID], limit: int
-) -> list[tuple[int, float]]:
+def _dense_ranked(embedding: Future | None, scope: tuple[str, list[Any]], limit: int) -> list[tuple[int, float]]:
     if embedding is None:
         return []
     try:
@@ -113,10 +113,10 @@ def _dense_ranked(
         return []
     if vector is None:
         return []
-    scope, params = _scope_sql(owner_id, base_ids)
+    where, params = scope
     if pgvector_dimensions(connection) == vector.shape[0]:
-        return _pgvector_ranked(vector, scope, params, limit)
-    sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {scope} AND c.embedding IS NOT NULL"  # noqa: S608
+        return _pgvector_ranked(vector, where, params, limit)
+    sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {where} AND c.embedding IS NOT NULL"  # noqa: S608
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         return nearest(vector, iter(lambda: cursor.fetchmany(VECTOR_BATCH), []), limit)
@@ -170,10 +170,11 @@ def search(
         depth = max(limit, 100) if embedding is not None else limit
         clock = time.perf_counter
         started = clock()
-        lexical = _lexical_ranked(owner_id, terms, base_ids, depth)
+        scope = _scope_sql(owner_id, base_ids)
+        lexical = _lexical_ranked(owner_id, terms, base_ids, scope, depth)
         lexical_done = clock()
         metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
-        dense = _dense_ranked(embedding, owner_id, base_ids, depth)
+        dense = _dense_ranked(embedding, scope, depth)
         if dense:
             metrics.retrieval_duration.labels("vector").observe(clock() - lexical_done)
         ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]

@@ -85,22 +85,17 @@ def match_expression(terms: Sequence[str]) -> str:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms if term not in STOP_WORDS)
 
 
-def ranked(
-    *, owner_id: int, terms: Sequence[str], knowledge_base_ids: Sequence[uuid.UUID] | None, limit: int
-) -> list[tuple[int, float]]:
-    """(chunk id, BM25 score) of the owner's best matching chunks, best first."""
+def ranked(*, owner_id: int, terms: Sequence[str], scope: str, params: list, limit: int) -> list[tuple[int, float]]:
+    """(chunk id, BM25 score) of the owner's best matching chunks within `scope` (an SQL condition on
+    knowledge_chunk `c` with its parameters, knowledge/retrieval.py), best first."""
+    match = match_expression(terms)
+    if not match:
+        return []
     table = index_table(owner_id)
-    scope, params = "c.owner_id = %s", [owner_id]
-    if knowledge_base_ids is not None:
-        scope += f" AND c.knowledge_base_id IN ({', '.join(['%s'] * len(knowledge_base_ids))})"
-        params += [base_id.hex for base_id in knowledge_base_ids]
     sql = (
         f"SELECT f.rowid, -bm25({table}) FROM {table} AS f JOIN knowledge_chunk AS c ON c.id = f.rowid "  # noqa: S608
         f"WHERE {table} MATCH %s AND {scope} ORDER BY bm25({table}), f.rowid LIMIT %s"
     )
-    match = match_expression(terms)
-    if not match:
-        return []
     with connection.cursor() as cursor:
         if not _exists(cursor, table):
             return []
