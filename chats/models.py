@@ -15,6 +15,7 @@ class Surface(models.TextChoices):
     CHATS = "chats", _("Chats (004)")
     WIDGET = "widget", _("Web widget")
     OPENAI = "openai", _("OpenAI-compatible API (/v1)")
+    MCP = "mcp", _("MCP server (/mcp)")
 
 
 class ChatQuerySet(models.QuerySet):

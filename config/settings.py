@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "chats",
     "knowledge",
     "exams",
+    "tools",
 ]
 
 MIDDLEWARE = [
@@ -467,6 +468,24 @@ if SEARXNG_URL and not SEARXNG_URL.startswith(("http://", "https://")):
 WEB_SEARCH_TIMEOUT = env.float("WEB_SEARCH_TIMEOUT", default=5.0)
 WEB_SEARCH_MAX_BYTES = env.int("WEB_SEARCH_MAX_BYTES", default=200_000)
 WEB_SEARCH_MAX_RESULTS = env.int("WEB_SEARCH_MAX_RESULTS", default=5)
+
+# Tools (docs/tools.md): MCP servers a bot's owner attaches, and the tool calls of an answer.
+# Hosts a bot's MCP server may be on: names ("mcp.example.com"), suffixes (".example.com"), or "*" for any
+# public host. Private, loopback and link-local addresses are refused unless their name or address is listed.
+MCP_ALLOWED_HOSTS = env.list("MCP_ALLOWED_HOSTS", default=[])
+# Key of the MCP servers' stored credentials (Fernet, urlsafe base64 of 32 bytes); derived from SECRET_KEY if unset.
+MCP_SECRETS_KEY = env.str("MCP_SECRETS_KEY", default="")
+MCP_SERVERS_PER_BOT = env.int("MCP_SERVERS_PER_BOT", default=10)
+MCP_TOOLS_PER_SERVER = env.int("MCP_TOOLS_PER_SERVER", default=64)
+MCP_CONNECT_SECONDS = env.float("MCP_CONNECT_SECONDS", default=10.0)
+# A tool call's time, and how much of its output reaches the model (the rest is cut, with a note).
+TOOL_CALL_SECONDS = env.float("TOOL_CALL_SECONDS", default=30.0)
+TOOL_RESULT_MAX_CHARS = env.int("TOOL_RESULT_MAX_CHARS", default=8000)
+# Model calls an answer may make for tools (each charged to the quota), and calls per round.
+TOOL_MAX_ROUNDS = env.int("TOOL_MAX_ROUNDS", default=5)
+TOOL_MAX_CALLS_PER_ROUND = env.int("TOOL_MAX_CALLS_PER_ROUND", default=8)
+# How long a call with policy `ask` waits for its decision; then it is rejected (expired).
+TOOL_APPROVAL_SECONDS = env.int("TOOL_APPROVAL_SECONDS", default=600)
 
 # Daily model calls per user type (docs/reliability.md C4, C5); staff have none unless QUOTA_DAILY_STAFF is set.
 # A quota set on the user in the admin wins over these. The day is TIME_ZONE's (UTC by default).
