@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
@@ -16,7 +17,9 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.quotas import (
+    QuotaCharge,
     TooManyStreams,
+    daily_quota_of,
     plan_label,
     quota_refund,
     quota_take,
@@ -324,6 +327,32 @@ def turn_start(
         run=run,
     )
     return reply, plan.routed_as
+
+
+def turn_resume(*, run: Run) -> ReplyRequest:
+    """What the engine needs to go on with a run taken over after its process died while it waited for
+    a tool approval (chats/runs/resume.py): the chat's bot, routed again for the question (the model that
+    started the answer is not stored until its end), with each further model call charged to the owner."""
+    chat, owner = run.chat, run.owner
+    bot = chat.bot
+    plan = _model_plan(bot=bot, query=run.question.content, model=None, task_type=None)
+    holder = f"visitor:{chat.visitor_id}" if chat.visitor_id else None
+    lease = TurnLease(user_id=owner.pk, run_id=run.pk, stream_holder=holder)
+    with contextlib.suppress(TooManyStreams):  # admitted when it started: it is finished, slot or not
+        stream_slot_acquire(user_id=lease.holder, member=str(run.pk))
+    return ReplyRequest(
+        chat=chat,
+        user_message=run.question,
+        spec=plan.spec,
+        fallbacks=plan.fallbacks,
+        surface=run.surface,
+        system_prompt=bot.system_prompt if bot is not None else "",
+        lease=lease,
+        knowledge_base_ids=_knowledge_scope(bot, owner),
+        run=run,
+        resumed=True,
+        quota_basis=QuotaCharge(user_id=owner.pk, day=timezone.localdate(), limit=daily_quota_of(owner)),
+    )
 
 
 def _history_import(chat: Chat, history: Sequence[tuple[str, str]]) -> None:

@@ -17,13 +17,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import CallOutcome
-from accounts.quotas import QuotaCharge, quota_refund, quota_take_another
+from accounts.quotas import QuotaCharge, QuotaExceeded, quota_refund, quota_take_another
 from accounts.services import CallRecord
 from bots.llm import ProviderError, get_provider
 from bots.llm.observed import observed_stream
-from bots.llm.types import ChatMessage, CompletionRequest, ModelSpec, StreamEnd, TextDelta, Usage
+from bots.llm.types import ChatMessage, CompletionRequest, ModelSpec, StreamEnd, TextDelta, ToolSpec, Usage
 from chats.events import StreamEvent
 from chats.models import Message
 from chats.prompts import build_model_input, continuation_input
@@ -31,6 +32,9 @@ from chats.selectors import branch_history
 from chats.types import ReplyRequest
 from chats.websearch import web_search
 from knowledge.retrieval import Passage, search
+from tools.approvals import run_tool_calls
+from tools.models import ToolCall
+from tools.runtime import RoundState, ToolBox, assistant_message, calls_settle, round_run, tool_message, toolbox_load
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,8 +89,17 @@ def _may_fail_over(exc: ProviderError, *, wrote: bool, left: int, deadline: floa
     return not wrote and exc.retry_elsewhere and left > 0 and asyncio.get_running_loop().time() < deadline
 
 
-def _turn_context(request: ReplyRequest) -> tuple[list[Message], list[Passage]]:
-    """The branch history and the retrieved passages, read in one thread hop (one connection)."""
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    history: list[Message]
+    passages: list[Passage]
+    toolbox: ToolBox | None
+    # A resumed run's tool calls so far (chats/runs/resume.py).
+    earlier_calls: list[ToolCall]
+
+
+def _turn_context(request: ReplyRequest) -> TurnContext:
+    """The branch history, the retrieved passages and the bot's tools, read in one thread hop (one connection)."""
     if request.user_message.parent_id is None:
         history = [request.user_message]  # a chat's first question: nothing to read
     else:
@@ -101,7 +114,11 @@ def _turn_context(request: ReplyRequest) -> tuple[list[Message], list[Passage]]:
             knowledge_base_ids=request.knowledge_base_ids,
             limit=settings.KNOWLEDGE_PASSAGES_IN_CONTEXT,
         )
-    return history, passages
+    toolbox = toolbox_load(
+        bot_id=request.chat.bot_id, owner_id=request.chat.owner_id, knowledge_base_ids=request.knowledge_base_ids
+    )
+    earlier = run_tool_calls(run_id=request.run.pk) if request.resumed and request.run is not None else []
+    return TurnContext(history, passages, toolbox, earlier)
 
 
 @dataclass(slots=True)
@@ -121,6 +138,8 @@ class Answer:
     continuations: int = 0
     end: StreamEnd | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
+    toolbox: ToolBox | None = None
+    rounds: int = 0  # tool rounds so far
 
     @classmethod
     def of(cls, request: ReplyRequest) -> Answer:
@@ -139,17 +158,87 @@ class Answer:
         return [*self.calls, _interrupted_call(self.spec.model, self.messages, written, self.call_day, outcome)]
 
 
-async def _model_input(request: ReplyRequest, answer: Answer) -> tuple[ChatMessage, ...]:
-    history, passages = await released(_turn_context)(request=request)
+async def _model_input(request: ReplyRequest, answer: Answer) -> tuple[tuple[ChatMessage, ...], list[ToolCall]]:
+    turn = await released(_turn_context)(request=request)
+    answer.toolbox = turn.toolbox
+    history = turn.history
+    if request.resumed:  # the question is the run's, whatever the chat's current node is now
+        history = [message for message in history if message.pk != request.run.message_id]
     web_results = await web_search(request.user_message.content) if request.web_search else []
+    passages = turn.passages
     answer.citations = [passage.citation() for passage in passages] + [result.citation() for result in web_results]
-    return build_model_input(
+    model_input = build_model_input(
         system_prompt=request.system_prompt,
         history=[(message.role, message.content) for message in history],
         context=request.chat.context,
         passages=passages,
         web_results=web_results,
     )
+    return model_input, turn.earlier_calls
+
+
+def _round_state(request: ReplyRequest, answer: Answer, number: int) -> RoundState:
+    return RoundState(
+        run_id=request.run.pk,
+        message_id=request.run.message_id,
+        number=number,
+        first_citation=len(answer.citations) + 1,
+    )
+
+
+async def _tool_round(
+    request: ReplyRequest, answer: Answer, end: StreamEnd, written: str
+) -> AsyncIterator[StreamEvent | tuple[ChatMessage, ...]]:
+    """The calls the model asked for, settled; the last item is the messages the model reads next."""
+    answer.rounds += 1
+    state = _round_state(request, answer, answer.rounds)
+    async for event in round_run(answer.toolbox, state, end.tool_calls, written):
+        yield event
+    answer.citations.extend(state.citations)
+    yield tuple(state.replies)
+
+
+async def _resumed_rounds(request: ReplyRequest, answer: Answer, calls: list[ToolCall]) -> AsyncIterator[Any]:
+    """A resumed run's rounds as stored, the one it stopped in settled now (its decision was taken while
+    no process ran it); the last item is the messages the model reads next."""
+    replies: list[ChatMessage] = []
+    by_round: dict[int, list[ToolCall]] = {}
+    for call in calls:
+        by_round.setdefault(call.round, []).append(call)
+    last = max(by_round)
+    for number, round_calls in sorted(by_round.items()):
+        replies.append(assistant_message("", round_calls))
+        if number != last:
+            replies.extend(tool_message(call) for call in round_calls)
+            answer.citations.extend(c for call in round_calls for c in call.citations)
+            continue
+        state = _round_state(request, answer, number)
+        async for event in calls_settle(answer.toolbox or ToolBox({}, request.chat.owner_id, None), state, round_calls):
+            yield event
+        replies.extend(state.replies)
+        answer.citations.extend(state.citations)
+    answer.rounds = last
+    yield tuple(replies)
+
+
+async def _charge_next_call(request: ReplyRequest, answer: Answer) -> None:
+    """A tool round's next model call is charged before it is made; with the quota used up the answer ends."""
+    basis = request.lease.charge if request.lease is not None and request.lease.charge else request.quota_basis
+    if basis is None:
+        return
+    answer.unspent = await _charge_another(basis)
+    if answer.unspent is None:
+        raise QuotaExceeded(
+            _("The daily quota was used up while the answer was using tools; what was written is kept.")
+        )
+    answer.call_day = answer.unspent.day
+
+
+def _offered(answer: Answer) -> tuple[ToolSpec, ...]:
+    """The tools the model may ask for now: none once TOOL_MAX_ROUNDS rounds were made (it must answer)."""
+    if answer.toolbox is None or answer.rounds >= settings.TOOL_MAX_ROUNDS:
+        return ()
+    return answer.toolbox.specs
 
 
 async def _call(answer: Answer, candidates: list[ModelSpec], deadline: float | None) -> AsyncIterator[StreamEvent]:
@@ -167,6 +256,7 @@ async def _call(answer: Answer, candidates: list[ModelSpec], deadline: float | N
             max_tokens=request.max_tokens,
             stop=request.stop,
             deadline=deadline,
+            tools=_offered(answer),
         )
         wrote = False
         try:
@@ -210,9 +300,16 @@ async def reply_stream(request: ReplyRequest, answer: Answer) -> AsyncIterator[S
     Quota (accounts/quotas.py): `turn_start` charged the first call. Each continuation is charged
     before it is made, and not made once the quota is used up (the answer stays cut for length).
     """
-    model_input = await _model_input(request, answer)
+    model_input, earlier_calls = await _model_input(request, answer)
     candidates = [request.spec, *request.fallbacks]
     deadline: float | None = asyncio.get_running_loop().time() + settings.LLM_TOTAL_TIMEOUT
+    if earlier_calls:
+        async for item in _resumed_rounds(request, answer, earlier_calls):
+            if isinstance(item, StreamEvent):
+                yield item
+            else:
+                model_input = (*model_input, *item)
+        await _charge_next_call(request, answer)
     while True:
         answer.messages = model_input if not answer.continuations else continuation_input(model_input, answer.text)
         answer.call_start = len(answer.parts)
@@ -224,7 +321,17 @@ async def reply_stream(request: ReplyRequest, answer: Answer) -> AsyncIterator[S
             raise RuntimeError(f"provider {answer.spec.provider} ended its stream without StreamEnd")
         answer.usage = answer.usage + end.usage
         answer.calls.append(CallRecord(model=end.model, usage=end.usage, day=answer.call_day))
+        written = "".join(answer.parts[answer.call_start :])
         answer.call_start = len(answer.parts)  # recorded: none of its text belongs to a call that may break later
+        if end.tool_calls and _offered(answer):
+            async for item in _tool_round(request, answer, end, written):
+                if isinstance(item, StreamEvent):
+                    yield item
+                else:
+                    model_input = (*model_input, *item)
+            await _charge_next_call(request, answer)
+            candidates, deadline = [], None
+            continue
         if not (request.autocontinue and end.finish_reason == "length"):
             return
         if answer.continuations >= settings.CHAT_AUTOCONTINUE_MAX:

@@ -50,3 +50,7 @@ class ReplyRequest:
     web_search: bool = False
     # The answer's run (its message exists from the start, status `streaming`).
     run: Run | None = None
+    # A run taken over after its process died while it waited for a tool approval (chats/runs/resume.py):
+    # its tool calls so far are read back, and each model call is charged against `quota_basis`.
+    resumed: bool = False
+    quota_basis: QuotaCharge | None = None

@@ -27,6 +27,12 @@ Model names:
   fake-exam-invalid-<n>         invalid exam output (no JSON, 3 options, answer out of range, in turn) for the
                                 first n calls with this model since reset(), then as fake-exam; without -<n>, always
 
+  fake-tools                    tool calls: a last user message with `call <name> <JSON arguments>` (several joined
+                                by " ;; ") asks for those tools (when the request offers tools), after the words
+                                "Checking. "; once the request ends with tool messages, answers
+                                "Tool said: <content>" (" | " between several)
+  fake-tools-loop               as fake-tools, but asks for the tools again whatever the tool messages say
+
 POST /v1/embeddings answers with deterministic 64-dimension bag-of-words vectors in which a few
 synonyms (kitten/cat, puppy/dog, automobile/car) share a dimension, so semantic matches that share
 no word can be told from lexical ones; the model `fake-embed-fail` answers 500.
@@ -119,6 +125,8 @@ class FakeOpenAI(LoopbackServer):
             headers = {"Retry-After": "7"} if status == 429 else {}
             error = {"error": {"message": f"scripted {status}", "type": "fake", "param": None, "code": None}}
             return web.json_response(error, status=status, headers=headers)
+        if model.startswith("fake-tools") and (calls := self._tool_calls(model, body)):
+            return await self._stream_tool_calls(request, model, body, calls, record)
         words = self._exam_words(model, body) if model.startswith("fake-exam") else self._words(model, body)
         if not body.get("stream"):
             return self._whole(model, body, words)
@@ -194,6 +202,53 @@ class FakeOpenAI(LoopbackServer):
         )
 
     @staticmethod
+    def _tool_calls(model: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+        """The (name, arguments) the scripted model asks for now: none once tools answered (fake-tools)."""
+        messages = body.get("messages") or []
+        if not body.get("tools") or (messages and messages[-1]["role"] == "tool" and model != "fake-tools-loop"):
+            return []
+        last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        calls = []
+        for part in last_user.split(" ;; "):
+            if match := re.search(r"call (\S+) (\{.*\})", part, re.S):
+                calls.append((match.group(1), match.group(2)))
+        return calls
+
+    async def _stream_tool_calls(
+        self, request: web.Request, model: str, body: dict[str, Any], calls: list[tuple[str, str]], record
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        await response.write(chunk({"role": "assistant", "content": "Checking. "}))
+        for index, (name, arguments) in enumerate(calls):
+            call_id = f"call_{len(self.requests)}_{index}"
+            half = len(arguments) // 2
+            first = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+            await response.write(chunk({"tool_calls": [first]}))
+            for fragment in (arguments[:half], arguments[half:]):
+                await response.write(chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}))
+        await response.write(chunk({}, "tool_calls"))
+        if body.get("stream_options", {}).get("include_usage"):
+            payload = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": []}
+            payload["usage"] = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+            await response.write(f"data: {json.dumps(payload)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        record.outcome = "completed"
+        return response
+
+    @staticmethod
     def _part(body: dict[str, Any]) -> int:
         return 1 + sum(1 for m in body.get("messages", []) if m["role"] == "assistant")
 
@@ -214,6 +269,14 @@ class FakeOpenAI(LoopbackServer):
         if match := re.fullmatch(r"fake-tokens-(\d+)-(\d+)", model):
             return [f"t{i} " for i in range(int(match.group(1)))]
         last_user = next((m["content"] for m in reversed(body.get("messages", [])) if m["role"] == "user"), "")
+        if model.startswith("fake-tools"):
+            answered = []
+            for message in reversed(body.get("messages", [])):
+                if message["role"] != "tool":
+                    break
+                answered.insert(0, str(message.get("content", "")))
+            if answered:
+                return re.findall(r"\S+\s*", "Tool said: " + " | ".join(answered))
         if model == "fake-widget" and "stress" in last_user:
             return [cls.WIDGET_STRESS[i : i + 40] for i in range(0, len(cls.WIDGET_STRESS), 40)]
         if model == "fake-widget":

@@ -75,6 +75,7 @@ class Tool(models.Model):
 
 class ToolCallStatus(models.TextChoices):
     PENDING = "pending", _("Waiting for approval")
+    APPROVED = "approved", _("Approved, not run yet")
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")

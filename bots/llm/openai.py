@@ -23,10 +23,12 @@ from bots.llm.errors import (
     StreamInterrupted,
 )
 from bots.llm.types import (
+    ChatMessage,
     CompletionRequest,
     StreamEnd,
     StreamItem,
     TextDelta,
+    ToolCallRequest,
     Usage,
 )
 
@@ -76,6 +78,37 @@ def _client_for(config: ClientSettings) -> openai.AsyncOpenAI:
     return client
 
 
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+class _ToolCallParts:
+    """A streamed tool call's pieces (OpenAI sends its id and name once, its arguments in fragments)."""
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    def add(self, delta: dict[str, Any]) -> None:
+        self.id = delta.get("id") or self.id
+        function = delta.get("function") or {}
+        self.name = function.get("name") or self.name
+        if function.get("arguments"):
+            self.arguments.append(function["arguments"])
+
+    def request(self, index: int) -> ToolCallRequest:
+        return ToolCallRequest(id=self.id or f"call_{index}", name=self.name, arguments="".join(self.arguments))
+
+
 class UpstreamStreamError(Exception):
     """An error object (or something that is not a chunk) inside an otherwise successful stream."""
 
@@ -111,10 +144,18 @@ class OpenAICompatibleProvider:
             # argument is walked field by field against its TypedDicts first, ~7 ms with a long history
             # (bench/relay.py), for plain role/content pairs that need no transforming.
             "messages": [],
-            "extra_body": {"messages": [{"role": m.role, "content": m.content} for m in request.messages]},
+            "extra_body": {"messages": [_wire_message(m) for m in request.messages]},
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if request.tools:
+            kwargs["extra_body"]["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
+                for t in request.tools
+            ]
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
@@ -185,6 +226,7 @@ class OpenAICompatibleProvider:
         model = request.model
         usage: Usage | None = None
         completion_chars: list[str] = []
+        tool_calls: dict[int, _ToolCallParts] = {}
         started = False
         async with contextlib.AsyncExitStack() as resources:
             try:
@@ -215,7 +257,10 @@ class OpenAICompatibleProvider:
                             completion_tokens=chunk_usage.get("completion_tokens") or 0,
                         )
                     for choice in (chunk.get("choices") or [])[:1]:
-                        text = (choice.get("delta") or {}).get("content")
+                        delta = choice.get("delta") or {}
+                        for part in delta.get("tool_calls") or ():
+                            tool_calls.setdefault(int(part.get("index") or 0), _ToolCallParts()).add(part)
+                        text = delta.get("content")
                         if text:
                             started = True
                             completion_chars.append(text)
@@ -243,4 +288,5 @@ class OpenAICompatibleProvider:
         if usage is None:
             text = "".join(completion_chars)
             usage = Usage.estimate((m.content for m in request.messages), text)
-        yield StreamEnd(model=model, finish_reason=finish_reason, usage=usage)
+        calls = tuple(parts.request(index) for index, parts in sorted(tool_calls.items()) if parts.name)
+        yield StreamEnd(model=model, finish_reason=finish_reason, usage=usage, tool_calls=calls)

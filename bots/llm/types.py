@@ -4,15 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallRequest:
+    """A tool call the model asked for: its id, the tool's name and the arguments as the model wrote them (JSON)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool offered to the model: a name it calls it by, what it does, and its JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Role
     content: str
+    # An assistant turn that asked for tools, and a tool turn's answer to one of them.
+    tool_calls: tuple[ToolCallRequest, ...] = ()
+    tool_call_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +60,8 @@ class CompletionRequest:
     # The event loop's time by which the answer must be over, when sooner than the provider's own
     # limit: the time left to a failover (chats/streaming.py).
     deadline: float | None = None
+    # Tools the model may ask for (providers that cannot call tools ignore them).
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +104,8 @@ class StreamEnd:
     model: str
     finish_reason: str
     usage: Usage
+    # The tools the model asked for, when it stopped to call them (finish_reason "tool_calls").
+    tool_calls: tuple[ToolCallRequest, ...] = ()
 
 
 StreamItem = TextDelta | StreamEnd

@@ -8,6 +8,7 @@ access token (header or `?token=`, as EventSource needs), a personal API key, or
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -20,12 +21,16 @@ from chats.api.streams import resume_point, resume_response
 from chats.models import Run
 from chats.runs.log import RunEvent, local_log
 from chats.runs.reconcile import run_as_it_stands
+from chats.runs.resume import run_decided
 from chats.runs.runner import run_stop
 from chats.runs.selectors import RunNotFound, run_fresh, run_get
 from chats.streaming import released
 from chats.visitors import visitor_from_token, visitor_run_event
-from core.api.async_views import async_api_view
+from core.api.async_views import async_api_view, json_body
 from core.paths import UUID
+from tools.approvals import approval_decide, approval_decision_parse, run_pending_approvals
+from tools.models import Decision, ToolCall
+from tools.runtime import approval_notify
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +72,21 @@ def run_payload(run: Run) -> dict[str, Any]:
         "surface": run.surface,
         "created_at": run.created_at.isoformat(),
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        # Tool calls waiting for the user's decision (docs/tools.md): a client that reloads shows them again.
+        "approvals": [approval_payload(call) for call in run_pending_approvals(run_id=run.pk)],
+    }
+
+
+def approval_payload(call: ToolCall) -> dict[str, Any]:
+    return {
+        "approval_id": str(call.pk),
+        "run_id": str(call.run_id),
+        "tool": call.tool_name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "decided_by": call.decided_by,
+        "decided_at": call.decided_at.isoformat() if call.decided_at else None,
+        "expires_at": call.expires_at.isoformat() if call.expires_at else None,
     }
 
 
@@ -80,7 +100,7 @@ async def _for_visitor(batches: AsyncIterator[list[RunEvent]]) -> AsyncIterator[
 @async_api_view("GET")
 async def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
     reader = await released(_reader)(request=request, run_id=run_id)
-    return JsonResponse(run_payload(reader.run))
+    return JsonResponse(await released(run_payload)(run=reader.run))
 
 
 @async_api_view("GET")
@@ -99,11 +119,38 @@ async def run_stop_view(request: HttpRequest, run_id: str) -> HttpResponse:
     fresh = await released(run_fresh)(run_id=reader.run.pk)
     if fresh is None:
         raise RunNotFound()
-    return JsonResponse(run_payload(fresh))
+    return JsonResponse(await released(run_payload)(run=fresh))
+
+
+def _decide(*, request: HttpRequest, run_id: str, approval_id: str) -> tuple[ToolCall, uuid.UUID]:
+    reader = _reader(request=request, run_id=run_id)
+    decision = approval_decision_parse(json_body(request))
+    user = None if reader.visitor else reader.run.owner_id
+    call = approval_decide(
+        run_id=reader.run.pk,
+        approval_id=approval_id,
+        approve=decision.approve,
+        arguments=decision.arguments,
+        by=Decision.VISITOR if reader.visitor else Decision.USER,
+        user_id=user,
+    )
+    return call, reader.run.pk
+
+
+@async_api_view("POST")
+async def run_approval_decide(request: HttpRequest, run_id: str, approval_id: str) -> HttpResponse:
+    """Approve (optionally with edited `arguments`) or reject a tool call the run waits on (docs/tools.md)."""
+    call, run_pk = await released(_decide)(request=request, run_id=run_id, approval_id=approval_id)
+    approval_notify(call.pk)
+    run_decided(run_pk)
+    return JsonResponse(approval_payload(call))
 
 
 urlpatterns = [
     re_path(rf"^runs/(?P<run_id>{UUID})/?$", run_detail, name="run-detail"),
     re_path(rf"^runs/(?P<run_id>{UUID})/events/?$", run_events_stream, name="run-events"),
     re_path(rf"^runs/(?P<run_id>{UUID})/stop/?$", run_stop_view, name="run-stop"),
+    re_path(
+        rf"^runs/(?P<run_id>{UUID})/approvals/(?P<approval_id>{UUID})/?$", run_approval_decide, name="run-approval"
+    ),
 ]

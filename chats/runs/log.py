@@ -77,12 +77,12 @@ class LocalLog:
     """One run's events in this process's memory. Written from the event loop that runs the answer;
     readers in other loops or threads are woken through their own loop."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, after: int = 0) -> None:
         self.run_id = run_id
         # The newest RUN_LOG_MAX_EVENTS events (a little more between trims): events[i].seq == first + i.
         self.events: list[RunEvent] = []
-        self.first = 1
-        self.last_seq = 0
+        self.first = after + 1
+        self.last_seq = after
         self.ended_at: float | None = None
         self._waiters: set[asyncio.Future[None]] = set()
 
@@ -151,11 +151,11 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
 _local: dict[str, LocalLog] = {}
 
 
-def local_log_open(run_id: str) -> LocalLog:
+def local_log_open(run_id: str, after: int = 0) -> LocalLog:
     now = time.monotonic()
     for key in [key for key, log in _local.items() if log.expired(now)]:
         del _local[key]
-    log = _local[run_id] = LocalLog(run_id)
+    log = _local[run_id] = LocalLog(run_id, after)
     return log
 
 

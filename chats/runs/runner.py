@@ -55,8 +55,10 @@ class LiveRun:
         self.request = request
         self.run = run
         self.id = str(self.run.pk)
-        self.log: LocalLog = local_log_open(self.id)
-        running_ttl = int(settings.LLM_TOTAL_TIMEOUT * (1 + settings.CHAT_AUTOCONTINUE_MAX)) + 60
+        # A run taken over from a process that died goes on after the events that process logged.
+        self.log: LocalLog = local_log_open(self.id, after=run.seq if request.resumed else 0)
+        calls = 1 + settings.CHAT_AUTOCONTINUE_MAX + settings.TOOL_MAX_ROUNDS
+        running_ttl = int(settings.LLM_TOTAL_TIMEOUT * calls + settings.TOOL_APPROVAL_SECONDS) + 60
         self.mirror = RedisMirror(self.id, running_ttl) if redis_configured() else None
         self.answer = Answer.of(request)
         self.stop_requested = False
@@ -70,6 +72,10 @@ class LiveRun:
         self._emitted_at = float("-inf")
         self._flush_timer: asyncio.TimerHandle | None = None
         self._text: list[str] = []
+        if request.resumed and run.message is not None and run.message.content:
+            self._text.append(run.message.content)
+            self.answer.parts.append(run.message.content)
+            self.answer.answered = True
         self._checkpoint: asyncio.Task | None = None
         self._checkpointed_at = asyncio.get_running_loop().time()
         self._streaming = metrics.runs_streaming.labels(request.surface)
@@ -115,6 +121,15 @@ class LiveRun:
             self._checkpointed_at = loop.time()
             self._checkpoint = asyncio.create_task(self._save_checkpoint("".join(self._text), item.seq))
 
+    def _step(self, event: StreamEvent) -> None:
+        """A tool call's event, after the text before it. An approval request is checkpointed at once, so
+        the run can be taken up from it if this process dies while the user decides."""
+        self._flush()
+        item = self._emit(event)
+        if event.type == "approval_request" and self._checkpoint is None:
+            self._checkpointed_at = asyncio.get_running_loop().time()
+            self._checkpoint = asyncio.create_task(self._save_checkpoint("".join(self._text), item.seq))
+
     async def _save_checkpoint(self, text: str, seq: int) -> None:
         try:
             kept = await checkpoint_write(
@@ -147,7 +162,10 @@ class LiveRun:
         try:
             async with aclosing(reply_stream(self.request, answer)) as chunks:
                 async for event in chunks:
-                    self._chunk(event)
+                    if event.type == "chunk":
+                        self._chunk(event)
+                    else:
+                        self._step(event)
             ending = self._complete()
         except asyncio.CancelledError:
             current = asyncio.current_task()

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -18,6 +19,8 @@ from accounts.services import CallRecord, model_calls_record
 from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus
 from chats.runs.process import process_id
 from core.tracing import current_traceparent
+from tools.approvals import approvals_close
+from tools.models import ToolCall, ToolCallStatus
 
 
 def interrupted_reason() -> str:
@@ -129,6 +132,7 @@ def run_finish(
         if calls:
             model_calls_record(user_id=user_id, surface=surface, calls=calls)
         if ended:
+            approvals_close(run_id=run.pk)
             return RunFate.STORED
         return RunFate.TAKEN if Run.objects.filter(pk=run.pk).exists() else RunFate.GONE
 
@@ -146,6 +150,17 @@ def _answer_row_remove(run: Run) -> None:
     Chat.objects.filter(pk=run.chat_id, current_node__isnull=True).update(current_node=run.question_id)
 
 
+def run_adopt(*, run_id: uuid.UUID) -> Run | None:
+    """Take over a running run whose lease lapsed (its process died while it waited for a tool approval);
+    None if it is not running, or its lease holds."""
+    taken = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()).update(
+        lease_holder=process_id(), lease_expires_at=lease_expiry(), stop_requested=False
+    )
+    if not taken:
+        return None
+    return Run.objects.select_related("message", "question", "chat__bot", "owner").get(pk=run_id)
+
+
 def runs_lease_renew(*, holder: str) -> int:
     """Push back the lease of every run this process is writing: one statement for all of them."""
     return Run.objects.filter(lease_holder=holder, status=RunStatus.RUNNING).update(lease_expires_at=lease_expiry())
@@ -160,9 +175,13 @@ def run_interrupt(*, run: Run, seq: int) -> bool:
     """Mark a run whose lease lapsed as `interrupted` at position `seq`, keeping its checkpointed text;
     False if it ended meanwhile (or its process renewed it)."""
     with transaction.atomic():
-        interrupted = Run.objects.filter(
-            pk=run.pk, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()
-        ).update(status=RunStatus.INTERRUPTED, seq=seq, ended_at=timezone.now(), error_code="interrupted")
+        interrupted = (
+            Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now())
+            .exclude(Exists(_awaiting_decision()))
+            .update(status=RunStatus.INTERRUPTED, seq=seq, ended_at=timezone.now(), error_code="interrupted")
+        )
+        if interrupted:
+            approvals_close(run_id=run.pk)
         if interrupted and run.message_id is not None:
             Message.objects.filter(pk=run.message_id).update(
                 status=MessageStatus.INTERRUPTED,
@@ -172,9 +191,22 @@ def run_interrupt(*, run: Run, seq: int) -> bool:
     return bool(interrupted)
 
 
+def _awaiting_decision() -> QuerySet:
+    """A run's tool call that keeps it alive without a process (docs/tools.md): one waiting for its
+    approval, in time, or one decided lately whose run is being taken up again (chats/runs/resume.py)."""
+    now = timezone.now()
+    recently = now - datetime.timedelta(seconds=4 * settings.RUN_LEASE_SECONDS)
+    return ToolCall.objects.filter(run_id=OuterRef("pk")).filter(
+        Q(status=ToolCallStatus.PENDING, expires_at__gt=now)
+        | Q(status__in=(ToolCallStatus.APPROVED, ToolCallStatus.REJECTED), result="", decided_at__gt=recently)
+    )
+
+
 def runs_expired(*, chat_id: uuid.UUID | None = None, limit: int = 100) -> list[Run]:
-    """Running runs whose process stopped renewing their lease."""
-    runs = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now())
+    """Running runs whose process stopped renewing their lease (a run waiting for a tool approval waits on)."""
+    runs = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()).exclude(
+        Exists(_awaiting_decision())
+    )
     if chat_id is not None:
         runs = runs.filter(chat_id=chat_id)
     return list(runs.select_related("message")[:limit])

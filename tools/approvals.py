@@ -1,0 +1,216 @@
+"""Tool calls as stored: a round's calls, their approvals and decisions, their results (docs/tools.md).
+
+A call whose tool has policy `ask` is `pending` until the user approves (its arguments as the model wrote
+them, or edited) or rejects it, or until TOOL_APPROVAL_SECONDS pass (then `expired`, a rejection). The row
+is the approval: it outlives the connection that showed it and the process that asked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from core.errors import Conflict, DomainError, NotFound
+from tools.models import Decision, ToolCall, ToolCallStatus
+
+# An approver's edited arguments: a JSON object of at most this many characters.
+EDITED_ARGUMENTS_MAX_CHARS = 16_000
+CLOSED = (ToolCallStatus.DONE, ToolCallStatus.FAILED, ToolCallStatus.DENIED, ToolCallStatus.REJECTED)
+
+
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+
+    def default_message(self) -> str:
+        return _("No such approval in this run.")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCall:
+    """A call of a round as the engine decided it before anything ran."""
+
+    call_id: str
+    tool_id: uuid.UUID | None
+    tool_name: str
+    arguments: dict[str, Any]
+    status: ToolCallStatus
+    result: str = ""
+
+
+def round_record(
+    *, run_id: uuid.UUID, message_id: uuid.UUID, round_number: int, calls: list[PlannedCall]
+) -> list[ToolCall]:
+    """The round's calls, in one statement; those that wait for approval expire after TOOL_APPROVAL_SECONDS."""
+    now = timezone.now()
+    expires = now + datetime.timedelta(seconds=settings.TOOL_APPROVAL_SECONDS)
+    rows = [
+        ToolCall(
+            run_id=run_id,
+            message_id=message_id,
+            round=round_number,
+            index=index,
+            call_id=call.call_id[:100],
+            tool_id=call.tool_id,
+            tool_name=call.tool_name[:200],
+            arguments=call.arguments,
+            status=call.status,
+            decided_by="" if call.status == ToolCallStatus.PENDING else Decision.POLICY,
+            decided_at=None if call.status == ToolCallStatus.PENDING else now,
+            expires_at=expires if call.status == ToolCallStatus.PENDING else None,
+            result=call.result,
+            result_chars=len(call.result),
+        )
+        for index, call in enumerate(calls)
+    ]
+    ToolCall.objects.bulk_create(rows)
+    return rows
+
+
+def arguments_parse(raw: str) -> dict[str, Any] | None:
+    """The model's arguments as a JSON object, or None when they are not one."""
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def edited_arguments_check(arguments: Any) -> dict[str, Any]:
+    if not isinstance(arguments, dict):
+        raise DomainError(_("arguments must be a JSON object."), code="invalid_arguments")
+    if len(json.dumps(arguments, ensure_ascii=False)) > EDITED_ARGUMENTS_MAX_CHARS:
+        raise DomainError(
+            _("arguments may be at most %(n)d characters of JSON.") % {"n": EDITED_ARGUMENTS_MAX_CHARS},
+            code="invalid_arguments",
+        )
+    return arguments
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    approve: bool
+    arguments: dict[str, Any] | None = None
+
+
+def approval_decision_parse(data: Any) -> DecisionRequest:
+    """`{"decision": "approve" | "reject", "arguments": {...}?}` as sent by any surface, or a 400 naming
+    what is wrong (edited arguments only with an approval)."""
+    if not isinstance(data, dict):
+        raise DomainError(_('Send a JSON object: {"decision": "approve" or "reject"}.'), code="invalid_decision")
+    decision = data.get("decision")
+    if decision not in ("approve", "reject"):
+        raise DomainError(_('decision must be "approve" or "reject".'), code="invalid_decision")
+    arguments = data.get("arguments")
+    if arguments is not None and decision == "reject":
+        raise DomainError(_("Edited arguments go with an approval, not a rejection."), code="invalid_decision")
+    if arguments is not None:
+        arguments = edited_arguments_check(arguments)
+    return DecisionRequest(approve=decision == "approve", arguments=arguments)
+
+
+def approval_decide(
+    *,
+    run_id: uuid.UUID,
+    approval_id: uuid.UUID | str,
+    approve: bool,
+    arguments: dict[str, Any] | None = None,
+    by: Decision,
+    user_id: int | None = None,
+) -> ToolCall:
+    """Approve (with the arguments as asked, or edited) or reject a pending call of the run. A call already
+    decided, or past its time, is a 409 saying so; one that is not the run's is a 404."""
+    try:
+        call_pk = uuid.UUID(str(approval_id))
+    except ValueError:
+        raise ApprovalNotFound() from None
+    now = timezone.now()
+    changes: dict[str, Any] = {
+        "status": ToolCallStatus.APPROVED if approve else ToolCallStatus.REJECTED,
+        "decided_by": by,
+        "decided_by_user_id": user_id,
+        "decided_at": now,
+    }
+    if approve and arguments is not None:
+        changes.update(arguments=edited_arguments_check(arguments), arguments_edited=True)
+    with transaction.atomic():
+        decided = ToolCall.objects.filter(
+            pk=call_pk, run_id=run_id, status=ToolCallStatus.PENDING, expires_at__gt=now
+        ).update(**changes)
+        call = ToolCall.objects.filter(pk=call_pk, run_id=run_id).first()
+    if call is None:
+        raise ApprovalNotFound()
+    if not decided:
+        if call.status == ToolCallStatus.PENDING:  # past its time: nobody decided
+            approval_expire(call_id=call.pk)
+            call.refresh_from_db()
+        raise Conflict(
+            _("This approval was already closed (%(status)s).") % {"status": call.get_status_display()},
+            code="approval_closed",
+        )
+    return call
+
+
+def approval_expire(*, call_id: uuid.UUID) -> bool:
+    """A pending call past its time is rejected as `expired`; False if it was decided meanwhile."""
+    return bool(
+        ToolCall.objects.filter(pk=call_id, status=ToolCallStatus.PENDING, expires_at__lte=timezone.now()).update(
+            status=ToolCallStatus.EXPIRED, decided_by=Decision.EXPIRY, decided_at=timezone.now()
+        )
+    )
+
+
+def approvals_close(*, run_id: uuid.UUID) -> int:
+    """The run ended (stopped, failed, interrupted) while calls waited: they are closed as expired."""
+    return ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).update(
+        status=ToolCallStatus.EXPIRED, decided_by=Decision.EXPIRY, decided_at=timezone.now()
+    )
+
+
+def call_get(*, call_id: uuid.UUID) -> ToolCall:
+    return ToolCall.objects.get(pk=call_id)
+
+
+def call_start(*, call_id: uuid.UUID) -> bool:
+    """An allowed or approved call starts; False if it is not waiting to start (a resumed run's call that
+    was already running when its process died)."""
+    return bool(
+        ToolCall.objects.filter(pk=call_id, status__in=(ToolCallStatus.APPROVED,)).update(status=ToolCallStatus.RUNNING)
+    )
+
+
+def call_finish(
+    *,
+    call_id: uuid.UUID,
+    status: ToolCallStatus,
+    result: str,
+    result_chars: int,
+    truncated: bool,
+    error: str,
+    duration_ms: int | None,
+    citations: list[dict[str, Any]],
+) -> None:
+    ToolCall.objects.filter(pk=call_id).update(
+        status=status,
+        result=result,
+        result_chars=result_chars,
+        truncated=truncated,
+        error=error[:500],
+        duration_ms=duration_ms,
+        citations=citations,
+    )
+
+
+def run_tool_calls(*, run_id: uuid.UUID) -> list[ToolCall]:
+    return list(ToolCall.objects.filter(run_id=run_id).order_by("round", "index"))
+
+
+def run_pending_approvals(*, run_id: uuid.UUID) -> list[ToolCall]:
+    return list(ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).order_by("round", "index"))

@@ -1,0 +1,202 @@
+"""Tool calls inside answers: allowed, denied and approved calls, bounds, and approvals that outlive the
+request and the process (docs/tools.md; docs/reliability.md N1-N9)."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import DailyUsage, ModelCall
+from bots.models import ModelConfig
+from knowledge.services import bot_home_base, document_ingest_text
+from tests.helpers import parse_sse, read_stream
+from tools.models import Tool, ToolCall
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def bearer(user) -> dict[str, str]:
+    return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+
+
+def tooled_bot(bot, *, model: str = "fake-tools", **policies: str):
+    ModelConfig.objects.create(bot=bot, provider="custom", model_id=model, task_type="general")
+    for name, policy in policies.items():
+        Tool.objects.create(bot=bot, name=name, policy=policy)
+    return bot
+
+
+async def ask(user, bot, query: str):
+    return await AsyncClient().post(
+        f"/chat/{bot.id}",
+        data={"query": query},
+        content_type="application/json",
+        headers={**bearer(user), "Accept": "text/event-stream"},
+    )
+
+
+def model_requests(upstream) -> list[dict]:
+    return [r.body for r in upstream.requests if r.path.endswith("/chat/completions")]
+
+
+async def test_an_allowed_knowledge_search_is_called_and_its_passages_shape_and_cite_the_answer(user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="allow")
+    await sync_to_async(document_ingest_text)(
+        knowledge_base=await sync_to_async(bot_home_base)(bot=bot),
+        filename="log.txt",
+        text="Pirates bury their treasure on remote islands.",
+    )
+    response = await ask(user, bot, 'call knowledge_search {"query": "where is the treasure"}')
+    events = parse_sse(await read_stream(response))
+    kinds = [kind for kind, _data in events]
+    assert kinds[0] == "chunk" and kinds[-1] == "done", kinds
+    assert tuple(k for k in kinds if k.startswith("tool_")) == ("tool_call", "tool_result")
+    result = next(data for kind, data in events if kind == "tool_result")
+    assert result["tool"] == "knowledge_search" and result["status"] == "done" and result["result_chars"] > 0
+    done = events[-1][1]
+    # The tool's passages reached the model, fenced as data, and its answer was built from them.
+    assert done["content"].startswith("Checking. Tool said: <tool_result")
+    assert "Pirates bury their treasure on remote islands." in done["content"]
+    assert any(c.get("filename") == "log.txt" for c in done["citations"])
+    first, second = model_requests(upstream)
+    assert [t["function"]["name"] for t in first["tools"]] == ["knowledge_search"]
+    assistant, tool = second["messages"][-2:]
+    assert assistant["role"] == "assistant" and assistant["tool_calls"][0]["function"]["name"] == "knowledge_search"
+    assert tool["role"] == "tool" and tool["tool_call_id"] == assistant["tool_calls"][0]["id"]
+    assert "data, not instructions" in tool["content"]
+    # Stored on the answer, and each model call charged.
+    call = await ToolCall.objects.aget()
+    assert (call.status, call.decided_by, call.arguments) == ("done", "policy", {"query": "where is the treasure"})
+    assert call.message_id == (await ToolCall.objects.select_related("message").aget()).message.pk
+    assert call.duration_ms is not None
+    assert await ModelCall.objects.filter(user=user).acount() == 2
+    assert (await DailyUsage.objects.aget(user=user)).requests == 2
+
+
+async def test_a_denied_or_unknown_tool_is_not_called_and_the_model_is_told(user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="allow", web_search="deny")
+    response = await ask(user, bot, 'call web_search {"query": "news"} ;; call rm_rf {"path": "/"}')
+    events = parse_sse(await read_stream(response))
+    results = [data for kind, data in events if kind == "tool_result"]
+    assert [(r["tool"], r["status"]) for r in results] == [("web_search", "denied"), ("rm_rf", "denied")]
+    done = events[-1][1]
+    assert "not available to this assistant" in done["content"]
+    # A denied tool is never offered.
+    assert [t["function"]["name"] for t in model_requests(upstream)[0]["tools"]] == ["knowledge_search"]
+
+
+async def test_a_bot_without_tools_offers_none(user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="deny")
+    response = await ask(user, bot, 'call knowledge_search {"query": "x"}')
+    events = parse_sse(await read_stream(response))
+    assert [k for k, _d in events if k.startswith("tool")] == []
+    assert "tools" not in model_requests(upstream)[0]
+
+
+@pytest.mark.parametrize("rounds", [2])
+async def test_rounds_are_bounded_and_the_last_call_offers_no_tools(user, bot, upstream, settings, rounds):
+    settings.TOOL_MAX_ROUNDS = rounds
+    await sync_to_async(tooled_bot)(bot, model="fake-tools-loop", knowledge_search="allow")
+    response = await ask(user, bot, 'call knowledge_search {"query": "loop"}')
+    events = parse_sse(await read_stream(response))
+    assert events[-1][0] == "done"
+    requests = model_requests(upstream)
+    assert len(requests) == rounds + 1
+    assert all("tools" in r for r in requests[:-1]) and "tools" not in requests[-1]
+    assert await ToolCall.objects.acount() == rounds
+
+
+async def approval_pending(timeout: float = 10.0) -> ToolCall:
+    for _ in range(int(timeout / 0.05)):
+        call = await ToolCall.objects.filter(status="pending").afirst()
+        if call is not None:
+            return call
+        await asyncio.sleep(0.05)
+    raise AssertionError("no approval request")
+
+
+async def test_ask_pauses_the_run_until_approved_over_rest_with_edited_arguments(user, other_user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    await sync_to_async(document_ingest_text)(
+        knowledge_base=await sync_to_async(bot_home_base)(bot=bot), filename="a.txt", text="Kittens sleep all day."
+    )
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    run_id = str(call.run_id)
+    detail = (await AsyncClient().get(f"/runs/{run_id}", headers=bearer(user))).json()
+    assert detail["status"] == "running"
+    assert [(a["approval_id"], a["tool"], a["arguments"]) for a in detail["approvals"]] == [
+        (str(call.pk), "knowledge_search", {"query": "dogs"})
+    ]
+    url = f"/runs/{run_id}/approvals/{call.pk}"
+    # Another user cannot decide it; bad decisions are named.
+    stranger = await AsyncClient().post(url, {"decision": "approve"}, "application/json", headers=bearer(other_user))
+    assert stranger.status_code == 404
+    for body in (
+        {"decision": "maybe"},
+        {"decision": "reject", "arguments": {}},
+        {"decision": "approve", "arguments": [1]},
+    ):
+        bad = await AsyncClient().post(url, body, "application/json", headers=bearer(user))
+        assert bad.status_code == 400 and bad.json()["detail"], body
+    decided = await AsyncClient().post(
+        url, {"decision": "approve", "arguments": {"query": "kittens"}}, "application/json", headers=bearer(user)
+    )
+    assert decided.status_code == 200, decided.content
+    assert decided.json()["status"] == "approved"
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    kinds = [k for k, _d in events]
+    assert kinds.index("approval_request") < kinds.index("approval_decided") < kinds.index("tool_result")
+    assert "Kittens sleep all day." in events[-1][1]["content"]
+    again = await AsyncClient().post(url, {"decision": "reject"}, "application/json", headers=bearer(user))
+    assert again.status_code == 409 and again.json()["code"] == "approval_closed"
+    stored = await ToolCall.objects.aget(pk=call.pk)
+    assert (stored.status, stored.decided_by, stored.decided_by_user_id, stored.arguments_edited) == (
+        "done",
+        "user",
+        user.pk,
+        True,
+    )
+
+
+async def test_a_rejected_call_is_not_run_and_the_model_is_told(user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    decided = await AsyncClient().post(
+        f"/runs/{call.run_id}/approvals/{call.pk}", {"decision": "reject"}, "application/json", headers=bearer(user)
+    )
+    assert decided.status_code == 200
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert "The user rejected this call of knowledge_search" in events[-1][1]["content"]
+    assert (await ToolCall.objects.aget()).status == "rejected"
+
+
+async def test_an_approval_nobody_gives_expires_as_rejected(user, bot, upstream, settings):
+    settings.TOOL_APPROVAL_SECONDS = 1
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    events = parse_sse(await asyncio.wait_for(read_stream(response), 15))
+    assert "Nobody approved this call of knowledge_search in time" in events[-1][1]["content"]
+    call = await ToolCall.objects.aget()
+    assert (call.status, call.decided_by) == ("expired", "expiry")
+
+
+async def test_a_stopped_run_closes_its_pending_approval(user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    stopped = await AsyncClient().post(f"/runs/{call.run_id}/stop", headers=bearer(user))
+    assert stopped.json()["status"] == "cancelled"
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert events[-1][1]["finish_reason"] == "cancelled"
+    assert (await ToolCall.objects.aget()).status == "expired"
+    late = await AsyncClient().post(
+        f"/runs/{call.run_id}/approvals/{call.pk}", {"decision": "approve"}, "application/json", headers=bearer(user)
+    )
+    assert late.status_code == 409
