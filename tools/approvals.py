@@ -214,3 +214,16 @@ def run_tool_calls(*, run_id: uuid.UUID) -> list[ToolCall]:
 
 def run_pending_approvals(*, run_id: uuid.UUID) -> list[ToolCall]:
     return list(ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).order_by("round", "index"))
+
+
+def approval_payload(call: ToolCall) -> dict[str, Any]:
+    return {
+        "approval_id": str(call.pk),
+        "run_id": str(call.run_id),
+        "tool": call.tool_name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "decided_by": call.decided_by,
+        "decided_at": call.decided_at.isoformat() if call.decided_at else None,
+        "expires_at": call.expires_at.isoformat() if call.expires_at else None,
+    }

@@ -28,7 +28,7 @@ from chats.streaming import released
 from chats.visitors import visitor_from_token, visitor_run_event
 from core.api.async_views import async_api_view, json_body
 from core.paths import UUID
-from tools.approvals import approval_decide, approval_decision_parse, run_pending_approvals
+from tools.approvals import approval_decide, approval_decision_parse, approval_payload, run_pending_approvals
 from tools.models import Decision, ToolCall
 from tools.runtime import approval_notify
 
@@ -74,19 +74,6 @@ def run_payload(run: Run) -> dict[str, Any]:
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,
         # Tool calls waiting for the user's decision (docs/tools.md): a client that reloads shows them again.
         "approvals": [approval_payload(call) for call in run_pending_approvals(run_id=run.pk)],
-    }
-
-
-def approval_payload(call: ToolCall) -> dict[str, Any]:
-    return {
-        "approval_id": str(call.pk),
-        "run_id": str(call.run_id),
-        "tool": call.tool_name,
-        "arguments": call.arguments,
-        "status": call.status,
-        "decided_by": call.decided_by,
-        "decided_at": call.decided_at.isoformat() if call.decided_at else None,
-        "expires_at": call.expires_at.isoformat() if call.expires_at else None,
     }
 
 

@@ -32,6 +32,7 @@ from chats.models import Run, RunStatus, Surface
 from chats.notifications import session_group, user_group
 from chats.runs.keeper import keeper_ensure
 from chats.runs.reconcile import run_as_it_stands
+from chats.runs.resume import run_decided
 from chats.runs.runner import run_launch, run_stop
 from chats.runs.selectors import RunNotFound, chat_running_run, run_get
 from chats.runs.services import run_abandon
@@ -50,6 +51,9 @@ from chats.ws.frames import ClientFrame, parse_frame
 from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
 from core import metrics
 from core.errors import DomainError
+from tools.approvals import ApprovalNotFound, approval_decide, approval_payload, run_pending_approvals
+from tools.models import Decision, ToolCall
+from tools.runtime import approval_notify
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +229,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         running = await database_sync_to_async(self._running_run, thread_sensitive=False)()
         if running is not None:
             greeting["run_id"] = str(running.pk)
+            greeting["approvals"] = running.pending_approvals
         await self._send_json(greeting)
         self.expiry = asyncio.get_running_loop().call_later(settings.WS_MAX_AGE_SECONDS, self._expire)
 
@@ -257,7 +262,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 await self._stop()
             else:
                 with frame_span(frame.type, route=ROUTE_TEMPLATE, chat_id=self.session_id):
-                    await (self._resume(frame) if frame.type == "resume" else self._message(frame))
+                    handle = {"resume": self._resume, "approval": self._approval}.get(frame.type, self._message)
+                    await handle(frame)
         except DomainError as exc:
             close_code = close_code_for(exc)
             if close_code is None:
@@ -306,10 +312,12 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         return reply
 
     def _running_run(self) -> Run | None:
-        """The session's answer being written now (one whose process died is interrupted first)."""
+        """The session's answer being written now (one whose process died is interrupted first), with
+        the tool calls it waits on (`pending_approvals`)."""
         running = chat_running_run(chat_id=self.session_id)
         if running is None or run_as_it_stands(running).status != RunStatus.RUNNING:
             return None
+        running.pending_approvals = [approval_payload(call) for call in run_pending_approvals(run_id=running.pk)]
         return running
 
     def _session_run(self, run_id: uuid.UUID | None) -> Run | None:
@@ -335,6 +343,26 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         follower = self.followers.get(str(run.pk))
         if follower is not None:
             await follower.finished(STOP_WAIT_SECONDS)
+
+    def _decide(self, frame: ClientFrame) -> ToolCall:
+        run = self._session_run(frame.run_id)
+        if run is None:
+            raise ApprovalNotFound()
+        return approval_decide(
+            run_id=run.pk,
+            approval_id=frame.approval_id,
+            approve=frame.decision.approve,
+            arguments=frame.decision.arguments,
+            by=Decision.VISITOR if self.is_visitor else Decision.USER,
+            user_id=None if self.is_visitor else self.identity.user_id,
+        )
+
+    async def _approval(self, frame: ClientFrame) -> None:
+        """Decide a tool call the session's run waits on (docs/tools.md); the run's followers get its
+        `approval_decided` event, wherever it runs."""
+        call = await database_sync_to_async(self._decide, thread_sensitive=False)(frame)
+        approval_notify(call.pk)
+        run_decided(call.run_id)
 
     async def _resume(self, frame: ClientFrame) -> None:
         run = await database_sync_to_async(self._session_run, thread_sensitive=False)(frame.run_id)

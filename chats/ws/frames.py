@@ -11,12 +11,14 @@ from django.utils.translation import gettext as _
 
 from core.errors import DomainError
 from core.text import text_problem
+from tools.approvals import DecisionRequest, approval_decision_parse
 
-FrameType = Literal["message", "stop", "resume"]
+FrameType = Literal["message", "stop", "resume", "approval"]
 FIELDS: dict[str, set[str]] = {
     "message": {"type", "content", "context"},
     "stop": {"type"},
     "resume": {"type", "run_id", "after"},
+    "approval": {"type", "run_id", "approval_id", "decision", "arguments"},
 }
 
 
@@ -34,6 +36,9 @@ class ClientFrame:
     # A `resume`: the run, and the last sequence number the client saw (0: from the start).
     run_id: uuid.UUID | None = None
     after: int = 0
+    # An `approval` (docs/tools.md): the tool call decided, and how (its run: `run_id`, or the one running).
+    approval_id: uuid.UUID | None = None
+    decision: DecisionRequest | None = None
 
 
 def _no_constants(name: str) -> Any:
@@ -64,8 +69,9 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
     if not isinstance(kind, str) or kind not in FIELDS:
         raise FrameError(
             _(
-                'Unknown frame type; send {"type": "message", "content": ...}, {"type": "stop"} '
-                'or {"type": "resume", "run_id": ..., "after": ...}.'
+                'Unknown frame type; send {"type": "message", "content": ...}, {"type": "stop"}, '
+                '{"type": "resume", "run_id": ..., "after": ...} '
+                'or {"type": "approval", "approval_id": ..., "decision": "approve" or "reject"}.'
             ),
             code="unknown_type",
         )
@@ -80,6 +86,8 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
         return ClientFrame(type="stop")
     if kind == "resume":
         return _resume_frame(body)
+    if kind == "approval":
+        return _approval_frame(body)
     content = body.get("content")
     if not isinstance(content, str) or not content.strip():
         raise FrameError(_("content must be a non-empty string."), code="empty_content")
@@ -98,6 +106,27 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
             _("context must be a JSON object whose values are numbers, booleans or null."), code="invalid_context"
         )
     return ClientFrame(type="message", content=content, context=context)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _approval_frame(body: dict[str, Any]) -> ClientFrame:
+    approval_id = _uuid_or_none(body.get("approval_id"))
+    if approval_id is None:
+        raise FrameError(_("approval_id must be the id an approval_request frame gave."), code="invalid_approval_id")
+    run_id = _uuid_or_none(body.get("run_id"))
+    if body.get("run_id") is not None and run_id is None:
+        raise FrameError(_("run_id must be the id of a run, as its frames name it."), code="invalid_run_id")
+    try:
+        decision = approval_decision_parse({k: body[k] for k in ("decision", "arguments") if k in body})
+    except DomainError as exc:
+        raise FrameError(exc.message, code=exc.code) from None
+    return ClientFrame(type="approval", run_id=run_id, approval_id=approval_id, decision=decision)
 
 
 def _resume_frame(body: dict[str, Any]) -> ClientFrame:
