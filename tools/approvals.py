@@ -116,6 +116,18 @@ def approval_decision_parse(data: Any) -> DecisionRequest:
     return DecisionRequest(approve=decision == "approve", arguments=arguments)
 
 
+def approval_of_user(*, user: Any, approval_id: Any) -> ToolCall:
+    """A tool call of one of the user's own runs (the /v1 API names it by its id alone); else a 404."""
+    try:
+        call_pk = uuid.UUID(str(approval_id))
+    except ValueError:
+        raise ApprovalNotFound() from None
+    call = ToolCall.objects.select_related("run").filter(pk=call_pk, run__owner=user).first()
+    if call is None:
+        raise ApprovalNotFound()
+    return call
+
+
 def approval_decide(
     *,
     run_id: uuid.UUID,

@@ -11,14 +11,23 @@ Non-streaming answers are one `chat.completion`; streaming ones are `chat.comple
 ending with `data: [DONE]` (usage last when `stream_options.include_usage`). Citations travel in an
 extra `citations` field OpenAI clients ignore. Errors are OpenAI error objects: a JSON status before
 the answer starts, an `error` event after (the SDK raises either).
+
+Tool approvals (docs/tools.md): when the bot's model calls a tool whose policy is `ask`, the response
+ends with `finish_reason` "tool_calls" and one tool call whose `id` is the approval's id (the tool's
+name and arguments as the model wrote them). The client answers with a request whose last message is
+`{"role": "tool", "tool_call_id": <that id>, "content": "approve" | "reject" | {"decision": ...,
+"arguments": {...}}}`; its response is the rest of the same answer. Nobody answering in
+TOOL_APPROVAL_SECONDS rejects the call, and the answer goes on without it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -29,13 +38,15 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers
 
 from accounts.authentication import authenticate_bearer
+from accounts.models import User
 from bots.selectors import bot_for_model
 from chats.api.streams import first_batch
 from chats.events import StreamEvent
-from chats.models import Role, Surface
-from chats.runs.log import RunEvent
-from chats.runs.reader import run_batches, run_to_end
-from chats.runs.runner import LiveRun, run_begin
+from chats.models import Role, Run, Surface
+from chats.runs.log import RunEvent, local_log
+from chats.runs.reader import run_batches, run_events
+from chats.runs.resume import run_decided
+from chats.runs.runner import run_begin
 from chats.services import turn_start
 from chats.types import ReplyRequest
 from core.api.async_views import json_body
@@ -43,6 +54,9 @@ from core.api.exception_handler import flatten_validation_errors
 from core.errors import DomainError
 from core.openai_errors import openai_error_body
 from core.text import text_problem
+from tools.approvals import approval_decide, approval_decision_parse, approval_of_user
+from tools.models import Decision, ToolCall
+from tools.runtime import approval_notify
 
 ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 MAX_MESSAGES = 200
@@ -169,9 +183,57 @@ def _error(exc: DomainError) -> JsonResponse:
     return response
 
 
-def _prepare(request: HttpRequest) -> tuple[ReplyRequest, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """A request that answered a tool approval: the run it goes on with, and where its events resume."""
+
+    run: Run
+    after: int
+    call: ToolCall
+
+
+def _approval_answer(body: dict[str, Any]) -> dict[str, Any] | None:
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    return last if isinstance(last, dict) and last.get("role") == "tool" else None
+
+
+def _decide(user: User, message: dict[str, Any]) -> Followed:
+    """The client's answer to an approval (`tool_call_id` and its decision), taken as the user's."""
+    content = message.get("content")
+    if isinstance(content, str) and content.strip().lower() in ("approve", "reject"):
+        content = {"decision": content.strip().lower()}
+    elif isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            content = None
+    try:
+        decision = approval_decision_parse(content)
+    except DomainError as exc:
+        raise InvalidRequest({"messages": [exc.message]}) from None
+    call = approval_of_user(user=user, approval_id=message.get("tool_call_id"))
+    run = call.run
+    live = local_log(str(run.pk))
+    after = max(run.seq, live.last_seq if live is not None else 0)
+    call = approval_decide(
+        run_id=run.pk,
+        approval_id=call.pk,
+        approve=decision.approve,
+        arguments=decision.arguments,
+        by=Decision.USER,
+        user_id=user.pk,
+    )
+    return Followed(run=run, after=after, call=call)
+
+
+def _prepare(request: HttpRequest) -> tuple[ReplyRequest | None, dict[str, Any]]:
     user = authenticate_bearer(request)
-    serializer = ChatCompletionSerializer(data=json_body(request))
+    body = json_body(request)
+    if (answer := _approval_answer(body)) is not None:
+        followed = _decide(user, answer)
+        return None, {"stream": bool(body.get("stream")), "followed": followed, "model": str(body.get("model", ""))}
+    serializer = ChatCompletionSerializer(data=body)
     if not serializer.is_valid():
         raise InvalidRequest(serializer.errors)
     data = serializer.validated_data
@@ -208,28 +270,62 @@ def _answering_model(event: StreamEvent, reply: ReplyRequest) -> str:
     return (event.answered_by or reply.spec).model
 
 
-async def _completion(live: LiveRun, created: int) -> HttpResponse:
-    reply = live.request
+def _approval_call(event: StreamEvent) -> dict[str, Any]:
+    """An approval request as the tool call the client answers (its id is the approval's)."""
+    arguments = json.dumps(event.data.get("arguments") or {}, ensure_ascii=False)
+    return {
+        "id": event.data["approval_id"],
+        "type": "function",
+        "function": {"name": event.data["tool"], "arguments": arguments},
+    }
+
+
+async def _answer_or_approval(run: Run, after: int) -> tuple[StreamEvent, str]:
+    """The run's `done` or next `approval_request` after `after`, and its text written since; its
+    `error` event is raised as its DomainError."""
+    written: list[str] = []
+    async with aclosing(run_events(run, after=after)) as events:
+        async for item in events:
+            event = item.event
+            if event.type == "chunk":
+                written.append(event.content)
+            elif event.type == "snapshot":
+                written = [event.content]
+            elif event.type == "error":
+                raise DomainError(
+                    event.content, code=event.data.get("code"), status_code=event.status_code, headers=event.headers
+                )
+            elif event.type in ("done", "approval_request"):
+                return event, "".join(written)
+    raise DomainError(_("The answer ended unexpectedly."), code="server_error", status_code=500)
+
+
+async def _completion(run: Run, created: int, *, model: str, after: int = 0) -> HttpResponse:
     try:
-        event = await run_to_end(live.run)
+        event, written = await _answer_or_approval(run, after)
     except DomainError as exc:
         return _error(exc)
+    if event.type == "approval_request":
+        message = {
+            "role": "assistant",
+            "content": written or None,
+            "refusal": None,
+            "tool_calls": [_approval_call(event)],
+        }
+        finish_reason, citations = "tool_calls", []
+    else:
+        message = {"role": "assistant", "content": event.content if not after else written, "refusal": None}
+        finish_reason, citations = event.data.get("finish_reason") or "stop", event.data.get("citations", [])
+        model = event.answered_by.model if event.answered_by is not None else model
     return JsonResponse(
         {
-            "id": f"chatcmpl-{reply.chat.pk.hex}",
+            "id": f"chatcmpl-{run.chat_id.hex}",
             "object": "chat.completion",
             "created": created,
-            "model": _answering_model(event, reply),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": event.content, "refusal": None},
-                    "finish_reason": event.data.get("finish_reason") or "stop",
-                    "logprobs": None,
-                }
-            ],
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
             "usage": _usage(event),
-            "citations": event.data.get("citations", []),
+            "citations": citations,
         }
     )
 
@@ -238,13 +334,14 @@ async def _chunks(
     first: list[RunEvent],
     batches: AsyncIterator[list[RunEvent]],
     *,
-    reply: ReplyRequest,
+    chat_id: uuid.UUID,
     model: str,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
-    """The answer as the SDK's `chat.completion.chunk`s, the events ready together in one write (issue 15)."""
+    """The answer as the SDK's `chat.completion.chunk`s, the events ready together in one write (issue 15);
+    a tool approval ends them with its tool call (the answer goes on once the client answers it)."""
     base = {
-        "id": f"chatcmpl-{reply.chat.pk.hex}",
+        "id": f"chatcmpl-{chat_id.hex}",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
@@ -266,6 +363,11 @@ async def _chunks(
             return (head + _dumps(item.content) + tail).encode(), False
         if item.type == "error":
             return data(openai_error_body(item.content, status=item.status_code, code=item.data.get("code"))), True
+        if item.type == "approval_request":
+            call = {"index": 0, **_approval_call(item)}
+            return data(choice({"tool_calls": [call]})) + data(choice({}, "tool_calls")) + b"data: [DONE]\n\n", True
+        if item.type != "done":
+            return b"", False  # tool calls' own progress: not part of OpenAI's format
         finish = choice({}, item.data.get("finish_reason") or "stop")
         lines = data({**finish, "citations": item.data.get("citations", [])})
         if include_usage:
@@ -305,23 +407,30 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         live, data = await run_begin(_prepare, request=request)
     except DomainError as exc:
         return _error(exc)
+    followed: Followed | None = data.get("followed")
+    if followed is not None:
+        approval_notify(followed.call.pk)
+        run_decided(followed.run.pk)
+        run, after, model = followed.run, followed.after, data["model"]
+    else:
+        run, after, model = live.run, 0, live.request.spec.model
     if not data["stream"]:
-        response = await _completion(live, int(time.time()))
-        response["X-Run-Id"] = live.id
+        response = await _completion(run, int(time.time()), model=model, after=after)
+        response["X-Run-Id"] = str(run.pk)
         return response
     # A failure before the first token is still a JSON status the SDK raises.
-    reply = live.request
-    batches = run_batches(live.run)
+    batches = run_batches(run, after=after)
     first = await first_batch(batches)
     if first[0].event.type == "error":
         return _event_error(first[0].event)
     include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-    model = _answering_model(first[0].event, reply)
-    body = _chunks(first, batches, reply=reply, model=model, include_usage=include_usage)
+    if live is not None:
+        model = _answering_model(first[0].event, live.request)
+    body = _chunks(first, batches, chat_id=run.chat_id, model=model, include_usage=include_usage)
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
-    response["X-Run-Id"] = live.id
+    response["X-Run-Id"] = str(run.pk)
     return response
 
 
