@@ -1,6 +1,34 @@
 from django.contrib import admin
 
 from chats.models import Chat, Message, Run
+from tools.models import ToolCall
+
+
+class ToolCallInline(admin.TabularInline):
+    """Every tool call of an answer and how it was decided (docs/tools.md)."""
+
+    model = ToolCall
+    extra = 0
+    can_delete = False
+    fields = [
+        "round",
+        "index",
+        "tool_name",
+        "arguments",
+        "status",
+        "decided_by",
+        "decided_by_user",
+        "decided_at",
+        "result_chars",
+        "truncated",
+        "duration_ms",
+        "error",
+    ]
+    readonly_fields = fields
+    ordering = ["round", "index"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class MessageInline(admin.TabularInline):
@@ -37,6 +65,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ["content", "chat__title", "chat__owner__email"]
     list_select_related = ["chat"]
     readonly_fields = [field.name for field in Message._meta.fields]
+    inlines = [ToolCallInline]
 
     def has_add_permission(self, request) -> bool:
         return False

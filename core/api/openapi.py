@@ -89,6 +89,7 @@ def add_streaming_endpoints(result: dict[str, Any], generator: Any, request: Any
     result["paths"].update(inference_endpoints(result))
     result["paths"].update(openai_endpoints())
     result["paths"].update(runs_endpoints())
+    result.setdefault("components", {}).setdefault("schemas", {})["Approval"] = APPROVAL
     return result
 
 
@@ -109,8 +110,30 @@ RUN = {
         "surface": {"type": "string"},
         "created_at": {"type": "string", "format": "date-time"},
         "ended_at": {"type": "string", "format": "date-time", "nullable": True},
+        "approvals": {
+            "type": "array",
+            "description": "Tool calls the answer waits on for the user's decision (docs/tools.md).",
+            "items": {"$ref": "#/components/schemas/Approval"},
+        },
     },
 }
+APPROVAL = {
+    "type": "object",
+    "properties": {
+        "approval_id": {"type": "string", "format": "uuid"},
+        "run_id": {"type": "string", "format": "uuid"},
+        "tool": {"type": "string"},
+        "arguments": {"type": "object"},
+        "status": {
+            "type": "string",
+            "enum": ["pending", "approved", "running", "done", "failed", "denied", "rejected", "expired"],
+        },
+        "decided_by": {"type": "string", "enum": ["", "policy", "user", "visitor", "expiry"]},
+        "decided_at": {"type": "string", "format": "date-time", "nullable": True},
+        "expires_at": {"type": "string", "format": "date-time", "nullable": True},
+    },
+}
+APPROVAL_ID = {"name": "approval_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 RUN_AUTH = [{"jwtAuth": []}, {"jwtQuery": []}, {"apiKeyAuth": []}, {"visitorAuth": []}]
 
 
@@ -171,6 +194,50 @@ def runs_endpoints() -> dict[str, Any]:
                 "parameters": [RUN_ID],
                 "security": RUN_AUTH,
                 "responses": {"200": run_json, **errors},
+            }
+        },
+        "/runs/{run_id}/approvals/{approval_id}": {
+            "post": {
+                "operationId": "run_approval_decide",
+                "tags": ["runs"],
+                "summary": "Approve (optionally with edited arguments) or reject a tool call the answer waits on.",
+                "description": (
+                    "The answer goes on at once, wherever it runs (a run whose process died meanwhile is taken "
+                    "over). 409 `approval_closed` once it was decided or expired (TOOL_APPROVAL_SECONDS)."
+                ),
+                "parameters": [
+                    RUN_ID,
+                    {
+                        "name": "approval_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["decision"],
+                                "properties": {
+                                    "decision": {"type": "string", "enum": ["approve", "reject"]},
+                                    "arguments": {"type": "object", "description": "Edited arguments (approve only)."},
+                                },
+                            }
+                        }
+                    },
+                },
+                "security": RUN_AUTH,
+                "responses": {
+                    "200": {
+                        "description": "The approval as decided.",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Approval"}}},
+                    },
+                    "409": ERROR,
+                    **errors,
+                },
             }
         },
     }
