@@ -12,20 +12,27 @@ import uuid
 from django.utils import timezone
 
 from chats.models import Run, RunStatus
+from chats.runs.log import redis_log_last_seq
 from chats.runs.runner import LiveRun, live_run, run_launch
 from chats.runs.selectors import run_fresh
 from chats.runs.services import run_adopt
 from chats.services import turn_resume
 from chats.streaming import released
+from chats.types import ReplyRequest
+from core.redis_clients import redis_configured
 
 logger = logging.getLogger(__name__)
 
 _watching: set[asyncio.Task] = set()
 
 
-def _take_over(run_id: uuid.UUID):
+def _take_over(run_id: uuid.UUID) -> ReplyRequest | None:
     run = run_adopt(run_id=run_id)
-    return turn_resume(run=run) if run is not None else None
+    if run is None:
+        return None
+    if redis_configured():  # its events go on after the last one the dead process copied to Redis
+        run.seq = max(run.seq, redis_log_last_seq(str(run.pk)))
+    return turn_resume(run=run)
 
 
 async def run_take_up(run_id: uuid.UUID) -> LiveRun | None:

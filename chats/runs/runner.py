@@ -126,11 +126,15 @@ class LiveRun:
         the run can be taken up from it if this process dies while the user decides."""
         self._flush()
         item = self._emit(event)
-        if event.type == "approval_request" and self._checkpoint is None:
+        if event.type == "approval_request":
             self._checkpointed_at = asyncio.get_running_loop().time()
-            self._checkpoint = asyncio.create_task(self._save_checkpoint("".join(self._text), item.seq))
+            self._checkpoint = asyncio.create_task(
+                self._save_checkpoint("".join(self._text), item.seq, after=self._checkpoint)
+            )
 
-    async def _save_checkpoint(self, text: str, seq: int) -> None:
+    async def _save_checkpoint(self, text: str, seq: int, after: asyncio.Task | None = None) -> None:
+        if after is not None:  # one in flight: this one is written after it, never overwritten by it
+            await asyncio.gather(after, return_exceptions=True)
         try:
             kept = await checkpoint_write(
                 Checkpoint(run_id=self.run.pk, message_id=self.run.message_id, text=text, seq=seq)
@@ -139,7 +143,8 @@ class LiveRun:
             logger.warning("run %s: checkpoint failed; the next one retries", self.id, exc_info=True)
             kept = True
         finally:
-            self._checkpoint = None
+            if self._checkpoint is asyncio.current_task():
+                self._checkpoint = None
         if not kept:
             await self._stop_for_checkpoint()
 
