@@ -155,7 +155,10 @@ def local_log_open(run_id: str, after: int = 0) -> LocalLog:
     now = time.monotonic()
     for key in [key for key, log in _local.items() if log.expired(now)]:
         del _local[key]
+    replaced = _local.get(run_id)
     log = _local[run_id] = LocalLog(run_id, after)
+    if replaced is not None:  # its readers move on to the new log (a run taken over: chats/runs/resume.py)
+        replaced._wake()
     return log
 
 

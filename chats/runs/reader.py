@@ -168,6 +168,8 @@ async def _next_batch(run: Run, position: int, wait: float) -> list[RunEvent] | 
         batch = log.since(position)
         if batch == []:
             await log.wait(position, wait)
+            # A run taken over on this process (chats/runs/resume.py) writes a new log meanwhile.
+            log = local_log(str(run.pk)) or log
             batch = log.since(position)
         return batch
     if not redis_configured():

@@ -32,7 +32,7 @@ from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_open
 from chats.runs.log_line import run_log_line, run_origin
 from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
-from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish
+from chats.runs.services import Checkpoint, RunEnd, RunFate, run_finish, run_hand_over
 from chats.runs.spans import run_attributes, run_span_end
 from chats.services import turn_lease_release
 from chats.streaming import Answer, released, reply_stream
@@ -65,6 +65,7 @@ class LiveRun:
         self.finishing = False  # the engine is done: the end is being stored, nothing may cancel it now
         self.started = False
         self.interrupting = False  # the process is stopping (runs_shutdown)
+        self.awaiting = False  # an approval request is out: the run waits for the user's decision
         # Not this process's any more: deleted with its chat, or ended by another process (its lease lapsed).
         self.lost: RunFate | None = None
         self._pending: list[str] = []
@@ -126,6 +127,7 @@ class LiveRun:
         the run can be taken up from it if this process dies while the user decides."""
         self._flush()
         item = self._emit(event)
+        self.awaiting = event.type == "approval_request"
         if event.type == "approval_request":
             self._checkpointed_at = asyncio.get_running_loop().time()
             self._checkpoint = asyncio.create_task(
@@ -176,6 +178,9 @@ class LiveRun:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+            if self.lost == RunFate.HANDED_OVER:
+                await self._hand_over()
+                return
             if self.lost is not None:
                 await self._give_back()
                 return
@@ -326,6 +331,24 @@ class LiveRun:
         run_log_line(self, self.lost.value)
         await self._end(self._lost_event(self.lost))
 
+    async def _hand_over(self) -> None:
+        """The process is stopping while the run waits for a decision: the run is not interrupted but
+        handed over (its lease lapses at once), and its readers on other processes keep waiting."""
+        self._flush()
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+        request = self.request
+
+        def hand_over() -> None:
+            run_hand_over(run=self.run, calls=self.answer.calls, user_id=request.chat.owner_id, surface=request.surface)
+            self._release(request.lease, answered=True, unspent=self.answer.unspent)
+
+        await asyncio.shield(released(hand_over)())
+        run_log_line(self, RunFate.HANDED_OVER.value)
+        _live.pop(self.id, None)
+        self._streaming.dec()
+        self.span.end()
+
     # -- stopping ------------------------------------------------------------------------------------
     def stop(self) -> None:
         if not self.finishing and not self.stop_requested:
@@ -334,9 +357,12 @@ class LiveRun:
                 self.task.cancel()
 
     def interrupt(self) -> None:
-        """End the answer now as `interrupted` (its process is stopping)."""
+        """End the answer now as `interrupted` (its process is stopping), or hand it over if it waits
+        for a tool approval (docs/tools.md)."""
         if not self.finishing and not self.stop_requested and not self.interrupting:
             self.interrupting = True
+            if self.awaiting:
+                self.lost = RunFate.HANDED_OVER
             if self.started:
                 self.task.cancel()
 

@@ -89,6 +89,7 @@ class RunFate(enum.Enum):
     STORED = "stored"
     GONE = "gone"  # deleted with its chat
     TAKEN = "taken"  # ended by another process (its lease lapsed)
+    HANDED_OVER = "handed over"  # its process stopped while it waited for a tool approval (run_hand_over)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,18 @@ def run_adopt(*, run_id: uuid.UUID) -> Run | None:
     if not taken:
         return None
     return Run.objects.select_related("message", "question", "chat__bot", "owner").get(pk=run_id)
+
+
+def run_hand_over(*, run: Run, calls: Sequence[CallRecord], user_id: int, surface: str) -> None:
+    """This process is stopping while the run waits for a tool approval: it is left `running` with its
+    lease lapsed (not interrupted) and the model calls made so far recorded, for the process that takes
+    the decision to go on with it (chats/runs/resume.py)."""
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease_holder=process_id()).update(
+            lease_holder="", lease_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+        )
+        if calls:
+            model_calls_record(user_id=user_id, surface=surface, calls=calls)
 
 
 def runs_lease_renew(*, holder: str) -> int:

@@ -200,3 +200,31 @@ async def test_a_stopped_run_closes_its_pending_approval(user, bot, upstream):
         f"/runs/{call.run_id}/approvals/{call.pk}", {"decision": "approve"}, "application/json", headers=bearer(user)
     )
     assert late.status_code == 409
+
+
+async def test_a_run_waiting_when_its_process_stops_is_handed_over_and_goes_on_once_decided(user, bot, upstream):
+    from chats.models import Run
+    from chats.runs.runner import live_run, runs_shutdown
+
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    await runs_shutdown(grace=0)  # as a draining process does
+    run = await Run.objects.aget(pk=call.run_id)
+    assert live_run(run.pk) is None
+    # Handed over, not interrupted: still running, its lease given up, the approval still pending.
+    assert (run.status, run.lease_holder) == ("running", "")
+    detail = (await AsyncClient().get(f"/runs/{run.pk}", headers=bearer(user))).json()
+    assert detail["status"] == "running" and [a["approval_id"] for a in detail["approvals"]] == [str(call.pk)]
+    decided = await AsyncClient().post(
+        f"/runs/{run.pk}/approvals/{call.pk}", {"decision": "approve"}, "application/json", headers=bearer(user)
+    )
+    assert decided.status_code == 200
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert events[-1][0] == "done" and events[-1][1]["content"].startswith("Checking. Tool said:")
+    seqs = [data["seq"] for _kind, data in events]
+    assert seqs == sorted(set(seqs)), seqs  # numbered on, none repeated
+    assert (await Run.objects.aget(pk=run.pk)).status == "complete"
+    # The first model call was recorded when it was handed over, the second by the run that went on.
+    assert await ModelCall.objects.filter(user=user).acount() == 2
