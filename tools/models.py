@@ -1,11 +1,14 @@
 """Tools a bot's model may call: MCP servers attached by the bot's owner, their tools with a policy each,
 the built-in tools, and every call a model asked for, with its approval (docs/tools.md)."""
 
+import hashlib
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+MODEL_NAME_MAX = 64
 
 
 class ToolPolicy(models.TextChoices):
@@ -69,8 +72,14 @@ class Tool(models.Model):
 
     @property
     def model_name(self) -> str:
-        """The name the model calls it by: `<server>__<tool>`, or the built-in's own name."""
-        return f"{self.server.name}__{self.name}" if self.server_id else self.name
+        """The name the model calls it by: `<server>__<tool>` (at most 64 characters, as OpenAI's tool names
+        are: a longer one is cut and told apart by a digest), or the built-in's own name."""
+        if not self.server_id:
+            return self.name
+        name = f"{self.server.name}__{self.name}"
+        if len(name) <= MODEL_NAME_MAX:
+            return name
+        return f"{name[: MODEL_NAME_MAX - 9]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 class ToolCallStatus(models.TextChoices):
