@@ -4,6 +4,7 @@ after a restart, and the answer goes on from where it stopped (docs/tools.md, do
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -91,3 +92,48 @@ async def test_an_approval_pending_when_its_process_is_killed_is_decided_after_a
             restarted.stop()
             assert "Traceback" not in restarted.log()
         first.stop()
+
+
+def test_the_openai_sdk_answers_an_approval_as_a_tool_call_and_gets_the_rest_of_the_answer(
+    fake_openai_server, tmp_path
+):
+    """docs/reliability.md N4: the official SDK, streamed and not, against a real server."""
+    import openai
+
+    fake_openai_server.reset()
+    live = server_on(tmp_path, fake_openai_server).start()
+    try:
+        auth = asyncio.run(_signed_up(live.url))
+        bot_id = asyncio.run(_tooled_bot(live.url, auth))
+        client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=auth["Authorization"].split()[1], max_retries=0)
+        messages = [{"role": "user", "content": 'call knowledge_search {"query": "harbour"}'}]
+        reply = client.chat.completions.create(model=f"bot-{bot_id}", messages=messages)
+        assert reply.choices[0].finish_reason == "tool_calls"
+        call = reply.choices[0].message.tool_calls[0]
+        assert (call.function.name, json.loads(call.function.arguments)) == ("knowledge_search", {"query": "harbour"})
+        messages += [
+            reply.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "approve"},
+        ]
+        stream = client.chat.completions.create(model=f"bot-{bot_id}", messages=messages, stream=True)
+        chunks = list(stream)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.startswith("Tool said:") and chunks[-1].choices[0].finish_reason == "stop"
+        # Answered once: the same answer cannot be approved again.
+        with pytest.raises(openai.ConflictError):
+            client.chat.completions.create(model=f"bot-{bot_id}", messages=messages)
+    finally:
+        live.stop()
+        assert "Traceback" not in live.log()
+
+
+async def _signed_up(url: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+        return (await sign_up(http))[1]
+
+
+async def _tooled_bot(url: str, auth: dict[str, str]) -> str:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+        bot_id = await bot_with(http, auth, "fake-tools")
+        await tool_policy_set(http, auth, bot_id, "knowledge_search", "ask")
+        return bot_id
