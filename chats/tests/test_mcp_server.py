@@ -3,7 +3,10 @@ may call (an inactive user's token or key is refused), and the rebinding protect
 (docs/reliability.md M1, M2, M5, M6)."""
 
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
@@ -16,6 +19,7 @@ from chats.mcp.server import transport_security
 from core.errors import NotAuthenticated
 from knowledge.models import KnowledgeBase
 
+ROOT = Path(__file__).resolve().parents[2]
 VALID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 ID = uuid.UUID("0123abcd-0000-4000-8000-000000000000")
 
@@ -105,3 +109,15 @@ def test_language_follows_accept_language_among_the_ones_bytchat_speaks():
     assert language(scope("es-ES,es;q=0.9")) == "es"
     assert language(scope("fr, de;q=0.5")) == "en"
     assert language({"headers": []}) == "en"
+
+
+def test_the_asgi_application_loads_without_the_sdk_until_mcp_is_asked():
+    """The SDK imports OpenTelemetry's propagators: a process that never serves /mcp does without them (L5)."""
+    script = (
+        "import sys, config.asgi; "
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'opentelemetry.propagate'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"
