@@ -268,6 +268,7 @@ def test_past_the_quota_a_call_is_an_error_result_naming_it(server):
     *answered, refused = asyncio.run(calls())
     assert not any(result.is_error for result in answered)
     assert refused.is_error and refused.structured_content["code"] == "quota_exceeded"
+    assert refused.structured_content["retry_after"] > 0  # seconds to the quota's reset, HTTP's Retry-After
     assert "model calls" in refused.content[0].text
     with httpx.Client(base_url=server.url, timeout=15) as http:
         assert http.post("/usage", json={}, headers=auth).json() == {"usage": QUOTA}

@@ -34,11 +34,13 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rstrip() + "…"
 
 
-def error_result(detail: str, code: str) -> types.CallToolResult:
+def error_result(detail: str, code: str, *, retry_after: str | None = None) -> types.CallToolResult:
+    """A refusal as the tool's result; `retry_after` (seconds) where HTTP would send Retry-After (the quota)."""
+    structured: dict[str, Any] = {"detail": detail, "code": code}
+    if retry_after is not None and retry_after.isdigit():
+        structured["retry_after"] = int(retry_after)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=detail)],
-        structured_content={"detail": detail, "code": code},
-        is_error=True,
+        content=[types.TextContent(type="text", text=detail)], structured_content=structured, is_error=True
     )
 
 
@@ -149,4 +151,4 @@ async def tool_call(*, user: User, name: str, arguments: dict[str, Any] | None) 
             return await ask(user=user, tool=tool, arguments=arguments)
         return await find(user=user, tool=tool, arguments=arguments)
     except DomainError as exc:
-        return error_result(exc.message, exc.code)
+        return error_result(exc.message, exc.code, retry_after=exc.headers.get("Retry-After"))
