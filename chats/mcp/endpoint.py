@@ -77,33 +77,42 @@ class McpHost:
     """This event loop's session manager, inside its `run()` in a task of its own until `stop()`."""
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.manager: Any = None
+        self.starting: asyncio.Future[Any] | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
 
     async def started(self) -> Any:
-        async with self.lock:
-            if self.manager is None:
-                from chats.mcp.server import session_manager
+        """The running manager; the first caller starts it, shielded: a client that leaves meanwhile does not
+        leave a half-started one behind, and a start that failed is tried again by the next request."""
+        if self.starting is None:
+            self.starting = asyncio.ensure_future(self._start())
+        try:
+            return await asyncio.shield(self.starting)
+        except Exception:
+            if self.starting.done():
+                self.starting = None
+            raise
 
-                manager = session_manager()
-                running = asyncio.Event()
+    async def _start(self) -> Any:
+        from chats.mcp.server import session_manager
 
-                async def serve() -> None:
-                    async with manager.run():
-                        running.set()
-                        await self.stopping.wait()
+        manager = session_manager()
+        running = asyncio.Event()
 
-                # A context of its own: the first request's ids (log, trace) are not the manager's.
-                self.task = asyncio.get_running_loop().create_task(serve(), context=contextvars.Context())
-                ready = asyncio.ensure_future(running.wait())
-                await asyncio.wait({ready, self.task}, return_when=asyncio.FIRST_COMPLETED)
-                if not running.is_set():
-                    ready.cancel()
-                    self.task.result()  # its exception
-                self.manager = manager
-        return self.manager
+        async def serve() -> None:
+            async with manager.run():
+                running.set()
+                await self.stopping.wait()
+
+        # A context of its own: the first request's ids (log, trace) are not the manager's.
+        self.task = asyncio.get_running_loop().create_task(serve(), context=contextvars.Context())
+        ready = asyncio.ensure_future(running.wait())
+        await asyncio.wait({ready, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.is_set():
+            ready.cancel()
+            self.task.result()  # raises what ended it
+            raise RuntimeError("the MCP session manager ended before it ran")
+        return manager
 
     async def stop(self) -> None:
         if self.task is None:
