@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import re
 import secrets
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import jwt
 import mcp_types as types
 import pytest
@@ -289,3 +292,49 @@ def test_a_foreign_host_or_origin_is_refused_by_the_sdks_rebinding_protection(se
         listed = http.post("/mcp", json=ping, headers=own)
         assert listed.status_code == 200, listed.text
         assert uuid.UUID(account["plain"]).hex[:8] in listed.text
+
+
+class RoundRobin(httpx2.AsyncBaseTransport):
+    """Each request to the next of `ports`, as nginx spreads requests over `make cluster`'s server processes."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = itertools.cycle(ports)
+        self.inner = httpx2.AsyncHTTPTransport()
+        self.sent: list[int] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        port = next(self.ports)
+        request.url = request.url.copy_with(port=port)
+        self.sent.append(port)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_any_server_process_answers_any_request_of_one_client(server, account, fake_openai_server):
+    """Stateless: no session lives in a process, so a client's requests may land on different processes."""
+    other = LiveServer(
+        Path(server.env["DATA_DIR"]),
+        upstream_env(fake_openai_server, JWT_SIGNING_KEY=SIGNING_KEY, QUOTA_DAILY_FREE=str(QUOTA)),
+    )
+    other.log_path = Path(server.env["DATA_DIR"]) / "other-server.log"
+    other.start()
+    try:
+        transport = RoundRobin([server.port, other.port])
+
+        async def session() -> tuple[list[str], types.CallToolResult]:
+            http = httpx2.AsyncClient(
+                headers=account["auth"], transport=transport, timeout=httpx2.Timeout(30, read=300)
+            )
+            async with Client(streamable_http_client(server.url + "/mcp", http_client=http), mode="legacy") as client:
+                names = [tool.name for tool in (await client.list_tools()).tools]
+                plain = next(name for name in names if name.endswith(account["plain"][:8]))
+                return names, await client.call_tool(plain, {"question": "from either process"})
+
+        names, result = asyncio.run(session())
+        assert len(names) == 3 and result.structured_content["answer"] == "Echo: from either process"
+        assert set(transport.sent) == {server.port, other.port}
+        assert '"POST /mcp 200' in other.log()
+    finally:
+        other.stop()
