@@ -44,12 +44,17 @@ def server(fake_openai_server, tmp_path_factory):
             fake_openai_server,
             QUOTA_DAILY_FREE=str(QUOTA),
             JWT_SIGNING_KEY=SIGNING_KEY,
+            # The last resort fails too (instead of the offline model), so a failing bot's answer fails.
+            LLM_PROVIDER="custom",
+            LLM_MODEL="fake-status-503",
             # Uploads are ingested as they are stored: no worker to wait for.
             TASKS_BACKEND="django_tasks.backends.immediate.ImmediateBackend",
         ),
     ).start()
     yield live
     live.stop()
+    # The session manager stopped with the server (config/lifespan.py), and no request ever raised.
+    assert "Traceback" not in live.log(), live.log()[-5000:]
 
 
 def pdf_with(text: str) -> bytes:
@@ -275,6 +280,18 @@ def test_past_the_quota_a_call_is_an_error_result_naming_it(server):
     assert "model calls" in refused.content[0].text
     with httpx.Client(base_url=server.url, timeout=15) as http:
         assert http.post("/usage", json={}, headers=auth).json() == {"usage": QUOTA}
+
+
+def test_an_upstream_failure_is_an_error_result_and_not_charged(server):
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        auth = new_user_auth(http)
+        bot = bot_with(http, auth, "Broken", model="fake-status-500")
+    token = token_of(auth)
+    name = ask_tool(asyncio.run(tools_of(server, token)), bot).name
+    result = asyncio.run(call(server, token, name, {"question": "anyone there?"}))
+    assert result.is_error and result.structured_content["code"].startswith("provider_") and result.content[0].text
+    with httpx.Client(base_url=server.url, timeout=15) as http:
+        assert http.post("/usage", json={}, headers=auth).json() == {"usage": 0}
 
 
 def test_a_foreign_host_or_origin_is_refused_by_the_sdks_rebinding_protection(server, account):
