@@ -21,8 +21,8 @@ class Surface(models.TextChoices):
 class ChatQuerySet(models.QuerySet):
     def owned_by(self, user) -> "ChatQuerySet":
         """The chats a user holds; those of a public bot's visitors belong to the visitors (chats.visitors),
-        and each /v1 call is a record of its own (its client keeps the conversation), not listed."""
-        return self.filter(owner=user, visitor_id__isnull=True).exclude(surface=Surface.OPENAI)
+        and each /v1 or /mcp call is a record of its own (its client keeps the conversation), not listed."""
+        return self.filter(owner=user, visitor_id__isnull=True).exclude(surface__in=(Surface.OPENAI, Surface.MCP))
 
 
 class Chat(models.Model):

@@ -1,5 +1,6 @@
-"""ASGI entry point: HTTP through Django, WebSocket through Channels, both behind the request log (request ids,
-a line each, the HTTP metric); the server's start and stop (lifespan) end the runs a stopping process still writes."""
+"""ASGI entry point: HTTP through Django (`/mcp` through the MCP server), WebSocket through Channels, all behind the
+request log (request ids, a line each, the HTTP metric); the server's start and stop (lifespan) end the runs a
+stopping process still writes."""
 
 import os
 import sys
@@ -23,6 +24,7 @@ if "daphne.server" in sys.modules:
 
     install()
 
+from chats.mcp.endpoint import McpRouter  # noqa: E402
 from config.api_path import ApiHandler, PathRouter  # noqa: E402
 
 # The admin through Django's whole middleware stack, the API through its async-native one (config/api_path.py).
@@ -38,7 +40,8 @@ application = LifespanMiddleware(
         RequestLogMiddleware(
             ProtocolTypeRouter(
                 {
-                    "http": BodyLimitMiddleware(http_application),
+                    # /mcp, the MCP server (chats/mcp/endpoint.py), in front of Django.
+                    "http": BodyLimitMiddleware(McpRouter(http_application)),
                     # Origin policy (allowed hosts or WS_ALLOWED_ORIGINS; none sent is allowed) in config/routing.py.
                     "websocket": websocket_application,
                 }

@@ -3,7 +3,8 @@
 On start, a supervisor that asked for it (READY_FD, scripts/cluster.py) is told the process is about to
 serve. On stop, the runs this process is still writing get what is left of DRAIN_SECONDS since the drain
 began (uvicorn first waited for open requests, config/http_protocol.Drain); the rest are stored
-`interrupted` with the text written so far (docs/runs.md), instead of waiting for their lease to lapse.
+`interrupted` with the text written so far (docs/runs.md), instead of waiting for their lease to lapse; then
+the MCP server's session manager stops, when `/mcp` started one (its run() lasts until then).
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ class LifespanMiddleware:
                 tell_supervisor_ready()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                from chats.mcp.endpoint import mcp_stop
                 from chats.runs.runner import runs_shutdown
                 from core.metrics import process_exit
 
                 Drain.begin()
                 await runs_shutdown(grace=drain_left())
+                # The MCP server's session manager, if `/mcp` started one (chats/mcp/endpoint.py).
+                await mcp_stop()
                 process_exit()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

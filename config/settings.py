@@ -487,6 +487,10 @@ TOOL_MAX_CALLS_PER_ROUND = env.int("TOOL_MAX_CALLS_PER_ROUND", default=8)
 # How long a call with policy `ask` waits for its decision; then it is rejected (expired).
 TOOL_APPROVAL_SECONDS = env.int("TOOL_APPROVAL_SECONDS", default=600)
 
+# Bytchat's own MCP server (/mcp, docs/api-mcp.md): the tools a caller is shown (their bots, then their
+# knowledge bases) are at most this many.
+MCP_SERVER_MAX_TOOLS = env.int("MCP_SERVER_MAX_TOOLS", default=200)
+
 # Daily model calls per user type (docs/reliability.md C4, C5); staff have none unless QUOTA_DAILY_STAFF is set.
 # A quota set on the user in the admin wins over these. The day is TIME_ZONE's (UTC by default).
 QUOTA_DAILY_FREE = env.int("QUOTA_DAILY_FREE", default=100)
@@ -553,5 +557,7 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
+        # The MCP SDK logs every stateless /mcp request ("Terminating session") at INFO: Bytchat's request line says it.
+        "mcp": {"level": "WARNING"},
     },
 }
