@@ -26,7 +26,7 @@ from bots.llm import ProviderError, get_provider
 from bots.llm.observed import observed_stream
 from bots.llm.types import ChatMessage, CompletionRequest, ModelSpec, StreamEnd, TextDelta, ToolSpec, Usage
 from chats.events import StreamEvent
-from chats.models import Message
+from chats.models import Message, Surface
 from chats.prompts import build_model_input, continuation_input
 from chats.selectors import branch_history
 from chats.types import ReplyRequest
@@ -115,7 +115,11 @@ def _turn_context(request: ReplyRequest) -> TurnContext:
             limit=settings.KNOWLEDGE_PASSAGES_IN_CONTEXT,
         )
     toolbox = toolbox_load(
-        bot_id=request.chat.bot_id, owner_id=request.chat.owner_id, knowledge_base_ids=request.knowledge_base_ids
+        bot_id=request.chat.bot_id,
+        owner_id=request.chat.owner_id,
+        knowledge_base_ids=request.knowledge_base_ids,
+        # An MCP client's ask (/mcp) has nowhere to show an approval: only the bot's `allow` tools.
+        approvals=request.surface != Surface.MCP,
     )
     earlier = run_tool_calls(run_id=request.run.pk) if request.resumed and request.run is not None else []
     return TurnContext(history, passages, toolbox, earlier)

@@ -64,12 +64,18 @@ def _spec(name: str, tool: Tool) -> ToolSpec:
 
 
 def toolbox_load(
-    *, bot_id: uuid.UUID | None, owner_id: int, knowledge_base_ids: tuple[uuid.UUID, ...] | None
+    *,
+    bot_id: uuid.UUID | None,
+    owner_id: int,
+    knowledge_base_ids: tuple[uuid.UUID, ...] | None,
+    approvals: bool = True,
 ) -> ToolBox | None:
-    """The bot's tools whose policy lets the model see them (allow, ask), in one query; None without any."""
+    """The bot's tools whose policy lets the model see them (allow, and ask where someone can approve),
+    in one query; None without any."""
     if bot_id is None:
         return None
-    rows = Tool.objects.filter(bot_id=bot_id, policy__in=(ToolPolicy.ALLOW, ToolPolicy.ASK)).select_related("server")
+    policies = (ToolPolicy.ALLOW, ToolPolicy.ASK) if approvals else (ToolPolicy.ALLOW,)
+    rows = Tool.objects.filter(bot_id=bot_id, policy__in=policies).select_related("server")
     tools = {tool.model_name: tool for tool in rows if tool.server_id is not None or builtin_available(tool.name)}
     if not tools:
         return None
