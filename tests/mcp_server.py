@@ -28,7 +28,8 @@ class RecordedCall:
 
 @dataclass
 class McpTestServer:
-    """`start()` serves it on a random port; `url` is its endpoint; `calls` records every tool call.
+    """`start()` serves it on a random port; `url` is its endpoint; `calls` records every tool call;
+    `mcp` is the MCPServer (a test may add or remove tools on an instance of its own).
     With `bearer` set, a request without `Authorization: Bearer <bearer>` gets a 401."""
 
     bearer: str | None = None
@@ -106,7 +107,8 @@ class McpTestServer:
         return mcp
 
     def build_app(self):
-        app = self.build_mcp().streamable_http_app(
+        self.mcp = self.build_mcp()
+        app = self.mcp.streamable_http_app(
             # Tests reach it by 127.0.0.1 and by other names that resolve to it.
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )

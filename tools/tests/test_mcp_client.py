@@ -1,5 +1,7 @@
 """server_tools_list and server_tool_call against the real MCP test server (tests/mcp_server.py)."""
 
+import logging
+
 import pytest
 
 from tests.mcp_server import FAIL_MESSAGE
@@ -97,3 +99,13 @@ async def test_a_host_outside_the_allowed_hosts_is_not_called(mcp_server, settin
     assert mcp_server.calls == []
     with pytest.raises(HostRefused):
         await server_tools_list(server_at(mcp_server.url))
+
+
+async def test_no_log_line_carries_the_credentials(mcp_server, loopback_allowed, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = server_at(mcp_server.url, {"Authorization": "Bearer s3cret-token", "X-Api-Key": "key-123"})
+    await server_tools_list(server)
+    await server_tool_call(server, "echo", {"text": "hello"})
+    await server_tool_call(server_at(mcp_server.url.replace("/mcp", "/nowhere"), {"X-Api-Key": "key-123"}), "add", {})
+    assert caplog.records
+    assert "s3cret-token" not in caplog.text and "key-123" not in caplog.text
