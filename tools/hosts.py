@@ -36,7 +36,9 @@ class Target:
 
 
 def _entries() -> list[str]:
-    return [entry.strip().lower().strip("[]").rstrip(".") for entry in settings.MCP_ALLOWED_HOSTS if entry.strip()]
+    entries = [entry.strip().lower().strip("[]").rstrip(".") for entry in settings.MCP_ALLOWED_HOSTS if entry.strip()]
+    # `*.example.com` is read as the suffix `.example.com`.
+    return [entry[1:] if entry.startswith("*.") else entry for entry in entries]
 
 
 def _literal(text: str) -> IPAddress | None:

@@ -13,21 +13,21 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx2
 from django.conf import settings
 from django.utils.translation import gettext as _
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 
 from core.errors import DomainError
 from tools.hosts import mcp_url_check_async
 from tools.models import ToolServer
 from tools.secrets import credentials_decrypt
+
+if TYPE_CHECKING:
+    from mcp.client.session import ClientSession
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,9 @@ class ToolServerFailed(DomainError):
 class _Session:
     """What the HTTP layer saw, to name a failure the SDK reports generically."""
 
-    url: str
     status: int | None = None
     too_large: bool = False
-    read: int = field(default=0)
+    read: int = 0
 
 
 class _BoundedStream(httpx2.AsyncByteStream):
@@ -120,6 +119,8 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 def _describe(exc: BaseException, state: _Session) -> str:
     """A failure as the bot's owner or the model should read it; never the credentials."""
+    from mcp.shared.exceptions import MCPError
+
     if state.too_large:
         return _("the server's answer was larger than %(mb)s MB") % {"mb": MAX_RESPONSE_BYTES // (1024 * 1024)}
     if state.status is not None:
@@ -140,6 +141,11 @@ def _describe(exc: BaseException, state: _Session) -> str:
 
 @asynccontextmanager
 async def _session(server: ToolServer, state: _Session) -> AsyncIterator[ClientSession]:
+    # Imported on first use: the SDK loads OpenTelemetry's propagation, which a server without tool servers
+    # (or without tracing) should not load (docs/reliability.md L5).
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
     await mcp_url_check_async(server.url)
     headers = credentials_decrypt(server.credentials)
     # Compressed bodies would be counted before they expand.
@@ -159,7 +165,7 @@ async def _session(server: ToolServer, state: _Session) -> AsyncIterator[ClientS
 async def server_tools_list(server: ToolServer) -> list[ListedTool]:
     """The server's tools (every page, within MCP_CONNECT_SECONDS + TOOL_CALL_SECONDS). Refuses with
     HostRefused (400) or ToolServerFailed (502, naming the reason)."""
-    state = _Session(url=server.url)
+    state = _Session()
     listed: list[ListedTool] = []
     failure: BaseException | None = None
     with anyio.move_on_after(settings.MCP_CONNECT_SECONDS + settings.TOOL_CALL_SECONDS) as scope:
@@ -219,7 +225,7 @@ def output_bounded(text: str, *, error: str = "") -> ToolOutput:
 async def server_tool_call(server: ToolServer, tool_name: str, arguments: dict[str, Any]) -> ToolOutput:
     """Calls a tool; every ordinary failure (a refused host, the network, HTTP, the protocol, the tool's
     own error, TOOL_CALL_SECONDS passing) comes back as a ToolOutput with `error`, never an exception."""
-    state = _Session(url=server.url)
+    state = _Session()
     seconds = settings.TOOL_CALL_SECONDS
     started = time.monotonic()
     result = None

@@ -63,7 +63,8 @@ def test_a_host_outside_the_list_is_refused_naming_the_host_and_the_setting(sett
 
 
 def test_names_and_suffixes_match_without_resolving(settings):
-    settings.MCP_ALLOWED_HOSTS = ["MCP.example.com", ".tools.example.org"]
+    settings.MCP_ALLOWED_HOSTS = ["MCP.example.com", ".tools.example.org", "*.wild.example.net"]
+    assert url_target("https://a.wild.example.net/mcp")[1] is False
     assert url_target("https://mcp.example.com./mcp")[1] is True
     assert url_target("https://a.b.tools.example.org/mcp")[1] is False
     assert url_target("https://tools.example.org/mcp")[1] is False
