@@ -168,6 +168,32 @@ def searxng(fake_searxng_server, settings):
     return fake_searxng_server
 
 
+@pytest.fixture(scope="session")
+def mcp_test_server():
+    from tests.mcp_server import McpTestServer
+
+    server = McpTestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mcp_server(mcp_test_server):
+    """The real MCP test server (tests/mcp_server.py), its recorded calls cleared."""
+    mcp_test_server.reset()
+    return mcp_test_server
+
+
+@pytest.fixture(scope="session")
+def mcp_bearer_server():
+    """A second MCP test server that answers 401 without `Authorization: Bearer mcp-test-token`."""
+    from tests.mcp_server import McpTestServer
+
+    server = McpTestServer(bearer="mcp-test-token").start()
+    yield server
+    server.stop()
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     """Django removes the SQLite test database; connections closed late (threads) can leave its journal."""
     from django.conf import settings

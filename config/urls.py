@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("chats.api.urls")),
     path("", include("knowledge.api.urls")),
     path("", include("exams.api.urls")),
+    path("", include("tools.api.urls")),
     # Last: unknown paths get the JSON 404 even with DEBUG on (Django's debug page lists every route);
     # `[\s\S]`, not `.`, so that a path holding a newline (`%0A`) matches too.
     re_path(r"^[\s\S]*$", views.not_found, name="not-found"),

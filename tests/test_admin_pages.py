@@ -22,6 +22,7 @@ from chats.models import Chat, Message, Run, Surface
 from exams.models import Exam, Question
 from knowledge.models import Chunk, DocumentStatus
 from knowledge.services import document_reindex, document_store, knowledge_base_get_or_create, upload_check
+from tools.models import Tool, ToolCall, ToolServer
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,11 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
     question_row = Question.objects.create(
         exam=exam, position=1, text="¿La ___ es la unidad de vida?", options=["célula", "roca"], answer_index=0
     )
+    server = ToolServer.objects.create(bot=bot, name="weather", url="https://mcp.example.com/mcp", credentials="x")
+    tool = Tool.objects.create(bot=bot, server=server, name="forecast", description="Tomorrow's weather.")
+    tool_call = ToolCall.objects.create(
+        message=answer, run=run, round=1, index=0, tool=tool, tool_name="weather__forecast", status="done"
+    )
     api_key, _raw = api_key_create(user=owner, name="CLI")
     refresh = RefreshToken.for_user(owner)
     outstanding = OutstandingToken.objects.get(jti=refresh["jti"])
@@ -91,6 +97,9 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         "knowledge.Chunk": Chunk.objects.filter(document=document).first(),
         "exams.Exam": exam,
         "exams.Question": question_row,
+        "tools.ToolServer": server,
+        "tools.Tool": tool,
+        "tools.ToolCall": tool_call,
     }
 
 
