@@ -22,6 +22,7 @@ SERVER_SETTINGS = {"RUN_LEASE_SECONDS": "2", "RUN_LEASE_RENEW_SECONDS": "0.5", "
 
 def server_on(data_dir: Path, fake_openai_server, *, like: LiveServer | None = None) -> LiveServer:
     """A server process; `like` another one's database and secret key (a restart of it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     live = LiveServer(data_dir, upstream_env(fake_openai_server, **SERVER_SETTINGS))
     if like is not None:
         live.env["SECRET_KEY"] = like.env["SECRET_KEY"]

@@ -34,10 +34,13 @@ from tools.approvals import (
     round_record,
 )
 from tools.builtin import DESCRIPTIONS, QUERY_SCHEMA, builtin_available, builtin_call
-from tools.models import Tool, ToolCall, ToolCallStatus, ToolPolicy
+from tools.mcp_client import output_bounded, server_tool_call
+from tools.models import Decision, Tool, ToolCall, ToolCallStatus, ToolPolicy
+from tools.selectors import tools_offered
 
 logger = logging.getLogger(__name__)
 
+DECIDED = (ToolCallStatus.APPROVED, ToolCallStatus.REJECTED, ToolCallStatus.EXPIRED)
 # A waiting run looks at its approval's row this often (a decision taken on another process); one
 # taken on this process wakes it at once (`approval_notify`).
 APPROVAL_POLL_SECONDS = 1.0
@@ -70,13 +73,11 @@ def toolbox_load(
     knowledge_base_ids: tuple[uuid.UUID, ...] | None,
     approvals: bool = True,
 ) -> ToolBox | None:
-    """The bot's tools whose policy lets the model see them (allow, and ask where someone can approve),
-    in one query; None without any."""
+    """The tools the bot's model is offered (tools/selectors.py), in one query; None without any."""
     if bot_id is None:
         return None
-    policies = (ToolPolicy.ALLOW, ToolPolicy.ASK) if approvals else (ToolPolicy.ALLOW,)
-    rows = Tool.objects.filter(bot_id=bot_id, policy__in=policies).select_related("server")
-    tools = {tool.model_name: tool for tool in rows if tool.server_id is not None or builtin_available(tool.name)}
+    offered = tools_offered(bot_id=bot_id, approvals=approvals)
+    tools = {tool.model_name: tool for tool in offered if tool.server_id is not None or builtin_available(tool.name)}
     if not tools:
         return None
     return ToolBox(tools=tools, owner_id=owner_id, knowledge_base_ids=knowledge_base_ids)
@@ -225,17 +226,6 @@ def _refusal(call: ToolCall) -> str:
     return _("The user rejected this call of %(tool)s; it was not run.") % {"tool": call.tool_name}
 
 
-def _cut(text: str) -> tuple[str, bool]:
-    limit = settings.TOOL_RESULT_MAX_CHARS
-    if len(text) <= limit:
-        return text, False
-    note = _("[cut: the tool returned %(total)d characters; the first %(shown)d are shown]") % {
-        "total": len(text),
-        "shown": limit,
-    }
-    return f"{text[:limit]}\n{note}", True
-
-
 async def _execute(toolbox: ToolBox, call: ToolCall, state: RoundState) -> ToolCall:
     """Run an approved call within TOOL_CALL_SECONDS and TOOL_RESULT_MAX_CHARS; its row as finished."""
     from chats.streaming import released
@@ -257,16 +247,14 @@ async def _execute(toolbox: ToolBox, call: ToolCall, state: RoundState) -> ToolC
                     knowledge_base_ids=toolbox.knowledge_base_ids,
                     first_citation=state.first_citation + len(state.citations),
                 )
-            chars = len(text)
-            text, truncated = _cut(text)
+            bounded = output_bounded(text)
+            text, chars, truncated = bounded.text, bounded.chars, bounded.truncated
         except TimeoutError:
             status = ToolCallStatus.FAILED
             error = _("The tool did not answer within %(n)d s.") % {"n": settings.TOOL_CALL_SECONDS}
         except DomainError as exc:
             status, error = ToolCallStatus.FAILED, exc.message
     else:
-        from tools.mcp_client import server_tool_call
-
         output = await server_tool_call(tool.server, tool.name, call.arguments)
         text, chars, truncated = output.text, output.chars, output.truncated
         if output.error:
@@ -314,6 +302,8 @@ async def calls_settle(toolbox: ToolBox, state: RoundState, calls: list[ToolCall
             yield approval_request_event(call)
             call = await approval_wait(call)
             yield approval_decided_event(call)
+        elif call.decided_by not in ("", Decision.POLICY) and not call.result and call.status in DECIDED:
+            yield approval_decided_event(call)  # decided while no process ran the answer
         if call.status == ToolCallStatus.APPROVED:
             if await released(call_start)(call_id=call.pk):
                 call = await _execute(toolbox, call, state)

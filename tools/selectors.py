@@ -44,6 +44,8 @@ def tool_get(*, user: User, bot_id: uuid.UUID | str, tool_id: uuid.UUID | str) -
     return tool
 
 
-def tools_offered(*, bot_id: uuid.UUID | str) -> list[Tool]:
-    """The tools the bot's model is offered: policy `allow` or `ask`, with their server (one query)."""
-    return list(_tools_ordered(Tool.objects.filter(bot_id=bot_id, policy__in=[ToolPolicy.ALLOW, ToolPolicy.ASK])))
+def tools_offered(*, bot_id: uuid.UUID | str, approvals: bool = True) -> list[Tool]:
+    """The tools the bot's model is offered: policy `allow`, and `ask` where someone can approve a call,
+    with their server (one query)."""
+    policies = [ToolPolicy.ALLOW, ToolPolicy.ASK] if approvals else [ToolPolicy.ALLOW]
+    return list(_tools_ordered(Tool.objects.filter(bot_id=bot_id, policy__in=policies)))

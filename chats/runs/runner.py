@@ -122,17 +122,17 @@ class LiveRun:
             self._checkpointed_at = loop.time()
             self._checkpoint = asyncio.create_task(self._save_checkpoint("".join(self._text), item.seq))
 
-    def _step(self, event: StreamEvent) -> None:
-        """A tool call's event, after the text before it. An approval request is checkpointed at once, so
-        the run can be taken up from it if this process dies while the user decides."""
+    async def _step(self, event: StreamEvent) -> None:
+        """A tool call's event, after the text before it. An approval request is checkpointed before
+        anyone can read it, so the run can be taken up from it if this process dies while the user
+        decides (docs/tools.md)."""
         self._flush()
-        item = self._emit(event)
         self.awaiting = event.type == "approval_request"
         if event.type == "approval_request":
+            previous, self._checkpoint = self._checkpoint, None
             self._checkpointed_at = asyncio.get_running_loop().time()
-            self._checkpoint = asyncio.create_task(
-                self._save_checkpoint("".join(self._text), item.seq, after=self._checkpoint)
-            )
+            await self._save_checkpoint("".join(self._text), self.log.last_seq + 1, after=previous)
+        self._emit(event)
 
     async def _save_checkpoint(self, text: str, seq: int, after: asyncio.Task | None = None) -> None:
         if after is not None:  # one in flight: this one is written after it, never overwritten by it
@@ -172,7 +172,7 @@ class LiveRun:
                     if event.type == "chunk":
                         self._chunk(event)
                     else:
-                        self._step(event)
+                        await self._step(event)
             ending = self._complete()
         except asyncio.CancelledError:
             current = asyncio.current_task()

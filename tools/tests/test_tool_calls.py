@@ -228,3 +228,52 @@ async def test_a_run_waiting_when_its_process_stops_is_handed_over_and_goes_on_o
     assert (await Run.objects.aget(pk=run.pk)).status == "complete"
     # The first model call was recorded when it was handed over, the second by the run that went on.
     assert await ModelCall.objects.filter(user=user).acount() == 2
+
+
+async def mcp_tools(bot, mcp_server, **policies: str) -> None:
+    """The real MCP test server attached to `bot` as `lab`, with these policies for its tools."""
+    from tools.services import tool_server_attach
+
+    server = await sync_to_async(tool_server_attach)(user=bot.owner, bot_id=bot.id, name="lab", url=mcp_server.url)
+    for name, policy in policies.items():
+        await Tool.objects.filter(server=server, name=name).aupdate(policy=policy)
+
+
+@pytest.fixture
+def mcp_allowed(settings):
+    settings.MCP_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
+async def test_an_allowed_mcp_tool_is_called_and_its_result_shapes_the_answer(
+    user, bot, upstream, mcp_server, mcp_allowed
+):
+    await sync_to_async(tooled_bot)(bot)
+    await mcp_tools(bot, mcp_server, add="allow", weather="deny")
+    response = await ask(user, bot, 'call lab__add {"a": 2, "b": 40}')
+    events = parse_sse(await read_stream(response))
+    assert "42" in events[-1][1]["content"] and events[-1][0] == "done"
+    assert [(c.tool, c.arguments) for c in mcp_server.calls] == [("add", {"a": 2, "b": 40})]
+    # Offered by the name the model calls it (server__tool), with the server's schema; a denied tool is not.
+    offered = {t["function"]["name"]: t["function"] for t in model_requests(upstream)[0]["tools"]}
+    assert "lab__weather" not in offered and offered["lab__add"]["parameters"]["properties"].keys() >= {"a", "b"}
+
+
+async def test_an_oversized_or_slow_mcp_result_is_cut_with_a_clear_note(
+    user, bot, upstream, mcp_server, mcp_allowed, settings
+):
+    settings.TOOL_RESULT_MAX_CHARS = 100
+    settings.TOOL_CALL_SECONDS = 0.5
+    await sync_to_async(tooled_bot)(bot)
+    await mcp_tools(bot, mcp_server, big="allow", slow="allow")
+    response = await ask(user, bot, 'call lab__big {"chars": 5000} ;; call lab__slow {"seconds": 5}')
+    events = parse_sse(await read_stream(response))
+    results = {data["tool"]: data for kind, data in events if kind == "tool_result"}
+    assert results["lab__big"]["truncated"] and results["lab__big"]["result_chars"] == 5000
+    assert results["lab__slow"]["status"] == "failed" and "0.5" in results["lab__slow"]["error"]
+    second = model_requests(upstream)[1]["messages"]
+    big, slow = [m["content"] for m in second if m["role"] == "tool"]
+    assert "[cut: the tool returned 5,000 characters; the first 100 are shown]" in big
+    assert len(big) < 600
+    assert slow == results["lab__slow"]["error"]
+    calls = {c.tool_name: c async for c in ToolCall.objects.all()}
+    assert (calls["lab__big"].result_chars, calls["lab__big"].truncated) == (5000, True)
