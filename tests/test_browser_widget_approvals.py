@@ -23,6 +23,7 @@ from tests.browser import (
     TRACK_SOCKETS,
     FakeApi,
     Widget,
+    embedding_page,
     fresh_page,
     require_chromium,
 )
@@ -304,3 +305,24 @@ def test_approval_cards_show_tool_text_as_text_and_follow_each_way_a_decision_go
     expect(cards.nth(3).locator(".bcw-approval-outcome")).to_have_text("Expired")
     expect(cards.locator(".bcw-approval-outcome")).to_have_text(["Denied", closed, "Allowed", "Expired"])
     assert len(decisions_sent(page)) == 2
+
+
+def test_the_approval_card_speaks_the_widgets_language(fake_page):
+    page = fake_page
+    api = FakeApi(page)
+    spanish = embedding_page(FakeApi.ORIGIN, "pk_test", title="Una página").replace(
+        'data-open="true"', 'data-open="true" data-lang="es"'
+    )
+    page.route(f"{FakeApi.ORIGIN}/page.html", lambda route: route.fulfill(body=spanish, content_type="text/html"))
+    widget = api.open()
+    widget.ask("Usa tus herramientas")
+    page.wait_for_function("window.__fake.last().sent.some((f) => f.type === 'message')")
+    request = {"type": "approval_request", "run_id": RUN, "seq": 1, "approval_id": approval_id(1)}
+    play(page, {**request, "tool": "knowledge_search", "arguments": {"query": "x"}})
+    card = widget.answer().locator(".bcw-approval")
+    expect(card).to_have_attribute("aria-label", "Aprobación de herramienta: knowledge_search")
+    expect(card.get_by_role("button", name="Permitir la llamada a knowledge_search")).to_have_text("Permitir")
+    card.get_by_role("button", name="Rechazar la llamada a knowledge_search").click()
+    decided = {"type": "approval_decided", "run_id": RUN, "seq": 2, "approval_id": approval_id(1)}
+    play(page, {**decided, "tool": "knowledge_search", "decision": "reject", "status": "rejected"})
+    expect(card.locator(".bcw-approval-outcome")).to_have_text("Rechazada")
