@@ -32,6 +32,13 @@
  * on screen. A cancelled answer reads "Stopped" (it was stopped, from this tab or another); one whose
  * server process died reads "Interrupted".
  *
+ * Tool approvals: an answer may pause on a tool call the bot asks the visitor about (`approval_request`,
+ * live, replayed by a resume, or listed in the greeting's `approvals` after a reload). A card in the answer
+ * shows the tool, its arguments (as text) and two buttons; a click sends {"type":"approval","approval_id",
+ * "run_id","decision"} (with the socket down: POST {BASE}/runs/<run_id>/approvals/<id>, else at the next
+ * connection), and `approval_decided` puts the outcome in place of the buttons. Other tool calls show as
+ * a short note ("Used tool X"); their output is never shown.
+ *
  * Safety: model and document text is only ever put in the page as text nodes (textContent); the small
  * Markdown renderer builds elements itself, in about linear time even on hostile text; links are http(s)
  * only and without credentials, a link whose label names another host shows the real one ("bank.com
@@ -83,6 +90,20 @@
       unavailable: "The chat is unavailable right now. Please try again later.",
       deleted: "This conversation was deleted; a new one was started.",
       unauthorized: "This chat session is no longer authorized.",
+      approvalTitle: "The assistant asks to use a tool:",
+      approvalLabel: "Tool approval: {tool}",
+      allow: "Allow",
+      deny: "Deny",
+      allowLabel: "Allow the call of {tool}",
+      denyLabel: "Deny the call of {tool}",
+      deciding: "Sending your decision…",
+      decisionQueued: "Not sent yet: it will be sent when the connection is back.",
+      allowed: "Allowed",
+      denied: "Denied",
+      expired: "Expired",
+      argumentsCut: "… (cut)",
+      usedTool: "Used tool {tool}",
+      toolFailed: "The tool {tool} failed",
     },
     es: {
       chat: "Chat",
@@ -114,6 +135,20 @@
       unavailable: "El chat no está disponible ahora. Inténtalo más tarde.",
       deleted: "Esta conversación se eliminó; se empezó una nueva.",
       unauthorized: "Esta sesión de chat ya no está autorizada.",
+      approvalTitle: "El asistente pide usar una herramienta:",
+      approvalLabel: "Aprobación de herramienta: {tool}",
+      allow: "Permitir",
+      deny: "Rechazar",
+      allowLabel: "Permitir la llamada a {tool}",
+      denyLabel: "Rechazar la llamada a {tool}",
+      deciding: "Enviando tu decisión…",
+      decisionQueued: "Aún no enviada: se enviará cuando vuelva la conexión.",
+      allowed: "Permitida",
+      denied: "Rechazada",
+      expired: "Caducada",
+      argumentsCut: "… (recortado)",
+      usedTool: "Herramienta usada: {tool}",
+      toolFailed: "La herramienta {tool} falló",
     },
   };
 
@@ -193,6 +228,26 @@
 .bcw-sources-title { font-weight: 600; margin: 0 0 2px; }
 .bcw-sources ol { margin: 0; padding-left: 18px; }
 .bcw-sources a { color: var(--bcw-accent); }
+.bcw-tools { margin-top: 8px; display: flex; flex-direction: column; gap: 6px; }
+.bcw-tools:empty { display: none; }
+.bcw-tool-note { font-size: 12px; color: var(--bcw-muted); }
+.bcw-approval { padding: 8px 10px; border: 1px solid var(--bcw-border); border-radius: 10px; background: var(--bcw-bg);
+  font-size: 13px; }
+.bcw-approval:focus { outline: none; }
+.bcw-approval:focus-visible { outline: 2px solid #ffbf47; outline-offset: 2px; }
+.bcw-approval-title { margin: 0 0 4px; font-weight: 600; }
+.bcw-approval-tool { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+.bcw-approval-args { margin: 0 0 8px; max-height: 140px; overflow: auto; padding: 6px 8px; border-radius: 6px;
+  background: var(--bcw-soft); font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  white-space: pre-wrap; overflow-wrap: anywhere; }
+.bcw-approval-actions { display: flex; gap: 8px; }
+.bcw-approval-actions[hidden] { display: none; }
+.bcw-approval .bcw-btn { height: 32px; padding: 0 12px; }
+.bcw-approval .bcw-deny { background: #fff; color: var(--bcw-fg); border-color: var(--bcw-border); }
+.bcw-approval-outcome { margin: 6px 0 0; font-size: 12px; color: var(--bcw-muted); }
+.bcw-approval-outcome:empty { display: none; }
+.bcw-approval[data-state="decided"] .bcw-approval-outcome { margin-top: 0; font-weight: 600; color: #1a7f37; }
+.bcw-approval[data-state="decided"][data-decision="reject"] .bcw-approval-outcome { color: var(--bcw-error); }
 .bcw-form { display: flex; gap: 8px; align-items: flex-end; padding: 10px; border-top: 1px solid var(--bcw-border);
   background: var(--bcw-bg); }
 .bcw-input { flex: 1; resize: none; min-height: 38px; max-height: 120px; padding: 8px 10px; margin: 0;
@@ -609,6 +664,51 @@
     return item.floor && item.floor.length > item.content.length ? item.floor : item.content;
   }
 
+  // -- tool calls -----------------------------------------------------------------------------
+
+  const MAX_ARGUMENTS_SHOWN = 2000; // characters of a call's arguments on its card; the rest is cut
+  const MAX_TOOL_NAME = 100;
+  const APPROVAL_STATES = new Set(["pending", "sending", "queued", "waiting", "decided"]);
+
+  const toolName = (value) => (typeof value === "string" && value ? value.slice(0, MAX_TOOL_NAME) : "?");
+
+  // A call's arguments as text for its card: indented JSON, cut after MAX_ARGUMENTS_SHOWN characters.
+  function argumentsText(value, cut) {
+    let text;
+    try {
+      text = JSON.stringify(value === undefined ? {} : value, null, 2);
+    } catch (_error) {
+      text = "";
+    }
+    if (typeof text !== "string") text = String(value);
+    return text.length > MAX_ARGUMENTS_SHOWN ? text.slice(0, MAX_ARGUMENTS_SHOWN) + cut : text;
+  }
+
+  // An answer's tool entries without their DOM, to keep in sessionStorage (and read back, checked).
+  function toolsKept(tools) {
+    const kept = [];
+    for (const entry of Array.isArray(tools) ? tools : []) {
+      if (!entry || typeof entry !== "object" || typeof entry.id !== "string") continue;
+      if (entry.kind === "note" && typeof entry.text === "string") {
+        kept.push({ kind: "note", id: entry.id, text: entry.text });
+      } else if (entry.kind === "approval") {
+        kept.push({
+          kind: "approval",
+          id: entry.id,
+          runId: typeof entry.runId === "string" ? entry.runId : null,
+          tool: toolName(entry.tool),
+          arguments: entry.arguments,
+          state: APPROVAL_STATES.has(entry.state) ? entry.state : "waiting",
+          choice: entry.choice === "approve" || entry.choice === "reject" ? entry.choice : "",
+          decision: entry.decision === "approve" || entry.decision === "reject" ? entry.decision : "",
+          status: typeof entry.status === "string" ? entry.status : "",
+          note: typeof entry.note === "string" ? entry.note : "",
+        });
+      }
+    }
+    return kept;
+  }
+
   // -- the widget -----------------------------------------------------------------------------
 
   class BytchatWidget {
@@ -856,9 +956,10 @@
       const who = h("span", "bcw-sr");
       who.textContent = item.role === "user" ? this.t.you : item.role === "assistant" ? this.t.assistant : "";
       const body = h("div", "bcw-body");
+      const tools = h("div", "bcw-tools"); // approval cards and tool notes (docs/widget.md)
       const meta = h("div", "bcw-meta");
       const sources = h("div", "bcw-sources");
-      node.append(who, body, meta, sources);
+      node.append(who, body, tools, meta, sources);
       item.el = node;
       this.updateItem(item);
       return node;
@@ -866,7 +967,8 @@
 
     updateItem(item) {
       const node = item.el;
-      const [, body, meta, sources] = node.children;
+      const [, body, tools, meta, sources] = node.children;
+      this.renderTools(item, tools);
       node.dataset.status = item.status || "complete";
       if (item.role === "user" || item.role === "notice") {
         body.textContent = item.content;
@@ -939,6 +1041,211 @@
 
     notice(text) {
       this.addItem({ role: "notice", content: text, status: "error" });
+    }
+
+    // -- tool calls in an answer (docs/widget.md) ---------------------------------------------
+    // `item.tools`, in the order they came: notes ({kind: "note", id, text}: "Used tool X") and approval
+    // cards ({kind: "approval", id, runId, tool, arguments, state, choice, decision, status, note}). A card's
+    // state: "pending" (its buttons), "sending" (a decision on its way), "queued" (sent once connected),
+    // "waiting" (decided or not, the run will say) or "decided" (its outcome instead of the buttons).
+
+    renderTools(item, container) {
+      const tools = item.tools || [];
+      for (const child of [...container.children]) {
+        if (!tools.some((entry) => entry.el === child)) child.remove(); // of a run no longer shown
+      }
+      for (const entry of tools) {
+        if (entry.el && entry.el.parentNode === container) continue;
+        entry.el = entry.kind === "approval" ? this.buildApproval(entry) : h("p", "bcw-tool-note");
+        if (entry.kind !== "approval") entry.el.textContent = entry.text;
+        container.append(entry.el);
+        if (entry.kind === "approval") this.paintApproval(entry);
+      }
+    }
+
+    refreshTools(item) {
+      if (!item.el) return;
+      const follow = this.nearBottom();
+      this.renderTools(item, item.el.children[2]);
+      this.scrollDown(follow);
+    }
+
+    buildApproval(entry) {
+      const card = h("div", "bcw-approval");
+      card.setAttribute("role", "group");
+      card.setAttribute("aria-label", this.t.approvalLabel.replace("{tool}", entry.tool));
+      card.tabIndex = -1; // focus moves here from a button that goes
+      card.dataset.approvalId = entry.id;
+      const title = h("p", "bcw-approval-title");
+      const tool = h("span", "bcw-approval-tool");
+      tool.textContent = entry.tool;
+      title.append(document.createTextNode(`${this.t.approvalTitle} `), tool);
+      const args = h("pre", "bcw-approval-args");
+      const actions = h("div", "bcw-approval-actions");
+      const allow = this.approvalButton(entry, "approve");
+      const deny = this.approvalButton(entry, "reject");
+      actions.append(allow, deny);
+      const outcome = h("p", "bcw-approval-outcome");
+      card.append(title, args, actions, outcome);
+      entry.parts = { args, actions, allow, deny, outcome };
+      return card;
+    }
+
+    approvalButton(entry, decision) {
+      const approve = decision === "approve";
+      const button = h("button", `bcw-btn ${approve ? "bcw-allow" : "bcw-deny"}`);
+      button.type = "button";
+      button.textContent = approve ? this.t.allow : this.t.deny;
+      button.setAttribute("aria-label", (approve ? this.t.allowLabel : this.t.denyLabel).replace("{tool}", entry.tool));
+      button.addEventListener("click", () => this.decide(entry, decision));
+      return button;
+    }
+
+    paintApproval(entry) {
+      if (!entry.el || !entry.parts) return;
+      const { args, actions, allow, deny, outcome } = entry.parts;
+      const focused = this.shadow.activeElement === allow || this.shadow.activeElement === deny;
+      entry.el.dataset.state = entry.state;
+      entry.el.dataset.decision = entry.state === "decided" ? entry.decision : "";
+      args.textContent = argumentsText(entry.arguments, this.t.argumentsCut);
+      actions.hidden = entry.state === "decided";
+      allow.disabled = deny.disabled = entry.state !== "pending";
+      outcome.textContent = this.approvalText(entry);
+      if (focused && allow.disabled) entry.el.focus({ preventScroll: true });
+    }
+
+    approvalText(entry) {
+      if (entry.state === "sending") return this.t.deciding;
+      if (entry.state === "queued") return this.t.decisionQueued;
+      if (entry.state !== "decided") return entry.state === "pending" ? entry.note : "";
+      if (entry.status === "expired") return this.t.expired;
+      if (entry.decision === "approve") return this.t.allowed;
+      if (entry.decision === "reject") return this.t.denied;
+      return entry.note; // closed, how the server's message says
+    }
+
+    // A tool frame of the answer: an approval asked or decided, a call made or its result.
+    onToolFrame(item, frame) {
+      if (frame.type === "approval_request") {
+        const entry = this.showApproval(item, frame);
+        if (entry && entry.state === "waiting") {
+          entry.state = "pending"; // asked again by a replay: what follows in it says the rest
+          this.paintApproval(entry);
+        }
+      } else if (frame.type === "approval_decided") {
+        const entry = this.showApproval(item, frame);
+        if (entry) this.settleApproval(entry, frame);
+      } else if (frame.type === "tool_result" && typeof frame.id === "string") {
+        const tools = (item.tools ||= []);
+        if (tools.some((entry) => entry.id === frame.id)) return; // its card tells already
+        const text = { done: this.t.usedTool, failed: this.t.toolFailed }[frame.status];
+        if (!text) return;
+        tools.push({ kind: "note", id: frame.id, text: text.replace("{tool}", toolName(frame.tool)) });
+        this.refreshTools(item);
+      }
+    }
+
+    // The card of an approval (`data`: a frame or the greeting's entry), shown once.
+    showApproval(item, data) {
+      const id = typeof data.approval_id === "string" ? data.approval_id : "";
+      if (!id) return null;
+      const tools = (item.tools ||= []);
+      let entry = tools.find((other) => other.kind === "approval" && other.id === id);
+      if (!entry) {
+        const runId = typeof data.run_id === "string" ? data.run_id : item.runId || null;
+        entry = { kind: "approval", id, runId, tool: toolName(data.tool), arguments: data.arguments };
+        Object.assign(entry, { state: "pending", choice: "", decision: "", status: "", note: "" });
+        tools.push(entry);
+        this.refreshTools(item);
+      }
+      return entry;
+    }
+
+    // Decided (an approval_decided frame, or the REST answer): its outcome replaces the buttons.
+    settleApproval(entry, data) {
+      const status = typeof data.status === "string" ? data.status : "";
+      let decision = data.decision;
+      if (decision !== "approve" && decision !== "reject") {
+        decision = status === "rejected" || status === "expired" ? "reject" : "approve";
+      }
+      Object.assign(entry, { state: "decided", decision, status, note: "" });
+      if (data.arguments && typeof data.arguments === "object") entry.arguments = data.arguments;
+      this.paintApproval(entry);
+    }
+
+    // The visitor's click: the decision goes on the socket, or over HTTP while it is down.
+    decide(entry, decision) {
+      if (entry.state !== "pending") return;
+      Object.assign(entry, { choice: decision, note: "", state: "sending" });
+      if (this.socketOpen()) this.sendDecision(entry);
+      else if (entry.runId) this.decideOverHttp(entry);
+      else entry.state = "queued";
+      this.paintApproval(entry);
+    }
+
+    sendDecision(entry) {
+      const frame = { type: "approval", approval_id: entry.id, decision: entry.choice };
+      if (entry.runId) frame.run_id = entry.runId;
+      try {
+        this.socket.send(JSON.stringify(frame));
+        entry.state = "sending";
+      } catch (_error) {
+        entry.state = "queued";
+      }
+    }
+
+    async decideOverHttp(entry) {
+      const path = `/runs/${encodeURIComponent(entry.runId)}/approvals/${encodeURIComponent(entry.id)}`;
+      try {
+        const call = await this.api("POST", path, { decision: entry.choice });
+        if (entry.state === "sending") this.settleApproval(entry, call || {});
+      } catch (error) {
+        if (entry.state !== "sending") return; // the run told its outcome meanwhile
+        if (error.status === 0) entry.state = "queued"; // no network (or no CORS for this page): sent once connected
+        else if (error.status === 409) Object.assign(entry, { state: "decided", decision: "", note: error.detail || this.t.expired });
+        else Object.assign(entry, { state: "pending", note: this.describe(error) });
+        this.paintApproval(entry);
+      }
+    }
+
+    // The greeting lists the approvals the running answer waits on: each shows (again) with its buttons, a
+    // decision made while disconnected goes now, and a card not listed waits for the run to tell its outcome.
+    syncApprovals(item, listed) {
+      const pending = new Set();
+      for (const data of listed) {
+        const entry = data && typeof data === "object" ? this.showApproval(item, data) : null;
+        if (!entry) continue;
+        pending.add(entry.id);
+        if (entry.state === "queued" && entry.choice) this.sendDecision(entry);
+        else entry.state = "pending";
+        this.paintApproval(entry);
+      }
+      for (const entry of item.tools || []) {
+        if (entry.kind === "approval" && entry.state !== "decided" && !pending.has(entry.id)) {
+          entry.state = "waiting";
+          this.paintApproval(entry);
+        }
+      }
+    }
+
+    // An error frame that answers a decision sent on the socket; false when it is about something else.
+    approvalError(message, code) {
+      const tools = (this.answer && this.answer.tools) || [];
+      const entry = tools.find((other) => other.kind === "approval" && other.state === "sending");
+      if (!entry) return code === "approval_closed"; // its outcome came first: nothing to add
+      if (code === "approval_closed") Object.assign(entry, { state: "decided", decision: "", note: message });
+      else Object.assign(entry, { state: "pending", note: message });
+      this.paintApproval(entry);
+      return true;
+    }
+
+    // The answer ended (or can no longer be followed): a card still undecided can no longer be decided.
+    closeApprovals(item) {
+      for (const entry of item.tools || []) {
+        if (entry.kind !== "approval" || entry.state === "decided") continue;
+        Object.assign(entry, { state: "decided", decision: "reject", status: "expired" });
+        this.paintApproval(entry);
+      }
     }
 
     // -- HTTP ---------------------------------------------------------------------------------
@@ -1113,6 +1420,7 @@
       }
       if (this.answer) {
         this.answer.status = "interrupted"; // no connection will resume it
+        this.closeApprovals(this.answer);
         this.updateItem(this.answer);
         this.answer = null;
       }
@@ -1186,6 +1494,7 @@
       const resumable = item && item.status === "streaming" && (item.runId || item.adopted) && code !== CLOSE_DELETED;
       if (item && !resumable) {
         item.status = "interrupted";
+        this.closeApprovals(item);
         this.updateItem(item);
         this.answer = null;
       }
@@ -1215,8 +1524,17 @@
             this.greeting = content;
             this.renderAll();
           }
-          this.onReady(typeof frame.run_id === "string" ? frame.run_id : null);
+          this.onReady(typeof frame.run_id === "string" ? frame.run_id : null, frame.approvals);
           break;
+        case "approval_request":
+        case "approval_decided":
+        case "tool_call":
+        case "tool_result": {
+          this.confirmPending();
+          const item = this.answerFor(frame);
+          if (item) this.onToolFrame(item, frame);
+          break;
+        }
         case "chunk":
         case "snapshot": {
           this.confirmPending();
@@ -1244,8 +1562,11 @@
         case "error": {
           // The close that follows these says it better (a fresh URL at once; a new session).
           if (frame.code === "connection_expired" || frame.code === "session_deleted") break;
-          this.confirmPending();
           const message = content || this.t.failed;
+          if (typeof frame.run_id !== "string" && frame.code !== "run_not_found" && this.approvalError(message, frame.code)) {
+            break;
+          }
+          this.confirmPending();
           // An error of a run ends its answer; one of the socket's (no run_id) ends an answer not begun yet.
           const ofRun = typeof frame.run_id === "string";
           const asked = this.answer && !this.answer.runId && !this.answer.adopted ? this.answer : null;
@@ -1283,10 +1604,13 @@
 
     // Connected (the greeting came): resume the session's running answer, which the greeting names, from the
     // last seq this tab rendered of it; or send the message waiting to go.
-    onReady(runId) {
+    onReady(runId, approvals) {
       const item = this.answer && this.answer.adopted ? this.answer : null;
       if (runId && !this.endedRuns.has(runId)) {
-        if (item && item.runId !== runId) Object.assign(item, { runId, seq: 0, content: "" });
+        if (item && item.runId !== runId) {
+          Object.assign(item, { runId, seq: 0, content: "", tools: [] });
+          this.updateItem(item);
+        }
         if (!item) {
           // Not in the history this tab loaded (begun since, in another tab): shown as it comes.
           this.answer = this.addItem({ role: "assistant", content: "", status: "streaming", citations: [], remote: true });
@@ -1296,6 +1620,8 @@
         this.sendFrame({ type: "resume", run_id: runId, after: this.answer.seq });
         // A stop asked before the connection dropped may not have reached the server: asked again.
         if (this.answer.stopRequested) this.sendFrame({ type: "stop" });
+        const listed = Array.isArray(approvals) ? approvals.filter((a) => a && a.run_id === runId) : [];
+        this.syncApprovals(this.answer, listed);
         this.updateControls();
       } else if (item) {
         // Its run ended while this tab was away: the history has its end.
@@ -1332,6 +1658,7 @@
 
     finishAnswer(item) {
       const follow = this.nearBottom();
+      this.closeApprovals(item);
       this.updateItem(item);
       this.scrollDown(follow);
       if (item.runId) this.endedRuns.add(item.runId);
@@ -1351,7 +1678,8 @@
     knownRun() {
       const item = this.answer;
       if (item && item.runId && item.status === "streaming") {
-        return { run: item.runId, seq: item.seq || 0, text: item.content, stopRequested: Boolean(item.stopRequested) };
+        const stopRequested = Boolean(item.stopRequested);
+        return { run: item.runId, seq: item.seq || 0, text: item.content, stopRequested, tools: toolsKept(item.tools) };
       }
       try {
         const saved = JSON.parse(this.tab.getItem(this.runKey) || "null");
@@ -1382,8 +1710,9 @@
     // tab had rendered of it (`known`) if that is its run (the greeting says), else from the run's start.
     adopt(item, known) {
       item.floor = item.content; // the server's last checkpoint
-      Object.assign(item, { runId: null, seq: 0, content: "", adopted: true });
+      Object.assign(item, { runId: null, seq: 0, content: "", adopted: true, tools: [] });
       if (known) Object.assign(item, { runId: known.run, seq: known.seq, content: known.text, stopRequested: known.stopRequested });
+      if (known) item.tools = toolsKept(known.tools); // its cards, until the greeting and the run say more
       this.answer = item;
       this.awaiting = true;
     }
