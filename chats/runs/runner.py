@@ -280,7 +280,7 @@ class LiveRun:
         self._flush()
         if self._checkpoint is not None:
             await asyncio.gather(self._checkpoint, return_exceptions=True)
-        end = dataclasses.replace(end, seq=self.log.last_seq + 1)
+        end = dataclasses.replace(end, seq=self.log.last_seq + 1, used_tools=self.answer.rounds > 0)
         try:
             fate = await asyncio.shield(released(self._store)(end=end, calls=calls))
         except Exception:

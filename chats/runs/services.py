@@ -102,6 +102,8 @@ class RunEnd:
     message: dict[str, Any] | None
     error_code: str = ""
     error: str = ""
+    # It called tools: approvals it still waits on are closed with it (an answer without tools costs no query).
+    used_tools: bool = False
 
 
 def run_finish(
@@ -132,8 +134,9 @@ def run_finish(
                 Message.objects.filter(pk=run.message_id).update(**end.message)
         if calls:
             model_calls_record(user_id=user_id, surface=surface, calls=calls)
-        if ended:
+        if ended and end.used_tools:
             approvals_close(run_id=run.pk)
+        if ended:
             return RunFate.STORED
         return RunFate.TAKEN if Run.objects.filter(pk=run.pk).exists() else RunFate.GONE
 
