@@ -217,7 +217,8 @@ async def _resumed_rounds(request: ReplyRequest, answer: Answer, calls: list[Too
             answer.citations.extend(c for call in round_calls for c in call.citations)
             continue
         state = _round_state(request, answer, number)
-        async for event in calls_settle(answer.toolbox or ToolBox({}, request.chat.owner_id, None), state, round_calls):
+        toolbox = answer.toolbox or ToolBox({}, request.chat.owner_id, None)
+        async for event in calls_settle(toolbox, state, round_calls, resumed=True):
             yield event
         replies.extend(state.replies)
         answer.citations.extend(state.citations)
@@ -306,7 +307,6 @@ async def reply_stream(request: ReplyRequest, answer: Answer) -> AsyncIterator[S
     """
     model_input, earlier_calls = await _model_input(request, answer)
     candidates = [request.spec, *request.fallbacks]
-    deadline: float | None = asyncio.get_running_loop().time() + settings.LLM_TOTAL_TIMEOUT
     if earlier_calls:
         async for item in _resumed_rounds(request, answer, earlier_calls):
             if isinstance(item, StreamEvent):
@@ -314,6 +314,8 @@ async def reply_stream(request: ReplyRequest, answer: Answer) -> AsyncIterator[S
             else:
                 model_input = (*model_input, *item)
         await _charge_next_call(request, answer)
+    # After a resumed round's waits and tools: LLM_TOTAL_TIMEOUT bounds the model calls.
+    deadline: float | None = asyncio.get_running_loop().time() + settings.LLM_TOTAL_TIMEOUT
     while True:
         answer.messages = model_input if not answer.continuations else continuation_input(model_input, answer.text)
         answer.call_start = len(answer.parts)

@@ -17,13 +17,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 from core.errors import Conflict, DomainError, NotFound
-from tools.models import Decision, ToolCall, ToolCallStatus
+from tools.models import Decision, Tool, ToolCall, ToolCallStatus, ToolPolicy
 
 # An approver's edited arguments: a JSON object of at most this many characters.
 EDITED_ARGUMENTS_MAX_CHARS = 16_000
-CLOSED = (ToolCallStatus.DONE, ToolCallStatus.FAILED, ToolCallStatus.DENIED, ToolCallStatus.REJECTED)
 
 
 class ApprovalNotFound(NotFound):
@@ -122,10 +123,41 @@ def approval_of_user(*, user: Any, approval_id: Any) -> ToolCall:
         call_pk = uuid.UUID(str(approval_id))
     except ValueError:
         raise ApprovalNotFound() from None
-    call = ToolCall.objects.select_related("run").filter(pk=call_pk, run__owner=user).first()
+    # The user's own chats: a widget visitor's approvals are the visitor's (as chats.runs.selectors.run_get).
+    call = (
+        ToolCall.objects.select_related("run")
+        .filter(pk=call_pk, run__owner=user, run__chat__visitor_id__isnull=True)
+        .first()
+    )
     if call is None:
         raise ApprovalNotFound()
     return call
+
+
+def arguments_valid_for(tool: Tool | None, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Edited arguments as the tool's input schema wants them, or a 400 naming the first problem."""
+    from tools.builtin import QUERY_SCHEMA
+
+    if tool is None:
+        raise Conflict(
+            _("The tool of this call is gone; it cannot be approved with other arguments."), code="tool_gone"
+        )
+    schema = QUERY_SCHEMA if tool.server_id is None else tool.input_schema
+    if not isinstance(schema, dict) or not schema:
+        return arguments
+    try:
+        validator = validator_for(schema)(schema)
+        problem = next(iter(sorted(validator.iter_errors(arguments), key=lambda error: list(error.path))), None)
+    except SchemaError:
+        return arguments  # the server's schema is not one: the server judges the arguments itself
+    if problem is not None:
+        where = "/".join(str(part) for part in problem.path) or "arguments"
+        raise DomainError(
+            _("The edited arguments do not fit the tool (%(where)s: %(problem)s).")
+            % {"where": where, "problem": problem.message[:200]},
+            code="invalid_arguments",
+        )
+    return arguments
 
 
 def approval_decide(
@@ -151,7 +183,17 @@ def approval_decide(
         "decided_at": now,
     }
     if approve and arguments is not None:
-        changes.update(arguments=edited_arguments_check(arguments), arguments_edited=True)
+        if by == Decision.VISITOR:  # the owner's tool, maybe with the owner's credentials: as the model asked
+            raise DomainError(
+                _("A visitor approves or rejects a call as the assistant asked it; arguments cannot be edited."),
+                code="invalid_decision",
+            )
+        asked = ToolCall.objects.select_related("tool").filter(pk=call_pk, run_id=run_id).first()
+        if asked is None:
+            raise ApprovalNotFound()
+        changes.update(
+            arguments=arguments_valid_for(asked.tool, edited_arguments_check(arguments)), arguments_edited=True
+        )
     with transaction.atomic():
         decided = ToolCall.objects.filter(
             pk=call_pk, run_id=run_id, status=ToolCallStatus.PENDING, expires_at__gt=now
@@ -180,10 +222,16 @@ def approval_expire(*, call_id: uuid.UUID) -> bool:
 
 
 def approvals_close(*, run_id: uuid.UUID) -> int:
-    """The run ended (stopped, failed, interrupted) while calls waited: they are closed as expired."""
-    return ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).update(
-        status=ToolCallStatus.EXPIRED, decided_by=Decision.EXPIRY, decided_at=timezone.now()
+    """The run ended (stopped, failed, interrupted) while calls waited or ran: those waiting are closed as
+    expired, those approved or running as failed (their outcome is not known)."""
+    now = timezone.now()
+    closed = ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).update(
+        status=ToolCallStatus.EXPIRED, decided_by=Decision.EXPIRY, decided_at=now
     )
+    unfinished = ToolCall.objects.filter(
+        run_id=run_id, status__in=(ToolCallStatus.APPROVED, ToolCallStatus.RUNNING)
+    ).update(status=ToolCallStatus.FAILED, error=_("The answer ended before this call was finished."))
+    return closed + unfinished
 
 
 def call_get(*, call_id: uuid.UUID) -> ToolCall:
@@ -191,10 +239,15 @@ def call_get(*, call_id: uuid.UUID) -> ToolCall:
 
 
 def call_start(*, call_id: uuid.UUID) -> bool:
-    """An allowed or approved call starts; False if it is not waiting to start (a resumed run's call that
+    """An allowed or approved call starts, if its tool is still turned on (the owner may have denied it
+    while the call waited); False otherwise, or if it is not waiting to start (a resumed run's call that
     was already running when its process died)."""
     return bool(
-        ToolCall.objects.filter(pk=call_id, status__in=(ToolCallStatus.APPROVED,)).update(status=ToolCallStatus.RUNNING)
+        ToolCall.objects.filter(
+            pk=call_id,
+            status=ToolCallStatus.APPROVED,
+            tool__policy__in=(ToolPolicy.ALLOW, ToolPolicy.ASK),
+        ).update(status=ToolCallStatus.RUNNING)
     )
 
 

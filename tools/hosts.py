@@ -8,7 +8,7 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -17,6 +17,7 @@ from core.errors import DomainError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # What inet_aton also reads as an IPv4 address: 2130706433, 0x7f.1, 0177.0.0.1, 127.1 (docs/reliability.md I5).
+_SECRET_PARAM = re.compile(r"key|token|secret|password|passwd|auth|credential|signature|sig$", re.IGNORECASE)
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$")
 # 64:ff9b::/96 carries an IPv4 address through a NAT64 gateway.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -88,6 +89,9 @@ def url_target(url: str) -> tuple[Target, bool]:
         raise _refused(_("The URL must start with http:// or https://."))
     if "@" in parts.netloc:
         raise _refused(_("The URL may not carry a user name or password: send credentials as headers."))
+    if any(_SECRET_PARAM.search(name) for name, _value in parse_qsl(parts.query, keep_blank_values=True)):
+        # The URL is shown (API, admin) and may be logged: a secret goes in the stored, encrypted headers.
+        raise _refused(_("The URL may not carry a key or token in its query: send credentials as headers."))
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise _refused(_("The URL has no host."))

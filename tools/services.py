@@ -23,8 +23,9 @@ from tools.models import Tool, ToolPolicy, ToolServer
 from tools.secrets import credentials_encrypt
 from tools.selectors import tool_get, tool_server_get
 
-SERVER_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Neither a server name ending nor a tool name starting with "_": `<server>__<tool>` names one tool only.
+SERVER_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9_]{0,31}(?<!_))?$")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9-][A-Za-z0-9_-]{0,63}$")
 # The model calls a server's tool `<server>__<tool>`; OpenAI-compatible APIs take function names of 64 at most.
 MODEL_NAME_MAX = 64
 # RFC 9110 token characters.

@@ -162,6 +162,13 @@ def local_log_open(run_id: str, after: int = 0) -> LocalLog:
     return log
 
 
+def local_log_drop(run_id: str) -> None:
+    """This process no longer writes the run (handed over): its readers look for its events elsewhere."""
+    log = _local.pop(run_id, None)
+    if log is not None:
+        log._wake()
+
+
 def local_log(run_id: str) -> LocalLog | None:
     log = _local.get(run_id)
     if log is not None and log.expired(time.monotonic()):

@@ -168,8 +168,10 @@ async def _next_batch(run: Run, position: int, wait: float) -> list[RunEvent] | 
         batch = log.since(position)
         if batch == []:
             await log.wait(position, wait)
-            # A run taken over on this process (chats/runs/resume.py) writes a new log meanwhile.
-            log = local_log(str(run.pk)) or log
+            # Handed over meanwhile (no log here), or taken over on this process (a new log): chats/runs/resume.py.
+            log = local_log(str(run.pk))
+            if log is None:
+                return None
             batch = log.since(position)
         return batch
     if not redis_configured():

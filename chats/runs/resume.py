@@ -6,24 +6,28 @@ from the events it had logged (docs/tools.md, docs/reliability.md N5)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import uuid
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from chats.models import Run, RunStatus
 from chats.runs.log import redis_log_last_seq
+from chats.runs.process import process_id
 from chats.runs.runner import LiveRun, live_run, run_launch
 from chats.runs.selectors import run_fresh
-from chats.runs.services import run_adopt
+from chats.runs.services import run_adopt, run_end_unheld
 from chats.services import turn_resume
 from chats.streaming import released
 from chats.types import ReplyRequest
+from core.errors import DomainError
 from core.redis_clients import redis_configured
 
 logger = logging.getLogger(__name__)
 
-_watching: set[asyncio.Task] = set()
+_watching: dict[uuid.UUID, asyncio.Task] = {}
 
 
 def _take_over(run_id: uuid.UUID) -> ReplyRequest | None:
@@ -32,7 +36,17 @@ def _take_over(run_id: uuid.UUID) -> ReplyRequest | None:
         return None
     if redis_configured():  # its events go on after the last one the dead process copied to Redis
         run.seq = max(run.seq, redis_log_last_seq(str(run.pk)))
-    return turn_resume(run=run)
+    try:
+        return turn_resume(run=run)
+    except Exception as exc:  # its bot's model is gone, say: it ends `error`, the chat is free
+        logger.warning("run %s could not be taken over: %s", run_id, exc)
+        lapsed = timezone.now() - datetime.timedelta(seconds=1)
+        Run.objects.filter(pk=run_id, lease_holder=process_id()).update(lease_expires_at=lapsed)
+        message = exc.message if isinstance(exc, DomainError) else _("The answer could not go on after the approval.")
+        run_end_unheld(
+            run_id=run_id, status=RunStatus.ERROR, error_code=getattr(exc, "code", "server_error"), error=message
+        )
+        return None
 
 
 async def run_take_up(run_id: uuid.UUID) -> LiveRun | None:
@@ -65,9 +79,15 @@ async def _watch(run_id: uuid.UUID) -> None:
 
 def run_decided(run_id: uuid.UUID) -> None:
     """A decision was taken on this process for a run this process does not write: it is taken over here
-    once its lease lapses, unless its own process goes on first."""
-    if live_run(run_id) is not None:
+    once its lease lapses, unless its own process goes on first (one watcher a run)."""
+    if live_run(run_id) is not None or run_id in _watching:
         return
     task = asyncio.get_running_loop().create_task(_watch(run_id), name=f"take up run {run_id}")
-    _watching.add(task)
-    task.add_done_callback(_watching.discard)
+    _watching[run_id] = task
+    task.add_done_callback(lambda done: _watched(run_id, done))
+
+
+def _watched(run_id: uuid.UUID, task: asyncio.Task) -> None:
+    _watching.pop(run_id, None)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("run %s: taking it over failed", run_id, exc_info=task.exception())

@@ -28,7 +28,7 @@ from chats.exceptions import ChatNotFound
 from chats.models import MessageStatus, Run, RunStatus
 from chats.runs.checkpoints import checkpoint_write
 from chats.runs.keeper import keeper_ensure
-from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_open
+from chats.runs.log import LocalLog, RedisMirror, RunEvent, local_log_drop, local_log_open
 from chats.runs.log_line import run_log_line, run_origin
 from chats.runs.reconcile import interrupted_event
 from chats.runs.selectors import run_fresh
@@ -267,7 +267,7 @@ class LiveRun:
         answer = self.answer
         fields = None
         data: dict[str, Any] = {"code": code}
-        if answer.parts:
+        if answer.parts or answer.rounds:  # an answer that called tools keeps its message: their record hangs on it
             fields = self._kept(MessageStatus.ERROR, "error", detail)
             data.update(partial=answer.text, message_id=str(self.run.message_id))
         last = StreamEvent("error", detail, data, status_code, headers or {})
@@ -346,8 +346,11 @@ class LiveRun:
         await asyncio.shield(released(hand_over)())
         run_log_line(self, RunFate.HANDED_OVER.value)
         _live.pop(self.id, None)
+        local_log_drop(self.id)
         self._streaming.dec()
         self.span.end()
+        if self.mirror is not None:  # its approval request reaches the other processes' readers
+            await self.mirror.drained(5.0)
 
     # -- stopping ------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -420,7 +423,7 @@ async def runs_shutdown(*, grace: float) -> None:
 async def run_stop(run: Run) -> None:
     """Stop a run wherever it runs: at once on this process; through its row on another (its writer
     reads the flag at its next checkpoint or beat). Returns once it ended or after STOP_WAIT_SECONDS."""
-    from chats.runs.services import run_stop_request
+    from chats.runs.services import run_end_unheld, run_stop_request
 
     live = live_run(run.pk)
     if live is not None:
@@ -428,6 +431,9 @@ async def run_stop(run: Run) -> None:
         await live.ended(STOP_WAIT_SECONDS)
         return
     if run.status != RunStatus.RUNNING:
+        return
+    # No process holds it (it waits for a tool approval since its process died): it ends here.
+    if await released(run_end_unheld)(run_id=run.pk, status=RunStatus.CANCELLED):
         return
     await released(run_stop_request)(run=run)
     deadline = asyncio.get_running_loop().time() + STOP_WAIT_SECONDS

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -157,12 +157,37 @@ def _answer_row_remove(run: Run) -> None:
 def run_adopt(*, run_id: uuid.UUID) -> Run | None:
     """Take over a running run whose lease lapsed (its process died while it waited for a tool approval);
     None if it is not running, or its lease holds."""
-    taken = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()).update(
-        lease_holder=process_id(), lease_expires_at=lease_expiry(), stop_requested=False
-    )
+    taken = Run.objects.filter(
+        pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now(), stop_requested=False
+    ).update(lease_holder=process_id(), lease_expires_at=lease_expiry())
     if not taken:
         return None
     return Run.objects.select_related("message", "question", "chat__bot", "owner").get(pk=run_id)
+
+
+def run_end_unheld(*, run_id: uuid.UUID, status: RunStatus, error_code: str = "", error: str = "") -> bool:
+    """End a run no process holds (its lease lapsed while it waited for a tool approval), keeping its
+    text: stopped (`cancelled`), or failed when it could not be taken up (`error`). False if a process
+    holds it meanwhile or it ended."""
+    finish_reason = "cancelled" if status == RunStatus.CANCELLED else "error"
+    with transaction.atomic():
+        ended = Run.objects.filter(
+            pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()
+        ).update(
+            status=status,
+            seq=F("seq") + 1,  # its last event: its readers rebuild it from the row
+            ended_at=timezone.now(),
+            lease_holder="",
+            error_code=error_code[:64],
+            error=error[:500],
+        )
+        if not ended:
+            return False
+        Message.objects.filter(run__pk=run_id).update(
+            status=MessageStatus(status), finish_reason=finish_reason, error=error[:500]
+        )
+        approvals_close(run_id=run_id)
+    return True
 
 
 def run_hand_over(*, run: Run, calls: Sequence[CallRecord], user_id: int, surface: str) -> None:
@@ -193,7 +218,7 @@ def run_interrupt(*, run: Run, seq: int) -> bool:
     with transaction.atomic():
         interrupted = (
             Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now())
-            .exclude(Exists(_awaiting_decision()))
+            .exclude(Q(Exists(_awaiting_decision())) & Q(stop_requested=False))
             .update(status=RunStatus.INTERRUPTED, seq=seq, ended_at=timezone.now(), error_code="interrupted")
         )
         if interrupted:
@@ -221,7 +246,7 @@ def _awaiting_decision() -> QuerySet:
 def runs_expired(*, chat_id: uuid.UUID | None = None, limit: int = 100) -> list[Run]:
     """Running runs whose process stopped renewing their lease (a run waiting for a tool approval waits on)."""
     runs = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()).exclude(
-        Exists(_awaiting_decision())
+        Q(Exists(_awaiting_decision())) & Q(stop_requested=False)
     )
     if chat_id is not None:
         runs = runs.filter(chat_id=chat_id)

@@ -109,6 +109,9 @@ def test_a_name_that_does_not_resolve_is_refused(settings):
         ("https:///mcp", "no host"),
         ("https://93.184.215.14:99999/mcp", "not valid"),
         ("mcp.example.com/mcp", "http:// or https://"),
+        # A secret in the query would be shown by the API and the admin: it goes in the encrypted headers.
+        ("https://93.184.215.14/mcp?api_key=sk-1", "key or token in its query"),
+        ("https://93.184.215.14/mcp?x=1&Token=abc", "key or token in its query"),
     ],
 )
 def test_malformed_urls_are_refused(settings, url, message):

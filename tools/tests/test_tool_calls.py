@@ -274,6 +274,115 @@ async def test_an_oversized_or_slow_mcp_result_is_cut_with_a_clear_note(
     big, slow = [m["content"] for m in second if m["role"] == "tool"]
     assert "[cut: the tool returned 5,000 characters; the first 100 are shown]" in big
     assert len(big) < 600
-    assert slow == results["lab__slow"]["error"]
+    # A failure reaches the model fenced as data too: the server wrote its text.
+    assert results["lab__slow"]["error"] in slow and slow.startswith('<tool_result name="lab__slow" status="failed">')
     calls = {c.tool_name: c async for c in ToolCall.objects.all()}
     assert (calls["lab__big"].result_chars, calls["lab__big"].truncated) == (5000, True)
+
+
+async def handed_over(user, bot, query: str = 'call knowledge_search {"query": "dogs"}'):
+    """An answer waiting for its approval when its process stops (runs_shutdown), and its reader."""
+    from chats.runs.runner import runs_shutdown
+
+    response = await ask(user, bot, query)
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    await runs_shutdown(grace=0)
+    return call, reading
+
+
+async def decide(user, call, decision: str = "approve", **body):
+    return await AsyncClient().post(
+        f"/runs/{call.run_id}/approvals/{call.pk}",
+        {"decision": decision, **body},
+        "application/json",
+        headers=bearer(user),
+    )
+
+
+async def test_stopping_an_answer_no_process_holds_ends_it_and_a_later_decision_is_refused(user, bot, upstream):
+    from chats.models import Run
+
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    call, reading = await handed_over(user, bot)
+    stopped = await AsyncClient().post(f"/runs/{call.run_id}/stop", headers=bearer(user))
+    assert stopped.json()["status"] == "cancelled"
+    assert (await decide(user, call)).status_code == 409
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert events[-1][0] == "done" and events[-1][1]["finish_reason"] == "cancelled"
+    assert (await Run.objects.aget(pk=call.run_id)).status == "cancelled"
+    assert (await ToolCall.objects.aget()).status == "expired"
+
+
+async def test_an_answer_that_cannot_be_taken_up_ends_as_an_error_and_frees_the_chat(user, bot, upstream, settings):
+    from chats.models import Run
+
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    call, reading = await handed_over(user, bot)
+    # The process that takes the decision has no key for the bot's provider (a redeploy with other settings).
+    settings.LLM_PROVIDERS = {**settings.LLM_PROVIDERS, "custom": {**settings.LLM_PROVIDERS["custom"], "base_url": ""}}
+    assert (await decide(user, call)).status_code == 200
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "provider_not_configured"
+    run = await Run.objects.aget(pk=call.run_id)
+    assert (run.status, run.error_code, run.lease_holder) == ("error", "provider_not_configured", "")
+
+
+async def test_a_resumed_answer_waiting_on_a_second_approval_still_has_its_model_time(user, bot, upstream, settings):
+    settings.LLM_TOTAL_TIMEOUT = 1.0
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    first, reading = await handed_over(
+        user, bot, 'call knowledge_search {"query": "a"} ;; call knowledge_search {"query": "b"}'
+    )
+    assert (await decide(user, first)).status_code == 200
+    second = None
+    for _ in range(100):
+        second = await ToolCall.objects.exclude(pk=first.pk).filter(status="pending").afirst()
+        if second is not None:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.5)  # the user decides the second call after LLM_TOTAL_TIMEOUT
+    assert (await decide(user, second)).status_code == 200
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert events[-1][0] == "done", events[-1]
+
+
+async def test_a_visitor_cannot_edit_arguments_and_edited_ones_must_fit_the_tool(user, bot, upstream):
+    from chats.models import Chat, Run
+    from chats.visitors import visitor_new, visitor_token_issue
+
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    bad = await decide(user, call, arguments={"query": 7})
+    assert bad.status_code == 400 and "query" in bad.json()["detail"], bad.json()
+    # The answer is the owner's; a visitor's chat is the visitor's, and a visitor never edits arguments.
+    visitor = await sync_to_async(visitor_new)(bot)
+    run = await Run.objects.aget(pk=call.run_id)
+    await Chat.objects.filter(pk=run.chat_id).aupdate(visitor_id=visitor.id)
+    headers = {"Authorization": f"Visitor {await sync_to_async(visitor_token_issue)(visitor)}"}
+    edited = await AsyncClient().post(
+        f"/runs/{call.run_id}/approvals/{call.pk}",
+        {"decision": "approve", "arguments": {"query": "cats"}},
+        "application/json",
+        headers=headers,
+    )
+    assert edited.status_code == 400 and edited.json()["code"] == "invalid_decision"
+    plain = await AsyncClient().post(
+        f"/runs/{call.run_id}/approvals/{call.pk}", {"decision": "approve"}, "application/json", headers=headers
+    )
+    assert plain.status_code == 200 and plain.json()["decided_by"] == "visitor"
+    await asyncio.wait_for(reading, 15)
+
+
+async def test_a_tool_turned_off_while_its_call_waits_is_not_run(user, bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="ask")
+    response = await ask(user, bot, 'call knowledge_search {"query": "dogs"}')
+    reading = asyncio.ensure_future(read_stream(response))
+    call = await approval_pending()
+    await Tool.objects.filter(bot=bot).aupdate(policy="deny")
+    assert (await decide(user, call)).status_code == 200
+    events = parse_sse(await asyncio.wait_for(reading, 15))
+    assert "was turned off while this call waited" in events[-1][1]["content"]
+    assert (await ToolCall.objects.aget()).status == "denied"

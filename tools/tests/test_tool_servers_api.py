@@ -181,7 +181,8 @@ def test_servers_per_bot_are_limited_and_names_are_unique_slugs(api, bot, settin
     over = attach(api, bot, mcp_server.url, name="three")
     assert (over.status_code, over.json()["code"]) == (403, "too_many_tool_servers")
     assert "limit of 2 tool servers" in over.json()["detail"]
-    for bad in ["", "Upper", "with-dash", "x" * 33, "spa ce", "ñ"]:
+    # Not ending in "_" either: `a_` with a tool `x` and `a` with a tool `_x` would both be `a___x`.
+    for bad in ["", "Upper", "with-dash", "x" * 33, "spa ce", "ñ", "a_", "_a"]:
         response = attach(api, bot, mcp_server.url, name=bad)
         assert response.status_code == 400, bad
         assert "name" in response.json()["detail"]
