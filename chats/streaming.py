@@ -32,9 +32,9 @@ from chats.selectors import branch_history
 from chats.types import ReplyRequest
 from chats.websearch import web_search
 from knowledge.retrieval import Passage, search
-from tools.approvals import run_tool_calls
 from tools.models import ToolCall
 from tools.runtime import RoundState, ToolBox, assistant_message, calls_settle, round_run, tool_message, toolbox_load
+from tools.selectors import run_tool_calls
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -20,18 +20,12 @@ from django.utils.translation import gettext as _
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError
 from tools.models import Decision, Tool, ToolCall, ToolCallStatus, ToolPolicy
+from tools.selectors import ApprovalNotFound
 
 # An approver's edited arguments: a JSON object of at most this many characters.
 EDITED_ARGUMENTS_MAX_CHARS = 16_000
-
-
-class ApprovalNotFound(NotFound):
-    code = "approval_not_found"
-
-    def default_message(self) -> str:
-        return _("No such approval in this run.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,23 +109,6 @@ def approval_decision_parse(data: Any) -> DecisionRequest:
     if arguments is not None:
         arguments = edited_arguments_check(arguments)
     return DecisionRequest(approve=decision == "approve", arguments=arguments)
-
-
-def approval_of_user(*, user: Any, approval_id: Any) -> ToolCall:
-    """A tool call of one of the user's own runs (the /v1 API names it by its id alone); else a 404."""
-    try:
-        call_pk = uuid.UUID(str(approval_id))
-    except ValueError:
-        raise ApprovalNotFound() from None
-    # The user's own chats: a widget visitor's approvals are the visitor's (as chats.runs.selectors.run_get).
-    call = (
-        ToolCall.objects.select_related("run")
-        .filter(pk=call_pk, run__owner=user, run__chat__visitor_id__isnull=True)
-        .first()
-    )
-    if call is None:
-        raise ApprovalNotFound()
-    return call
 
 
 def arguments_valid_for(tool: Tool | None, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -234,10 +211,6 @@ def approvals_close(*, run_id: uuid.UUID) -> int:
     return closed + unfinished
 
 
-def call_get(*, call_id: uuid.UUID) -> ToolCall:
-    return ToolCall.objects.get(pk=call_id)
-
-
 def call_start(*, call_id: uuid.UUID) -> bool:
     """An allowed or approved call starts, if its tool is still turned on (the owner may have denied it
     while the call waited); False otherwise, or if it is not waiting to start (a resumed run's call that
@@ -271,24 +244,3 @@ def call_finish(
         duration_ms=duration_ms,
         citations=citations,
     )
-
-
-def run_tool_calls(*, run_id: uuid.UUID) -> list[ToolCall]:
-    return list(ToolCall.objects.filter(run_id=run_id).order_by("round", "index"))
-
-
-def run_pending_approvals(*, run_id: uuid.UUID) -> list[ToolCall]:
-    return list(ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).order_by("round", "index"))
-
-
-def approval_payload(call: ToolCall) -> dict[str, Any]:
-    return {
-        "approval_id": str(call.pk),
-        "run_id": str(call.run_id),
-        "tool": call.tool_name,
-        "arguments": call.arguments,
-        "status": call.status,
-        "decided_by": call.decided_by,
-        "decided_at": call.decided_at.isoformat() if call.decided_at else None,
-        "expires_at": call.expires_at.isoformat() if call.expires_at else None,
-    }

@@ -29,14 +29,13 @@ from tools.approvals import (
     approval_expire,
     arguments_parse,
     call_finish,
-    call_get,
     call_start,
     round_record,
 )
 from tools.builtin import DESCRIPTIONS, QUERY_SCHEMA, builtin_available, builtin_call
 from tools.mcp_client import output_bounded, server_tool_call
 from tools.models import Decision, Tool, ToolCall, ToolCallStatus, ToolPolicy
-from tools.selectors import tools_offered
+from tools.selectors import call_get, tools_offered
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import F, QuerySet
 from django.utils.translation import gettext as _
@@ -10,7 +11,14 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from bots.selectors import bot_get
 from core.errors import NotFound
-from tools.models import Tool, ToolPolicy, ToolServer
+from tools.models import Tool, ToolCall, ToolCallStatus, ToolPolicy, ToolServer
+
+
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+
+    def default_message(self) -> str:
+        return _("No such approval in this run.")
 
 
 def tool_server_list(*, user: User, bot_id: uuid.UUID | str) -> QuerySet[ToolServer]:
@@ -49,3 +57,45 @@ def tools_offered(*, bot_id: uuid.UUID | str, approvals: bool = True) -> list[To
     with their server (one query)."""
     policies = [ToolPolicy.ALLOW, ToolPolicy.ASK] if approvals else [ToolPolicy.ALLOW]
     return list(_tools_ordered(Tool.objects.filter(bot_id=bot_id, policy__in=policies)))
+
+
+def call_get(*, call_id: uuid.UUID) -> ToolCall:
+    return ToolCall.objects.get(pk=call_id)
+
+
+def run_tool_calls(*, run_id: uuid.UUID) -> list[ToolCall]:
+    return list(ToolCall.objects.filter(run_id=run_id).order_by("round", "index"))
+
+
+def run_pending_approvals(*, run_id: uuid.UUID) -> list[ToolCall]:
+    return list(ToolCall.objects.filter(run_id=run_id, status=ToolCallStatus.PENDING).order_by("round", "index"))
+
+
+def approval_of_user(*, user: Any, approval_id: Any) -> ToolCall:
+    """A tool call of one of the user's own runs (the /v1 API names it by its id alone); else a 404."""
+    try:
+        call_pk = uuid.UUID(str(approval_id))
+    except ValueError:
+        raise ApprovalNotFound() from None
+    # The user's own chats: a widget visitor's approvals are the visitor's (as chats.runs.selectors.run_get).
+    call = (
+        ToolCall.objects.select_related("run")
+        .filter(pk=call_pk, run__owner=user, run__chat__visitor_id__isnull=True)
+        .first()
+    )
+    if call is None:
+        raise ApprovalNotFound()
+    return call
+
+
+def approval_payload(call: ToolCall) -> dict[str, Any]:
+    return {
+        "approval_id": str(call.pk),
+        "run_id": str(call.run_id),
+        "tool": call.tool_name,
+        "arguments": call.arguments,
+        "status": call.status,
+        "decided_by": call.decided_by,
+        "decided_at": call.decided_at.isoformat() if call.decided_at else None,
+        "expires_at": call.expires_at.isoformat() if call.expires_at else None,
+    }

@@ -54,9 +54,10 @@ from core.api.exception_handler import flatten_validation_errors
 from core.errors import DomainError
 from core.openai_errors import openai_error_body
 from core.text import text_problem
-from tools.approvals import approval_decide, approval_decision_parse, approval_of_user
+from tools.approvals import approval_decide, approval_decision_parse
 from tools.models import Decision, ToolCall
 from tools.runtime import approval_notify
+from tools.selectors import approval_of_user
 
 ROLES = {"system": Role.SYSTEM, "developer": Role.SYSTEM, "user": Role.USER, "assistant": Role.ASSISTANT}
 MAX_MESSAGES = 200
@@ -231,8 +232,10 @@ def _prepare(request: HttpRequest) -> tuple[ReplyRequest | None, dict[str, Any]]
     user = authenticate_bearer(request)
     body = json_body(request)
     if (answer := _approval_answer(body)) is not None:
+        model = str(body.get("model", ""))
+        bot_for_model(user=user, model=model)  # the caller's bot, as for any request (404 otherwise)
         followed = _decide(user, answer)
-        return None, {"stream": bool(body.get("stream")), "followed": followed, "model": str(body.get("model", ""))}
+        return None, {"stream": bool(body.get("stream")), "followed": followed, "model": model}
     serializer = ChatCompletionSerializer(data=body)
     if not serializer.is_valid():
         raise InvalidRequest(serializer.errors)

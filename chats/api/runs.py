@@ -28,9 +28,10 @@ from chats.streaming import released
 from chats.visitors import visitor_from_token, visitor_run_event
 from core.api.async_views import async_api_view, json_body
 from core.paths import UUID
-from tools.approvals import approval_decide, approval_decision_parse, approval_payload, run_pending_approvals
+from tools.approvals import approval_decide, approval_decision_parse
 from tools.models import Decision, ToolCall
 from tools.runtime import approval_notify
+from tools.selectors import approval_payload, run_pending_approvals
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

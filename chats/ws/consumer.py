@@ -51,9 +51,10 @@ from chats.ws.frames import ClientFrame, parse_frame
 from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
 from core import metrics
 from core.errors import DomainError
-from tools.approvals import ApprovalNotFound, approval_decide, approval_payload, run_pending_approvals
+from tools.approvals import approval_decide
 from tools.models import Decision, ToolCall
 from tools.runtime import approval_notify
+from tools.selectors import ApprovalNotFound, approval_payload, run_pending_approvals
 
 logger = logging.getLogger(__name__)
 
@@ -228,8 +229,7 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         # An answer still being written (this client reloaded, say): the client may resume it.
         running = await database_sync_to_async(self._running_run, thread_sensitive=False)()
         if running is not None:
-            greeting["run_id"] = str(running.pk)
-            greeting["approvals"] = running.pending_approvals
+            greeting["run_id"], greeting["approvals"] = running
         await self._send_json(greeting)
         self.expiry = asyncio.get_running_loop().call_later(settings.WS_MAX_AGE_SECONDS, self._expire)
 
@@ -311,14 +311,13 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 raise
         return reply
 
-    def _running_run(self) -> Run | None:
-        """The session's answer being written now (one whose process died is interrupted first), with
-        the tool calls it waits on (`pending_approvals`)."""
+    def _running_run(self) -> tuple[str, list[dict[str, Any]]] | None:
+        """The id of the session's answer being written now (one whose process died is interrupted
+        first), and the tool calls it waits on for the user's decision."""
         running = chat_running_run(chat_id=self.session_id)
         if running is None or run_as_it_stands(running).status != RunStatus.RUNNING:
             return None
-        running.pending_approvals = [approval_payload(call) for call in run_pending_approvals(run_id=running.pk)]
-        return running
+        return str(running.pk), [approval_payload(call) for call in run_pending_approvals(run_id=running.pk)]
 
     def _session_run(self, run_id: uuid.UUID | None) -> Run | None:
         """A run of this session the socket's user may see: `run_id`, or the one running now."""
