@@ -211,7 +211,7 @@ async def _resumed_rounds(request: ReplyRequest, answer: Answer, calls: list[Too
         by_round.setdefault(call.round, []).append(call)
     last = max(by_round)
     for number, round_calls in sorted(by_round.items()):
-        replies.append(assistant_message("", round_calls))
+        replies.append(assistant_message(round_calls[0].said_before, round_calls))
         if number != last:
             replies.extend(tool_message(call) for call in round_calls)
             answer.citations.extend(c for call in round_calls for c in call.citations)

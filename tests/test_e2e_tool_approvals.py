@@ -120,7 +120,10 @@ def test_the_openai_sdk_answers_an_approval_as_a_tool_call_and_gets_the_rest_of_
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text.startswith("Tool said:") and chunks[-1].choices[0].finish_reason == "stop"
-        # Answered once: the same answer cannot be approved again.
+        # The same answer again (the SDK's retry after a lost response) reads the same rest; another is refused.
+        again = client.chat.completions.create(model=f"bot-{bot_id}", messages=messages)
+        assert again.choices[0].message.content == text
+        messages[-1] = {**messages[-1], "content": "reject"}
         with pytest.raises(openai.ConflictError):
             client.chat.completions.create(model=f"bot-{bot_id}", messages=messages)
     finally:

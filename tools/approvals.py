@@ -41,7 +41,7 @@ class PlannedCall:
 
 
 def round_record(
-    *, run_id: uuid.UUID, message_id: uuid.UUID, round_number: int, calls: list[PlannedCall]
+    *, run_id: uuid.UUID, message_id: uuid.UUID, round_number: int, calls: list[PlannedCall], said: str = ""
 ) -> list[ToolCall]:
     """The round's calls, in one statement; those that wait for approval expire after TOOL_APPROVAL_SECONDS."""
     now = timezone.now()
@@ -62,6 +62,7 @@ def round_record(
             expires_at=expires if call.status == ToolCallStatus.PENDING else None,
             result=call.result,
             result_chars=len(call.result),
+            said_before=said if index == 0 else "",
         )
         for index, call in enumerate(calls)
     ]
@@ -145,6 +146,7 @@ def approval_decide(
     arguments: dict[str, Any] | None = None,
     by: Decision,
     user_id: int | None = None,
+    after_seq: int | None = None,
 ) -> ToolCall:
     """Approve (with the arguments as asked, or edited) or reject a pending call of the run. A call already
     decided, or past its time, is a 409 saying so; one that is not the run's is a 404."""
@@ -158,6 +160,7 @@ def approval_decide(
         "decided_by": by,
         "decided_by_user_id": user_id,
         "decided_at": now,
+        "decided_after_seq": after_seq,
     }
     if approve and arguments is not None:
         if by == Decision.VISITOR:  # the owner's tool, maybe with the owner's credentials: as the model asked
@@ -187,6 +190,14 @@ def approval_decide(
             code="approval_closed",
         )
     return call
+
+
+def approval_repeats(call: ToolCall, *, user_id: int, approve: bool) -> bool:
+    """Whether `call` was already decided this way by this user through /v1 (a retried request)."""
+    if call.decided_by_user_id != user_id or call.decided_after_seq is None:
+        return False
+    rejected = call.status in (ToolCallStatus.REJECTED, ToolCallStatus.EXPIRED)
+    return approve != rejected and call.decided_by == Decision.USER
 
 
 def approval_expire(*, call_id: uuid.UUID) -> bool:

@@ -114,6 +114,12 @@ class ToolCall(models.Model):
     index = models.PositiveSmallIntegerField(_("index"))
     # The model's id for the call (`tool_call_id`); a provider may send none.
     call_id = models.CharField(_("call id"), max_length=100, blank=True)
+    # What the model wrote before it asked for this round's tools (on the round's first call), so that an
+    # answer taken up by another process gives the model its own words back (chats/runs/resume.py).
+    said_before = models.TextField(_("text before the call"), blank=True)
+    # The position of the run's events when the call was decided through /v1, where a retried answer to
+    # the same approval goes on reading (chats/api/openai.py).
+    decided_after_seq = models.PositiveIntegerField(_("decided after event"), null=True, blank=True)
     tool = models.ForeignKey(
         Tool, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls", verbose_name=_("tool")
     )

@@ -288,7 +288,7 @@ async def round_run(
 
     planned = round_plan(toolbox, requests)
     calls = await released(round_record)(
-        run_id=state.run_id, message_id=state.message_id, round_number=state.number, calls=planned
+        run_id=state.run_id, message_id=state.message_id, round_number=state.number, calls=planned, said=text
     )
     state.replies.append(assistant_message(text, calls))
     for call in calls:

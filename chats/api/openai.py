@@ -51,10 +51,10 @@ from chats.services import turn_start
 from chats.types import ReplyRequest
 from core.api.async_views import json_body
 from core.api.exception_handler import flatten_validation_errors
-from core.errors import DomainError
+from core.errors import Conflict, DomainError
 from core.openai_errors import openai_error_body
 from core.text import text_problem
-from tools.approvals import approval_decide, approval_decision_parse
+from tools.approvals import approval_decide, approval_decision_parse, approval_repeats
 from tools.models import Decision, ToolCall
 from tools.runtime import approval_notify
 from tools.selectors import approval_of_user
@@ -217,14 +217,22 @@ def _decide(user: User, message: dict[str, Any]) -> Followed:
     run = call.run
     live = local_log(str(run.pk))
     after = max(run.seq, live.last_seq if live is not None else 0)
-    call = approval_decide(
-        run_id=run.pk,
-        approval_id=call.pk,
-        approve=decision.approve,
-        arguments=decision.arguments,
-        by=Decision.USER,
-        user_id=user.pk,
-    )
+    try:
+        call = approval_decide(
+            run_id=run.pk,
+            approval_id=call.pk,
+            approve=decision.approve,
+            arguments=decision.arguments,
+            by=Decision.USER,
+            user_id=user.pk,
+            after_seq=after,
+        )
+    except Conflict:
+        # The same answer sent again (the SDK retries when a response is lost): the rest, from where it was.
+        decided = approval_of_user(user=user, approval_id=call.pk)
+        if not approval_repeats(decided, user_id=user.pk, approve=decision.approve):
+            raise
+        return Followed(run=run, after=decided.decided_after_seq, call=decided)
     return Followed(run=run, after=after, call=call)
 
 

@@ -73,5 +73,9 @@ async def test_a_streamed_approval_ends_the_stream_with_its_tool_call_and_the_an
     assert text.startswith("Tool said:") and rest[-1]["choices"][0]["finish_reason"] == "stop"
     stored = await ToolCall.objects.aget()
     assert (stored.arguments, stored.arguments_edited) == ({"query": "puppies"}, True)
+    # The same answer sent again (a retry after a lost response) reads the same rest of the answer;
+    # another decision is refused.
     again = await post(user, {"model": model, "messages": [*messages, answer]})
-    assert again.status_code == 409
+    assert again.status_code == 200 and again.json()["choices"][0]["message"]["content"] == text
+    other = {**answer, "content": "reject"}
+    assert (await post(user, {"model": model, "messages": [*messages, other]})).status_code == 409

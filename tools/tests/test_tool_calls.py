@@ -226,6 +226,9 @@ async def test_a_run_waiting_when_its_process_stops_is_handed_over_and_goes_on_o
     seqs = [data["seq"] for _kind, data in events]
     assert seqs == sorted(set(seqs)), seqs  # numbered on, none repeated
     assert (await Run.objects.aget(pk=run.pk)).status == "complete"
+    # The model that goes on reads its own words before the tools, and the call it made.
+    assistant = next(m for m in model_requests(upstream)[-1]["messages"] if m.get("tool_calls"))
+    assert assistant["content"] == "Checking. "
     # The first model call was recorded when it was handed over, the second by the run that went on.
     assert await ModelCall.objects.filter(user=user).acount() == 2
 
