@@ -133,6 +133,20 @@ web_search_duration = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )  # fmt: skip
 
+# Tools (docs/tools.md): `mode` is `builtin` or `mcp`; `status` the call's end (done, failed, denied,
+# rejected, expired), or for an approval how it was decided.
+tool_calls = Counter(
+    "bytchat_tool_calls", "Tool calls the models asked for, by kind of tool and how they ended.", ["mode", "status"],
+)  # fmt: skip
+tool_call_duration = Histogram(
+    "bytchat_tool_call_duration_seconds", "Tool calls that ran, by kind of tool and outcome.", ["mode", "status"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)  # fmt: skip
+approval_wait = Histogram(
+    "bytchat_tool_approval_wait_seconds", "From an approval request to its decision, by outcome.", ["status"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800),
+)  # fmt: skip
+
 # Exams.
 pdf_render_duration = Histogram(
     "bytchat_pdf_render_duration_seconds", "Exam PDF renders, by outcome (ok, time_limit, failed).", ["status"],

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from bots.llm.types import ChatMessage, ToolCallRequest, ToolSpec
 from chats.events import StreamEvent
+from core import metrics, tracing
 from core.errors import DomainError
 from tools.approvals import (
     PlannedCall,
@@ -32,7 +33,7 @@ from tools.approvals import (
     call_start,
     round_record,
 )
-from tools.builtin import DESCRIPTIONS, QUERY_SCHEMA, builtin_available, builtin_call
+from tools.builtin import DESCRIPTIONS, KNOWLEDGE_SEARCH, QUERY_SCHEMA, WEB_SEARCH, builtin_available, builtin_call
 from tools.mcp_client import output_bounded, server_tool_call
 from tools.models import Decision, Tool, ToolCall, ToolCallStatus, ToolPolicy
 from tools.selectors import call_get, tools_offered
@@ -47,6 +48,7 @@ SETTLED = (
     ToolCallStatus.REJECTED,
     ToolCallStatus.EXPIRED,
 )
+BUILTINS = (KNOWLEDGE_SEARCH, WEB_SEARCH)
 # A waiting run looks at its approval's row this often (a decision taken on another process); one
 # taken on this process wakes it at once (`approval_notify`).
 APPROVAL_POLL_SECONDS = 1.0
@@ -207,6 +209,10 @@ def approval_notify(call_id: uuid.UUID) -> None:
         event.set()
 
 
+def _mode(call: ToolCall) -> str:
+    return "builtin" if call.tool_name in BUILTINS else "mcp"
+
+
 async def approval_wait(call: ToolCall) -> ToolCall:
     """Until the call is decided (here or on any process) or expires; its row as it then stands."""
     from chats.streaming import released
@@ -216,6 +222,8 @@ async def approval_wait(call: ToolCall) -> ToolCall:
     while True:
         fresh = await released(call_get)(call_id=call.pk)
         if fresh.status != ToolCallStatus.PENDING:
+            waited = (fresh.decided_at or timezone.now()) - fresh.created_at
+            metrics.approval_wait.labels(fresh.status).observe(max(waited.total_seconds(), 0.0))
             return fresh
         left = (fresh.expires_at - timezone.now()).total_seconds() if fresh.expires_at else 0
         if left <= 0:
@@ -232,51 +240,76 @@ def _refusal(call: ToolCall) -> str:
     return _("The user rejected this call of %(tool)s; it was not run.") % {"tool": call.tool_name}
 
 
+@dataclass(slots=True)
+class _Outcome:
+    status: ToolCallStatus = ToolCallStatus.DONE
+    text: str = ""
+    chars: int = 0
+    truncated: bool = False
+    error: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
+
+    def failed(self, error: str) -> _Outcome:
+        self.status, self.error = ToolCallStatus.FAILED, error
+        return self
+
+
+async def _outcome(toolbox: ToolBox, call: ToolCall, state: RoundState) -> _Outcome:
+    """What running the call gave: bounded in time (TOOL_CALL_SECONDS) and size (TOOL_RESULT_MAX_CHARS)."""
+    tool = toolbox.tools.get(call.tool_name)
+    if tool is None:  # a resumed run whose bot lost the tool meanwhile
+        return _Outcome().failed(
+            _("The tool %(tool)s is no longer available; it was not called.") % {"tool": call.tool_name}
+        )
+    if tool.server_id is not None:
+        output = await server_tool_call(tool.server, tool.name, call.arguments)
+        outcome = _Outcome(text=output.text, chars=output.chars, truncated=output.truncated)
+        return outcome.failed(output.error) if output.error else outcome
+    try:
+        async with asyncio.timeout(settings.TOOL_CALL_SECONDS):
+            text, citations = await builtin_call(
+                tool.name,
+                call.arguments,
+                owner_id=toolbox.owner_id,
+                knowledge_base_ids=toolbox.knowledge_base_ids,
+                first_citation=state.first_citation + len(state.citations),
+            )
+    except TimeoutError:
+        return _Outcome().failed(_("The tool did not answer within %(n)d s.") % {"n": settings.TOOL_CALL_SECONDS})
+    except DomainError as exc:
+        return _Outcome().failed(exc.message)
+    bounded = output_bounded(text)
+    return _Outcome(text=bounded.text, chars=bounded.chars, truncated=bounded.truncated, citations=citations)
+
+
 async def _execute(toolbox: ToolBox, call: ToolCall, state: RoundState) -> ToolCall:
-    """Run an approved call within TOOL_CALL_SECONDS and TOOL_RESULT_MAX_CHARS; its row as finished."""
+    """Run an approved call, measured (a GenAI `execute_tool` span: the tool's name, never its arguments
+    or result); its row as finished."""
     from chats.streaming import released
 
-    tool = toolbox.tools.get(call.tool_name)
     started = time.perf_counter()
-    citations: list[dict[str, Any]] = []
-    error, status, text, chars, truncated = "", ToolCallStatus.DONE, "", 0, False
-    if tool is None:  # a resumed run whose bot lost the tool meanwhile
-        status = ToolCallStatus.FAILED
-        error = _("The tool %(tool)s is no longer available; it was not called.") % {"tool": call.tool_name}
-    elif tool.server_id is None:
-        try:
-            async with asyncio.timeout(settings.TOOL_CALL_SECONDS):
-                text, citations = await builtin_call(
-                    tool.name,
-                    call.arguments,
-                    owner_id=toolbox.owner_id,
-                    knowledge_base_ids=toolbox.knowledge_base_ids,
-                    first_citation=state.first_citation + len(state.citations),
-                )
-            bounded = output_bounded(text)
-            text, chars, truncated = bounded.text, bounded.chars, bounded.truncated
-        except TimeoutError:
-            status = ToolCallStatus.FAILED
-            error = _("The tool did not answer within %(n)d s.") % {"n": settings.TOOL_CALL_SECONDS}
-        except DomainError as exc:
-            status, error = ToolCallStatus.FAILED, exc.message
-    else:
-        output = await server_tool_call(tool.server, tool.name, call.arguments)
-        text, chars, truncated = output.text, output.chars, output.truncated
-        if output.error:
-            status, error = ToolCallStatus.FAILED, output.error
-    duration_ms = int((time.perf_counter() - started) * 1000)
+    span = tracing.span_start(
+        f"execute_tool {call.tool_name}",
+        attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.tool_name},
+    )
+    try:
+        outcome = await _outcome(toolbox, call, state)
+        tracing.span_failed(span, "tool_failed" if outcome.status == ToolCallStatus.FAILED else "", failed=False)
+    finally:
+        span.end()
+    elapsed = time.perf_counter() - started
+    metrics.tool_call_duration.labels(_mode(call), outcome.status).observe(elapsed)
     await released(call_finish)(
         call_id=call.pk,
-        status=status,
-        result=text if status == ToolCallStatus.DONE else error,
-        result_chars=chars,
-        truncated=truncated,
-        error=error,
-        duration_ms=duration_ms,
-        citations=citations,
+        status=outcome.status,
+        result=outcome.text if outcome.status == ToolCallStatus.DONE else outcome.error,
+        result_chars=outcome.chars,
+        truncated=outcome.truncated,
+        error=outcome.error,
+        duration_ms=int(elapsed * 1000),
+        citations=outcome.citations,
     )
-    state.citations.extend(citations)
+    state.citations.extend(outcome.citations)
     return await released(call_get)(call_id=call.pk)
 
 
@@ -348,5 +381,6 @@ async def calls_settle(
             )
         if call.status in (ToolCallStatus.REJECTED, ToolCallStatus.EXPIRED) and not call.result:
             call = await _closed(call, call.status, _refusal(call))
+        metrics.tool_calls.labels(_mode(call), call.status).inc()
         state.replies.append(tool_message(call))
         yield result_event(call)

@@ -11,7 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import DailyUsage, ModelCall
 from bots.models import ModelConfig
 from knowledge.services import bot_home_base, document_ingest_text
-from tests.helpers import parse_sse, read_stream
+from tests.helpers import metric_total, parse_sse, read_stream
 from tools.models import Tool, ToolCall
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -48,8 +48,13 @@ async def test_an_allowed_knowledge_search_is_called_and_its_passages_shape_and_
         filename="log.txt",
         text="Pirates bury their treasure on remote islands.",
     )
+    done_before = metric_total("bytchat_tool_calls_total", mode="builtin", status="done")
+    timed_before = metric_total("bytchat_tool_call_duration_seconds_count", mode="builtin", status="done")
     response = await ask(user, bot, 'call knowledge_search {"query": "where is the treasure"}')
     events = parse_sse(await read_stream(response))
+    # Counted and timed by kind of tool and outcome (docs/observability.md).
+    assert metric_total("bytchat_tool_calls_total", mode="builtin", status="done") == done_before + 1
+    assert metric_total("bytchat_tool_call_duration_seconds_count", mode="builtin", status="done") == timed_before + 1
     kinds = [kind for kind, _data in events]
     assert kinds[0] == "chunk" and kinds[-1] == "done", kinds
     assert tuple(k for k in kinds if k.startswith("tool_")) == ("tool_call", "tool_result")
