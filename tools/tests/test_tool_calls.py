@@ -394,3 +394,37 @@ async def test_a_tool_turned_off_while_its_call_waits_is_not_run(user, bot, upst
     events = parse_sse(await asyncio.wait_for(reading, 15))
     assert "was turned off while this call waited" in events[-1][1]["content"]
     assert (await ToolCall.objects.aget()).status == "denied"
+
+
+async def test_an_allowed_web_search_is_called_and_cited_and_offered_only_with_searxng(user, bot, upstream, searxng):
+    await sync_to_async(tooled_bot)(bot, web_search="allow")
+    response = await ask(user, bot, 'call web_search {"query": "harbour tides"}')
+    events = parse_sse(await read_stream(response))
+    done = events[-1][1]
+    first_result = searxng.results[0]
+    assert first_result["title"] in done["content"] and "untrusted data" in done["content"]
+    assert any(c.get("url") == first_result["url"] for c in done["citations"])
+
+
+async def test_without_searxng_web_search_is_not_offered(user, bot, upstream, settings):
+    settings.SEARXNG_URL = ""
+    await sync_to_async(tooled_bot)(bot, web_search="allow")
+    response = await ask(user, bot, 'call web_search {"query": "harbour tides"}')
+    events = parse_sse(await read_stream(response))
+    assert "tools" not in model_requests(upstream)[0]
+    assert [k for k, _d in events if k.startswith("tool")] == []
+
+
+async def test_knowledge_search_reads_only_the_bots_own_documents(user, other_user, bot, make_bot, upstream):
+    await sync_to_async(tooled_bot)(bot, knowledge_search="allow")
+    stranger = await sync_to_async(make_bot)(owner=other_user, name="Stranger")
+    await sync_to_async(document_ingest_text)(
+        knowledge_base=await sync_to_async(bot_home_base)(bot=stranger),
+        filename="secret.txt",
+        text="The vault combination is 4711 and only the stranger knows it.",
+    )
+    response = await ask(user, bot, 'call knowledge_search {"query": "vault combination"}')
+    events = parse_sse(await read_stream(response))
+    done = events[-1][1]
+    assert "4711" not in done["content"] and "No passage of the documents matches" in done["content"]
+    assert done["citations"] == []
