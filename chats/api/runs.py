@@ -8,13 +8,16 @@ access token (header or `?token=`, as EventSource needs), a personal API key, or
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import re_path
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_bearer_or_query
 from chats.api.streams import resume_point, resume_response
@@ -125,6 +128,27 @@ def _decide(*, request: HttpRequest, run_id: str, approval_id: str) -> tuple[Too
     return call, reader.run.pk
 
 
+def _visitor_cors(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awaitable[HttpResponse]]:
+    """The widget decides an approval over REST when its socket is down, from the page that embeds it:
+    any origin may ask (a preflight gets 204), as the widget's own endpoints allow; the visitor's token,
+    not a cookie, is what authorizes the request (docs/widget.md)."""
+
+    @functools.wraps(view)
+    async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        response = HttpResponse(status=204) if request.method == "OPTIONS" else await view(request, *args, **kwargs)
+        if origin:
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response["Access-Control-Max-Age"] = "600"
+            patch_vary_headers(response, ["Origin"])
+        return response
+
+    return csrf_exempt(wrapper)
+
+
+@_visitor_cors
 @async_api_view("POST")
 async def run_approval_decide(request: HttpRequest, run_id: str, approval_id: str) -> HttpResponse:
     """Approve (optionally with edited `arguments`) or reject a tool call the run waits on (docs/tools.md)."""

@@ -377,10 +377,15 @@ async def test_a_visitor_cannot_edit_arguments_and_edited_ones_must_fit_the_tool
         headers=headers,
     )
     assert edited.status_code == 400 and edited.json()["code"] == "invalid_decision"
-    plain = await AsyncClient().post(
-        f"/runs/{call.run_id}/approvals/{call.pk}", {"decision": "approve"}, "application/json", headers=headers
-    )
+    # From the page that embeds the widget (another origin), when its socket is down: CORS allows it.
+    url = f"/runs/{call.run_id}/approvals/{call.pk}"
+    page = {"Origin": "https://shop.example.com"}
+    preflight = await AsyncClient().options(url, headers={**page, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204 and preflight["Access-Control-Allow-Origin"] == page["Origin"]
+    assert "Authorization" in preflight["Access-Control-Allow-Headers"]
+    plain = await AsyncClient().post(url, {"decision": "approve"}, "application/json", headers={**headers, **page})
     assert plain.status_code == 200 and plain.json()["decided_by"] == "visitor"
+    assert plain["Access-Control-Allow-Origin"] == page["Origin"]
     await asyncio.wait_for(reading, 15)
 
 
