@@ -97,6 +97,14 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def tracebacks(self) -> str:
+        """The log lines that hold a traceback (empty when none): short enough for an assertion's message."""
+        return log_tracebacks(self.log())
+
+
+def log_tracebacks(log: str) -> str:
+    return "\n".join(line[:6000] for line in log.splitlines() if "Traceback" in line)
+
 
 def upstream_env(fake_openai_server, **settings: str) -> dict[str, str]:
     """A live server's environment with the fake OpenAI server as the `custom` provider (no retries),

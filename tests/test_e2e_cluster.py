@@ -30,7 +30,7 @@ from tests.e2e_helpers import (
     socket_url,
     sse_events,
 )
-from tests.live_server import ROOT, free_port, server_env, upstream_env
+from tests.live_server import ROOT, free_port, log_tracebacks, server_env, upstream_env
 
 pytestmark = [
     pytest.mark.e2e,
@@ -137,7 +137,7 @@ def cluster(fake_openai_server, tmp_path_factory):
     yield live
     live.stop()
     log = live.log()
-    assert "Traceback" not in log, log[-5000:]
+    assert not log_tracebacks(log), log_tracebacks(log)
     assert "stopped." in log
 
 

@@ -20,7 +20,7 @@ def draining_server(fake_openai_server, tmp_path):
     live = LiveServer(tmp_path, upstream_env(fake_openai_server, DRAIN_SECONDS="10")).start()
     yield live
     live.stop()
-    assert "Traceback" not in live.log()
+    assert not live.tracebacks(), live.tracebacks()
 
 
 def test_a_draining_server_answers_a_request_on_a_kept_alive_connection_then_closes_it(draining_server):

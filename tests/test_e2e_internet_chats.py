@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.e2e_helpers import eventually
-from tests.live_server import LiveServer, upstream_env
+from tests.live_server import LiveServer, log_tracebacks, upstream_env
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "una-clave-segura"
@@ -177,4 +177,4 @@ def test_query_tokens_stay_out_of_the_server_log(http, server):
     assert eventually(lambda: server.log().count(path) == 2, timeout=10)
     log = server.log()
     assert tokens["access_token"] not in log and "garbage-e2e-token" not in log
-    assert "Traceback" not in log
+    assert not log_tracebacks(log), log_tracebacks(log)

@@ -54,7 +54,7 @@ def server(fake_openai_server, tmp_path_factory):
     yield live
     live.stop()
     # The session manager stopped with the server (config/lifespan.py), and no request ever raised.
-    assert "Traceback" not in live.log(), live.log()[-5000:]
+    assert not live.tracebacks(), live.tracebacks()
 
 
 def pdf_with(text: str) -> bytes:

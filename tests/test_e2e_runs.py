@@ -39,7 +39,7 @@ def server(fake_openai_server, tmp_path_factory):
     live = LiveServer(tmp_path_factory.mktemp("runs"), upstream_env(fake_openai_server, **SERVER_SETTINGS)).start()
     yield live
     live.stop()
-    assert "Traceback" not in live.log()
+    assert not live.tracebacks(), live.tracebacks()
 
 
 def server_beside(server: LiveServer, fake_openai_server, data_dir: Path, **settings: str) -> LiveServer:
@@ -57,7 +57,7 @@ def second_server(server, fake_openai_server, tmp_path):
     live = server_beside(server, fake_openai_server, tmp_path).start()
     yield live
     live.stop()
-    assert "Traceback" not in live.log()
+    assert not live.tracebacks(), live.tracebacks()
 
 
 @pytest.fixture
@@ -479,7 +479,7 @@ def stopping_server(server, fake_openai_server, tmp_path):
     live = server_beside(server, fake_openai_server, tmp_path, RUN_LEASE_SECONDS="60", DRAIN_SECONDS="0.5").start()
     yield live
     live.stop()
-    assert "Traceback" not in live.log()
+    assert not live.tracebacks(), live.tracebacks()
 
 
 async def test_a_server_process_stopped_with_term_keeps_its_runs_as_interrupted_at_once(

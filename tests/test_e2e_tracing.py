@@ -53,7 +53,7 @@ def servers(fake_openai_server, collector, tmp_path_factory):
     yield first, second
     for live in (first, second):
         live.stop()
-        assert "Traceback" not in live.log()
+        assert not live.tracebacks(), live.tracebacks()
 
 
 def one(spans: list[CollectedSpan], **match: str) -> CollectedSpan:
