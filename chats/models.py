@@ -92,6 +92,8 @@ class Message(models.Model):
     error = models.CharField(_("error"), max_length=500, blank=True)
     # An assistant turn the client wrote (004 `conversations/create` with role Assistant), not the model.
     authored_by_client = models.BooleanField(_("written by the client"), default=False)
+    # The bot config's task type whose model answered (`default` when none matched), for feedback by task type.
+    task_type = models.CharField(_("task type"), max_length=32, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -156,3 +158,92 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} ({self.status})"
+
+
+class Rating(models.TextChoices):
+    UP = "up", _("Good answer")
+    DOWN = "down", _("Bad answer")
+
+
+class FeedbackTag(models.TextChoices):
+    """The fixed list of reasons a rater may pick (several at once)."""
+
+    ACCURATE = "accurate", _("Accurate")
+    HELPFUL = "helpful", _("Helpful")
+    WELL_CITED = "well_cited", _("Well cited")
+    INACCURATE = "inaccurate", _("Inaccurate")
+    NOT_HELPFUL = "not_helpful", _("Not helpful")
+    INCOMPLETE = "incomplete", _("Incomplete")
+    OFF_TOPIC = "off_topic", _("Off topic")
+    WRONG_CITATION = "wrong_citation", _("Wrong or missing citation")
+    OUTDATED = "outdated", _("Outdated")
+    TOO_LONG = "too_long", _("Too long")
+    UNSAFE = "unsafe", _("Unsafe or offensive")
+    OTHER = "other", _("Other")
+
+
+class Feedback(models.Model):
+    """What the chat's holder (a user, or a widget visitor) thought of one assistant message: one per
+    message, replaced when rated again. Bot, model and task type are copied from the answer so that
+    feedback can be read per bot, model and task type after the bot changes."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="feedback", verbose_name=_("message")
+    )
+    # The chat's owner (for a visitor's chat: the bot's owner, who reads the feedback).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("owner")
+    )
+    visitor_id = models.UUIDField(_("visitor"), null=True, blank=True)
+    bot = models.ForeignKey(
+        "bots.Bot", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("bot")
+    )
+    model = models.CharField(_("model"), max_length=200, blank=True)
+    task_type = models.CharField(_("task type"), max_length=32, blank=True)
+    rating = models.CharField(_("rating"), max_length=8, choices=Rating)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    comment = models.TextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"]), models.Index(fields=["bot", "rating"])]
+
+    def __str__(self) -> str:
+        return f"{self.rating}: {self.message_id}"
+
+
+class ShareLink(models.Model):
+    """A read-only snapshot of a chat up to one message, reachable by its token. The snapshot is copied
+    when the link is made, so the chat going on (or being edited) never changes what the link shows."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.CharField(_("token"), max_length=64, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_links", verbose_name=_("owner")
+    )
+    # Deleting the chat deletes its links: the owner expects a deleted chat to be gone everywhere.
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="share_links", verbose_name=_("chat"))
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("up to message")
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    # The messages on the path to `message`, root first: [{"id", "role", "content", "created_at", "citations"?}].
+    snapshot = models.JSONField(_("snapshot"), default=list, editable=False)
+    include_citations = models.BooleanField(_("include citations"), default=False)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("share link")
+        verbose_name_plural = _("share links")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)

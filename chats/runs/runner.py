@@ -203,6 +203,7 @@ class LiveRun:
             "content": answer.text,
             "status": MessageStatus.COMPLETE,
             "model": end.model[:200],
+            "task_type": answer.spec.task_type[:32],
             "finish_reason": end.finish_reason[:32],
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
@@ -248,6 +249,7 @@ class LiveRun:
             "content": self.answer.text,
             "status": status,
             "model": self.answer.spec.model[:200],
+            "task_type": self.answer.spec.task_type[:32],
             "finish_reason": finish_reason,
             "error": error[:500],
         }
