@@ -1,6 +1,19 @@
 """Every chat surface keeps its documented paths; each module lists its own routes."""
 
-from chats.api import bytchat, conversations, internet_chats, learnyourown, openai, runs, sessions, widget
+from chats.api import (
+    bytchat,
+    conversations,
+    exports,
+    feedback,
+    internet_chats,
+    learnyourown,
+    openai,
+    runs,
+    search,
+    sessions,
+    shares,
+    widget,
+)
 
 urlpatterns = [
     *bytchat.urlpatterns,
@@ -11,4 +24,8 @@ urlpatterns = [
     *widget.urlpatterns,
     *openai.urlpatterns,
     *runs.urlpatterns,
+    *search.urlpatterns,
+    *feedback.urlpatterns,
+    *shares.urlpatterns,
+    *exports.urlpatterns,
 ]

@@ -1,0 +1,3 @@
+"""placeholder: filled by issue 19"""
+
+urlpatterns: list = []
