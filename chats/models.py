@@ -247,3 +247,89 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return self.title or str(self.id)
+
+
+class MessageSearchEntry(models.Model):
+    """A searchable message (chats/search): its owner and filters beside it, so that a search reads no chat.
+
+    Kept by database triggers on chats_message (migration 0009), never by the ORM: a message is indexed once
+    it is no longer streaming, re-indexed when its text changes, and dropped with it. Owner, chat and bot are
+    copied from its chat, which never changes them. On PostgreSQL the row holds the message's tsvector; on
+    SQLite its id is the message's rowid in the FTS5 index `chats_message_fts`.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    message = models.OneToOneField(
+        Message, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", verbose_name=_("message")
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    chat = models.ForeignKey(
+        Chat, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", verbose_name=_("chat")
+    )
+    bot_id = models.UUIDField(_("bot"), null=True, blank=True)
+    surface = models.CharField(_("created through"), max_length=20, choices=Surface)
+    role = models.CharField(_("role"), max_length=16, choices=Role)
+    visitor = models.BooleanField(_("a visitor's chat"), default=False)
+    created_at = models.DateTimeField(_("created at"))
+    # PostgreSQL: the lexemes' positions counted (BM25's document length); 0 on SQLite.
+    token_count = models.PositiveIntegerField(_("tokens"), default=0)
+
+    class Meta:
+        verbose_name = _("message search entry")
+        verbose_name_plural = _("message search entries")
+        indexes = [models.Index(fields=["owner", "created_at"])]
+
+    def __str__(self) -> str:
+        return str(self.message_id)
+
+
+class MessageSearchStats(models.Model):
+    """An owner's searchable messages and their total length: BM25's N and average length (PostgreSQL).
+
+    Kept by a trigger on chats_messagesearchentry (migration 0009), like knowledge's per-base statistics."""
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        primary_key=True,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    message_count = models.BigIntegerField(_("messages"), default=0)
+    token_total = models.BigIntegerField(_("tokens"), default=0)
+
+    class Meta:
+        verbose_name = _("message search statistics")
+        verbose_name_plural = _("message search statistics")
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}: {self.message_count}"
+
+
+class MessageSearchTerm(models.Model):
+    """How many of an owner's searchable messages hold a lexeme: BM25's document frequency (PostgreSQL)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    lexeme = models.TextField(_("lexeme"))
+    document_frequency = models.BigIntegerField(_("messages holding it"))
+
+    class Meta:
+        verbose_name = _("message search term")
+        verbose_name_plural = _("message search terms")
+        constraints = [models.UniqueConstraint(fields=["owner", "lexeme"], name="message_term_once_per_owner")]
+
+    def __str__(self) -> str:
+        return self.lexeme

@@ -124,6 +124,11 @@ retrieval_duration = Histogram(
     ["mode"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+chat_search_duration = Histogram(
+    "bytchat_chat_search_duration_seconds",
+    "Time to search a user's messages (GET /search/chats): ranking, hits and snippets.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5),
+)
 retrieval_passages = Histogram(
     "bytchat_retrieval_passages", "Passages one search returned, by the mode that ranked them.", ["mode"],
     buckets=(0, 1, 2, 4, 8, 16, 32, 64),

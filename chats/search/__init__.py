@@ -1,0 +1,1 @@
+"""Search over a user's own messages, every surface's chats together (docs/search.md)."""
