@@ -28,6 +28,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from accounts.quotas import rate_limit_take
+from chats.feedback.selectors import feedback_by_message
 from chats.models import Chat, Message
 from chats.selectors import branch_messages, public_bot_get, visitor_session_get
 from chats.services import widget_session_start
@@ -46,14 +47,19 @@ class WidgetSessionCreateSerializer(StrictSerializer):
 
 class WidgetMessageSerializer(serializers.ModelSerializer):
     citations = serializers.SerializerMethodField()
+    feedback = serializers.SerializerMethodField(help_text="The visitor's rating of an answer (docs/feedback.md).")
 
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "status", "citations", "created_at"]
+        fields = ["id", "role", "content", "status", "citations", "feedback", "created_at"]
         read_only_fields = fields
 
     def get_citations(self, message: Message) -> list[dict[str, Any]]:
         return visitor_citations(message.citations)
+
+    def get_feedback(self, message: Message) -> str | None:
+        feedback = self.context.get("feedback", {}).get(message.pk)
+        return feedback.rating if feedback is not None else None
 
 
 def _own_origin(request: Request) -> str:
@@ -159,7 +165,9 @@ class WidgetMessagesView(WidgetView):
     def get(self, request: Request, session_id: str) -> Response:
         _visitor, chat, _page = _visitor_session(request, session_id, page_required=False)
         messages = branch_messages(chat=chat)[-settings.LIST_MAX_ROWS :]
-        return Response({"session_id": str(chat.pk), "messages": WidgetMessageSerializer(messages, many=True).data})
+        feedback = feedback_by_message(message_ids=[message.pk for message in messages])
+        shown = WidgetMessageSerializer(messages, many=True, context={"feedback": feedback}).data
+        return Response({"session_id": str(chat.pk), "messages": shown})
 
 
 class WidgetWebsocketView(WidgetView):

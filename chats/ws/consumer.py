@@ -28,6 +28,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from chats.exceptions import ChatNotFound
+from chats.feedback.selectors import feedback_message_get
+from chats.feedback.services import feedback_delete, feedback_set
 from chats.models import Run, RunStatus, Surface
 from chats.notifications import session_group, user_group
 from chats.runs.keeper import keeper_ensure
@@ -46,7 +48,7 @@ from chats.services import (
 )
 from chats.types import ReplyRequest
 from chats.ws.answers import AnswerFollower
-from chats.ws.auth import SocketIdentity, identity_turn_get, socket_identity_check
+from chats.ws.auth import SocketIdentity, identity_chat_get, identity_turn_get, socket_identity_check
 from chats.ws.frames import ClientFrame, parse_frame
 from chats.ws.limits import FrameRate, socket_slot_acquire, socket_slot_release
 from core import metrics
@@ -262,7 +264,8 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
                 await self._stop()
             else:
                 with frame_span(frame.type, route=ROUTE_TEMPLATE, chat_id=self.session_id):
-                    handle = {"resume": self._resume, "approval": self._approval}.get(frame.type, self._message)
+                    handlers = {"resume": self._resume, "approval": self._approval, "feedback": self._feedback}
+                    handle = handlers.get(frame.type, self._message)
                     await handle(frame)
         except DomainError as exc:
             close_code = close_code_for(exc)
@@ -362,6 +365,31 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         call = await database_sync_to_async(self._decide, thread_sensitive=False)(frame)
         approval_notify(call.pk)
         run_decided(call.run_id)
+
+    def _rate(self, frame: ClientFrame) -> dict[str, Any]:
+        """Rate (or clear the rating of) an answer of this session; the frame that says what is stored."""
+        user = socket_identity_check(self.identity)
+        chat = identity_chat_get(self.identity, user, self.session_id)
+        message = feedback_message_get(message_id=frame.message_id, chat=chat)
+        rating = frame.feedback.rating
+        if rating is None:
+            feedback_delete(message=message)
+            feedback = None
+        else:
+            feedback = feedback_set(
+                message=message, rating=rating, tags=frame.feedback.tags, comment=frame.feedback.comment
+            )
+        return {
+            "type": "feedback",
+            "message_id": str(message.pk),
+            "rating": feedback.rating if feedback else None,
+            "tags": list(feedback.tags) if feedback else [],
+            "comment": feedback.comment if feedback else "",
+        }
+
+    async def _feedback(self, frame: ClientFrame) -> None:
+        """Feedback on an answer of this session (docs/feedback.md), answered with a `feedback` frame."""
+        await self._send_json(await database_sync_to_async(self._rate, thread_sensitive=False)(frame))
 
     async def _resume(self, frame: ClientFrame) -> None:
         run = await database_sync_to_async(self._session_run, thread_sensitive=False)(frame.run_id)

@@ -9,16 +9,18 @@ from typing import Any, Literal
 
 from django.utils.translation import gettext as _
 
+from chats.feedback.input import FeedbackInput, feedback_input_parse
 from core.errors import DomainError
 from core.text import text_problem
 from tools.approvals import DecisionRequest, approval_decision_parse
 
-FrameType = Literal["message", "stop", "resume", "approval"]
+FrameType = Literal["message", "stop", "resume", "approval", "feedback"]
 FIELDS: dict[str, set[str]] = {
     "message": {"type", "content", "context"},
     "stop": {"type"},
     "resume": {"type", "run_id", "after"},
     "approval": {"type", "run_id", "approval_id", "decision", "arguments"},
+    "feedback": {"type", "message_id", "rating", "tags", "comment"},
 }
 
 
@@ -39,6 +41,9 @@ class ClientFrame:
     # An `approval` (docs/tools.md): the tool call decided, and how (its run: `run_id`, or the one running).
     approval_id: uuid.UUID | None = None
     decision: DecisionRequest | None = None
+    # A `feedback` (docs/feedback.md): the answer rated, and the rating (None: cleared).
+    message_id: uuid.UUID | None = None
+    feedback: FeedbackInput | None = None
 
 
 def _no_constants(name: str) -> Any:
@@ -88,6 +93,8 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
         return _resume_frame(body)
     if kind == "approval":
         return _approval_frame(body)
+    if kind == "feedback":
+        return _feedback_frame(body)
     content = body.get("content")
     if not isinstance(content, str) or not content.strip():
         raise FrameError(_("content must be a non-empty string."), code="empty_content")
@@ -127,6 +134,21 @@ def _approval_frame(body: dict[str, Any]) -> ClientFrame:
     except DomainError as exc:
         raise FrameError(exc.message, code=exc.code) from None
     return ClientFrame(type="approval", run_id=run_id, approval_id=approval_id, decision=decision)
+
+
+def _feedback_frame(body: dict[str, Any]) -> ClientFrame:
+    message_id = _uuid_or_none(body.get("message_id"))
+    if message_id is None:
+        raise FrameError(
+            _("message_id must be the id of an answer, as its done frame names it."), code="invalid_message_id"
+        )
+    if "rating" not in body:
+        raise FrameError(_('rating must be "up", "down" or null (null clears the rating).'), code="invalid_rating")
+    try:
+        feedback = feedback_input_parse(body, clearable=True)
+    except DomainError as exc:
+        raise FrameError(exc.message, code=exc.code) from None
+    return ClientFrame(type="feedback", message_id=message_id, feedback=feedback)
 
 
 def _resume_frame(body: dict[str, Any]) -> ClientFrame:
