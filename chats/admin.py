@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from chats.models import Chat, Message, Run
+from chats.models import Chat, Message, Run, ShareLink
+from chats.sharing.services import share_link_revoke
 from tools.models import ToolCall
 
 
@@ -86,3 +88,33 @@ class RunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Read-only: links are made by their owners; staff can revoke them (docs/sharing.md)."""
+
+    list_display = ["__str__", "owner", "chat", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["created_at", "revoked_at"]
+    search_fields = ["title", "owner__email", "chat__title"]
+    list_select_related = ["owner", "chat"]
+    readonly_fields = [field.name for field in ShareLink._meta.fields]
+    actions = ["revoke_share_links"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        # The snapshot (up to megabytes) is read only on a link's own page.
+        return super().get_queryset(request).defer("snapshot")
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("chats.change_sharelink")
+
+    @admin.action(description=_("Revoke the selected share links"), permissions=["revoke"])
+    def revoke_share_links(self, request, queryset) -> None:
+        for share in queryset.filter(revoked_at__isnull=True):
+            share_link_revoke(share=share)

@@ -18,7 +18,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import DailyUsage, ModelCall
 from accounts.services import api_key_create
 from bots.models import Bot, ModelConfig
-from chats.models import Chat, Message, Run, Surface
+from chats.models import Chat, Message, Run, ShareLink, Surface
 from exams.models import Exam, Question
 from knowledge.models import Chunk, DocumentStatus
 from knowledge.services import document_reindex, document_store, knowledge_base_get_or_create, upload_check
@@ -68,6 +68,9 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
     tool_call = ToolCall.objects.create(
         message=answer, run=run, round=1, index=0, tool=tool, tool_name="weather__forecast", status="done"
     )
+    share = ShareLink.objects.create(
+        token="t" * 43, owner=owner, chat=chat, message=answer, title="<b>shared</b>", snapshot=[{"role": "user"}]
+    )
     api_key, _raw = api_key_create(user=owner, name="CLI")
     refresh = RefreshToken.for_user(owner)
     outstanding = OutstandingToken.objects.get(jti=refresh["jti"])
@@ -92,6 +95,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         "chats.Chat": chat,
         "chats.Message": question,
         "chats.Run": run,
+        "chats.ShareLink": share,
         "knowledge.KnowledgeBase": base,
         "knowledge.Document": document,
         "knowledge.Chunk": Chunk.objects.filter(document=document).first(),
