@@ -352,3 +352,14 @@ def test_the_admin_revoke_action_revokes_the_selected_links(admin_client, api, a
     assert response.status_code == 302
     assert ShareLink.objects.get(pk=link["id"]).revoked_at is not None
     assert anon.get(link["json_url"]).status_code == 404
+
+
+def test_live_links_are_limited_per_user_and_a_revoked_one_frees_its_place(api, user, monkeypatch):
+    monkeypatch.setattr(sharing_services, "SHARE_MAX_LIVE_LINKS", 2)
+    chat = a_chat(user)
+    first, _second = share(api, chat), share(api, chat)
+    response = api.post(f"/chats/{chat.pk}/shares", {}, format="json")
+    assert_error(response, 403, "revoke")
+    assert response.json()["code"] == "too_many_share_links"
+    assert api.delete(f"/shares/{first['id']}").status_code == 204
+    share(api, chat)
