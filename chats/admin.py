@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from chats.feedback.admin import FeedbackAdmin  # noqa: F401 (registers the feedback admin)
 from chats.models import Chat, Message, Run, ShareLink
 from chats.sharing.services import share_link_revoke
 from tools.models import ToolCall

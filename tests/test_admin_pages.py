@@ -18,7 +18,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import DailyUsage, ModelCall
 from accounts.services import api_key_create
 from bots.models import Bot, ModelConfig
-from chats.models import Chat, Message, Run, ShareLink, Surface
+from chats.models import Chat, Feedback, Message, Run, ShareLink, Surface
 from exams.models import Exam, Question
 from knowledge.models import Chunk, DocumentStatus
 from knowledge.services import document_reindex, document_store, knowledge_base_get_or_create, upload_check
@@ -71,6 +71,9 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
     share = ShareLink.objects.create(
         token="t" * 43, owner=owner, chat=chat, message=answer, title="<b>shared</b>", snapshot=[{"role": "user"}]
     )
+    feedback = Feedback.objects.create(
+        message=answer, owner=owner, bot=bot, model="gpt-x", rating="down", tags=["unsafe"], comment="<b>no</b>"
+    )
     api_key, _raw = api_key_create(user=owner, name="CLI")
     refresh = RefreshToken.for_user(owner)
     outstanding = OutstandingToken.objects.get(jti=refresh["jti"])
@@ -96,6 +99,7 @@ def objects(make_user, settings, django_capture_on_commit_callbacks) -> dict[str
         "chats.Message": question,
         "chats.Run": run,
         "chats.ShareLink": share,
+        "chats.Feedback": feedback,
         "knowledge.KnowledgeBase": base,
         "knowledge.Document": document,
         "knowledge.Chunk": Chunk.objects.filter(document=document).first(),

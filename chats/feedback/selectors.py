@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -89,6 +90,20 @@ def feedback_by_message(*, message_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, 
 # -- export ----------------------------------------------------------------------------------------
 
 
+def feedback_list(
+    *, bot_id: uuid.UUID | str | None = None, rating: str | None = None, since: datetime | None = None
+) -> QuerySet[Feedback]:
+    """Every rater's feedback (for staff: the admin, the export command), narrowed by bot, rating or date."""
+    feedbacks = Feedback.objects.all()
+    if bot_id is not None:
+        feedbacks = feedbacks.filter(bot_id=bot_id)
+    if rating is not None:
+        feedbacks = feedbacks.filter(rating=rating)
+    if since is not None:
+        feedbacks = feedbacks.filter(created_at__gte=since)
+    return feedbacks
+
+
 def feedback_export_rows(
     *, feedbacks: QuerySet[Feedback] | None = None, chunk_size: int = EXPORT_CHUNK
 ) -> Iterator[dict[str, Any]]:
@@ -162,3 +177,17 @@ def _row(feedback: Feedback, answers: list[Message]) -> dict[str, Any]:
         row["preferred"] = message.content if liked else sibling.content
         row["rejected"] = sibling.content if liked else message.content
     return row
+
+
+def feedback_summary(*, feedbacks: QuerySet[Feedback] | None = None) -> list[dict[str, Any]]:
+    """Counts of up and down ratings per (bot, model, task type), the most rated first (one query)."""
+    feedbacks = Feedback.objects.all() if feedbacks is None else feedbacks
+    return list(
+        feedbacks.values("bot_id", "bot__name", "model", "task_type")
+        .annotate(
+            up=Count("pk", filter=Q(rating=Rating.UP)),
+            down=Count("pk", filter=Q(rating=Rating.DOWN)),
+            total=Count("pk"),
+        )
+        .order_by("-total", "bot__name", "model", "task_type")
+    )
