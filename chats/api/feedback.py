@@ -167,7 +167,7 @@ class FeedbackTagsView(FeedbackView):
         responses={
             200: inline_serializer(
                 "FeedbackTagLabel",
-                {"tag": serializers.ChoiceField(choices=FeedbackTag.choices), "label": serializers.CharField()},
+                {"tag": serializers.CharField(help_text="A value of `tags`."), "label": serializers.CharField()},
                 many=True,
             )
         },

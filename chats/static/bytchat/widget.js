@@ -39,6 +39,10 @@
  * connection), and `approval_decided` puts the outcome in place of the buttons. Other tool calls show as
  * a short note ("Used tool X"); their output is never shown.
  *
+ * Feedback (docs/feedback.md): each completed answer has two toggle buttons, a good and a bad answer
+ * (aria-pressed). A click sends PUT {BASE}/messages/<id>/feedback {"rating"} with the visitor token; a click
+ * on the pressed one clears it (DELETE). The history's `feedback` shows them pressed again after a reload.
+ *
  * Safety: model and document text is only ever put in the page as text nodes (textContent); the small
  * Markdown renderer builds elements itself, in about linear time even on hostile text; links are http(s)
  * only and without credentials, a link whose label names another host shows the real one ("bank.com
@@ -104,6 +108,9 @@
       argumentsCut: "… (cut)",
       usedTool: "Used tool {tool}",
       toolFailed: "The tool {tool} failed",
+      rateUp: "Good answer",
+      rateDown: "Bad answer",
+      rateFailed: "Your rating was not saved. Please try again.",
     },
     es: {
       chat: "Chat",
@@ -149,6 +156,9 @@
       argumentsCut: "… (recortado)",
       usedTool: "Herramienta usada: {tool}",
       toolFailed: "La herramienta {tool} falló",
+      rateUp: "Buena respuesta",
+      rateDown: "Mala respuesta",
+      rateFailed: "No se guardó tu valoración. Inténtalo de nuevo.",
     },
   };
 
@@ -248,6 +258,15 @@
 .bcw-approval-outcome:empty { display: none; }
 .bcw-approval[data-state="decided"] .bcw-approval-outcome { margin-top: 0; font-weight: 600; color: #1a7f37; }
 .bcw-approval[data-state="decided"][data-decision="reject"] .bcw-approval-outcome { color: var(--bcw-error); }
+.bcw-rate { margin-top: 6px; display: flex; align-items: center; gap: 4px; }
+.bcw-rate[hidden] { display: none; }
+.bcw-rate-btn { border: 1px solid transparent; background: transparent; border-radius: 6px; cursor: pointer;
+  width: 28px; height: 26px; padding: 0; font-size: 14px; line-height: 1; opacity: .55; }
+.bcw-rate-btn:hover { opacity: 1; background: rgba(27, 31, 35, .06); }
+.bcw-rate-btn[aria-pressed="true"] { opacity: 1; border-color: var(--bcw-border); background: var(--bcw-bg); }
+.bcw-rate-btn:focus-visible { outline: 2px solid #ffbf47; outline-offset: 2px; opacity: 1; }
+.bcw-rate-note { font-size: 12px; color: var(--bcw-error); }
+.bcw-rate-note:empty { display: none; }
 .bcw-form { display: flex; gap: 8px; align-items: flex-end; padding: 10px; border-top: 1px solid var(--bcw-border);
   background: var(--bcw-bg); }
 .bcw-input { flex: 1; resize: none; min-height: 38px; max-height: 120px; padding: 8px 10px; margin: 0;
@@ -959,7 +978,8 @@
       const tools = h("div", "bcw-tools"); // approval cards and tool notes (docs/widget.md)
       const meta = h("div", "bcw-meta");
       const sources = h("div", "bcw-sources");
-      node.append(who, body, tools, meta, sources);
+      const rate = h("div", "bcw-rate"); // the visitor's feedback on an answer (docs/feedback.md)
+      node.append(who, body, tools, meta, sources, rate);
       item.el = node;
       this.updateItem(item);
       return node;
@@ -967,7 +987,7 @@
 
     updateItem(item) {
       const node = item.el;
-      const [, body, tools, meta, sources] = node.children;
+      const [, body, tools, meta, sources, rate] = node.children;
       this.renderTools(item, tools);
       node.dataset.status = item.status || "complete";
       if (item.role === "user" || item.role === "notice") {
@@ -985,6 +1005,64 @@
       }
       meta.textContent = this.metaText(item);
       this.renderSources(sources, item.citations || []);
+      this.paintRating(item, rate);
+    }
+
+    // -- feedback on an answer (docs/feedback.md) -----------------------------------------------
+    // `item.feedback`: "up", "down" or null, as stored; `item.rateSaving` while a request is on its way.
+
+    paintRating(item, container) {
+      const shown = item.role === "assistant" && typeof item.id === "string" && item.id && item.status === "complete";
+      container.hidden = !shown;
+      if (!shown) return;
+      if (!container.children.length) {
+        const up = this.rateButton(item, "up", "👍", this.t.rateUp);
+        const down = this.rateButton(item, "down", "👎", this.t.rateDown);
+        const note = h("span", "bcw-rate-note");
+        note.setAttribute("role", "status");
+        container.setAttribute("role", "group");
+        container.append(up, down, note);
+      }
+      const [up, down, note] = container.children;
+      up.setAttribute("aria-pressed", String(item.feedback === "up"));
+      down.setAttribute("aria-pressed", String(item.feedback === "down"));
+      up.disabled = down.disabled = Boolean(item.rateSaving);
+      note.textContent = item.rateNote || "";
+    }
+
+    rateButton(item, rating, glyph, label) {
+      const button = h("button", `bcw-rate-btn bcw-rate-${rating}`);
+      button.type = "button";
+      button.setAttribute("aria-label", label);
+      button.title = label;
+      const mark = h("span");
+      mark.setAttribute("aria-hidden", "true");
+      mark.textContent = glyph;
+      button.append(mark);
+      button.addEventListener("click", () => this.rate(item, rating));
+      return button;
+    }
+
+    // A click: rate the answer, or clear the rating when its button was already pressed.
+    async rate(item, rating) {
+      if (!item.id || item.rateSaving) return;
+      const previous = item.feedback || null;
+      const next = previous === rating ? null : rating;
+      const path = `/messages/${encodeURIComponent(item.id)}/feedback`;
+      Object.assign(item, { feedback: next, rateSaving: true, rateNote: "" });
+      this.repaintRating(item);
+      try {
+        if (next) await this.api("PUT", path, { rating: next });
+        else await this.api("DELETE", path);
+      } catch (_error) {
+        Object.assign(item, { feedback: previous, rateNote: this.t.rateFailed });
+      }
+      item.rateSaving = false;
+      this.repaintRating(item);
+    }
+
+    repaintRating(item) {
+      if (item.el) this.paintRating(item, item.el.children[5]);
     }
 
     metaText(item) {
@@ -1376,6 +1454,7 @@
           content: typeof m.content === "string" ? m.content : "",
           status: m.role === "assistant" ? m.status || "complete" : "complete",
           citations: Array.isArray(m.citations) ? m.citations : [],
+          feedback: m.feedback === "up" || m.feedback === "down" ? m.feedback : null,
         };
         // `cancelled` is a stop (from any tab); an answer cut by a dead server process is `interrupted`.
         this.items.push(item);
@@ -1554,6 +1633,7 @@
           item.citations = Array.isArray(frame.citations) ? frame.citations : [];
           item.finishReason = frame.finish_reason || "stop";
           item.status = "complete";
+          if (typeof frame.message_id === "string" && frame.message_id) item.id = frame.message_id;
           if (item.finishReason === "cancelled") item.status = "cancelled";
           this.finishAnswer(item);
           if (remote) this.refreshHistory(); // asked from another tab: fetch its question too
