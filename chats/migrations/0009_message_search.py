@@ -30,14 +30,39 @@ def postgres_forward() -> list[str]:
     return [
         "ALTER TABLE chats_messagesearchentry ADD COLUMN tsv tsvector NOT NULL",
         "CREATE INDEX chats_messagesearchentry_tsv_gin ON chats_messagesearchentry USING GIN (tsv)",
+        # Inserts and deletes are indexed a statement at a time, so that a bulk write (a fork, a chat deleted)
+        # updates the owner's statistics once, not once per message in one long transaction.
         f"""
-        CREATE FUNCTION chats_message_search_index() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION chats_message_search_insert() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP IN ('UPDATE', 'DELETE') THEN
-                DELETE FROM chats_messagesearchentry WHERE message_id = OLD.id;
-            END IF;
-            IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status <> 'streaming' AND NEW.role IN ('user', 'assistant')
-                    AND NEW.content <> '' THEN
+            INSERT INTO chats_messagesearchentry
+                (message_id, owner_id, chat_id, bot_id, surface, role, visitor, created_at, tsv, token_count)
+            SELECT n.id, c.owner_id, c.id, c.bot_id, c.surface, n.role, c.visitor_id IS NOT NULL, n.created_at,
+                   v.tsv || array_to_tsvector(ARRAY['owner ' || c.owner_id]),
+                   (SELECT coalesce(sum(coalesce(array_length(positions, 1), 1)), 0) FROM unnest(v.tsv))
+            FROM new_rows AS n
+            JOIN chats_chat AS c ON c.id = n.chat_id
+            CROSS JOIN LATERAL (SELECT to_tsvector('{language}'::regconfig, n.content) AS tsv) AS v
+            WHERE n.status <> 'streaming' AND n.role IN ('user', 'assistant') AND n.content <> '';
+            RETURN NULL;
+        END
+        $$
+        """,  # noqa: S608 (only settings and constants are interpolated)
+        """
+        CREATE FUNCTION chats_message_search_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM chats_messagesearchentry WHERE message_id IN (SELECT id FROM old_rows);
+            RETURN NULL;
+        END
+        $$
+        """,
+        # An update re-indexes its row; an answer's checkpoints while it streams (status `streaming` before
+        # and after) are not indexed, and cost the WHEN test alone.
+        f"""
+        CREATE FUNCTION chats_message_search_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM chats_messagesearchentry WHERE message_id = OLD.id;
+            IF NEW.status <> 'streaming' AND NEW.role IN ('user', 'assistant') AND NEW.content <> '' THEN
                 INSERT INTO chats_messagesearchentry
                     (message_id, owner_id, chat_id, bot_id, surface, role, visitor, created_at, tsv, token_count)
                 SELECT NEW.id, c.owner_id, c.id, c.bot_id, c.surface, NEW.role, c.visitor_id IS NOT NULL,
@@ -50,13 +75,14 @@ def postgres_forward() -> list[str]:
             RETURN NULL;
         END
         $$
-        """,  # noqa: S608 (only settings and constants are interpolated)
-        "CREATE TRIGGER chats_message_search_insert_delete AFTER INSERT OR DELETE ON chats_message "
-        "FOR EACH ROW EXECUTE FUNCTION chats_message_search_index()",
-        # An answer's checkpoints while it streams (status streaming before and after) are not indexed.
-        "CREATE TRIGGER chats_message_search_update AFTER UPDATE OF content, status, role, created_at ON chats_message "
-        "FOR EACH ROW WHEN (OLD.status <> 'streaming' OR NEW.status <> 'streaming') "
-        "EXECUTE FUNCTION chats_message_search_index()",
+        """,  # noqa: S608 (as above)
+        "CREATE TRIGGER chats_message_search_insert AFTER INSERT ON chats_message "
+        "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION chats_message_search_insert()",
+        "CREATE TRIGGER chats_message_search_delete AFTER DELETE ON chats_message "
+        "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION chats_message_search_delete()",
+        "CREATE TRIGGER chats_message_search_update AFTER UPDATE OF content, status, role, created_at "
+        "ON chats_message FOR EACH ROW WHEN (OLD.status <> 'streaming' OR NEW.status <> 'streaming') "
+        "EXECUTE FUNCTION chats_message_search_update()",
         f"""
         CREATE FUNCTION chats_message_search_stats() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -118,8 +144,11 @@ POSTGRES_BACKWARD = [
     "DROP TRIGGER IF EXISTS chats_message_search_stats_insert ON chats_messagesearchentry",
     "DROP FUNCTION IF EXISTS chats_message_search_stats()",
     "DROP TRIGGER IF EXISTS chats_message_search_update ON chats_message",
-    "DROP TRIGGER IF EXISTS chats_message_search_insert_delete ON chats_message",
-    "DROP FUNCTION IF EXISTS chats_message_search_index()",
+    "DROP TRIGGER IF EXISTS chats_message_search_delete ON chats_message",
+    "DROP TRIGGER IF EXISTS chats_message_search_insert ON chats_message",
+    "DROP FUNCTION IF EXISTS chats_message_search_update()",
+    "DROP FUNCTION IF EXISTS chats_message_search_delete()",
+    "DROP FUNCTION IF EXISTS chats_message_search_insert()",
 ]
 
 # The same tokenizer as knowledge's indexes (knowledge/sqlite_fts.py).
