@@ -232,7 +232,7 @@ class ShareLink(models.Model):
         Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("up to message")
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
-    # The messages on the path to `message`, root first: [{"id", "role", "content", "created_at", "citations"?}].
+    # The messages on the path to `message`, root first: [{"role", "content", "created_at", "citations"?}].
     snapshot = models.JSONField(_("snapshot"), default=list, editable=False)
     include_citations = models.BooleanField(_("include citations"), default=False)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
