@@ -289,6 +289,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MessageStatusEnum": "chats.models.MessageStatus",
         "MessageRoleEnum": "chats.models.Role",
+        # A question or an answer: search filters and hits, shared snapshots.
+        "SpokenRoleEnum": ["user", "assistant"],
         "DocumentStatusEnum": "knowledge.models.DocumentStatus",
     },
     "POSTPROCESSING_HOOKS": [
