@@ -30,6 +30,15 @@ def pytest_configure(config) -> None:
     settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
 
 
+def pytest_sessionstart(session) -> None:
+    """On PostgreSQL the servers the end-to-end tests start share a database of their own, made afresh
+    here: a run never sees what an earlier one left there (tests/live_server.py)."""
+    if POSTGRES_CONFIGURED:
+        from tests.live_server import live_database_recreate
+
+        live_database_recreate()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(settings, tmp_path):
     # Password hashing costs ~0.2 s a user with the production hasher; tests do not need the cost.

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -25,9 +26,36 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def live_database_url() -> str | None:
+    """On PostgreSQL, the database the live servers share: the configured one's name with `_live`, made afresh
+    for each test session (conftest.py), so that nothing an earlier run left (a demo bot's configs, say)
+    leaks into this one, and the configured database itself is never written by a live server."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        return None
+    parsed = urlsplit(url)
+    return urlunsplit(parsed._replace(path=f"/{parsed.path.lstrip('/')}_live"))
+
+
+def live_database_recreate() -> None:
+    """Drops and creates the live servers' PostgreSQL database (see live_database_url)."""
+    import psycopg
+
+    url = live_database_url()
+    if url is None:
+        return
+    parsed = urlsplit(url)
+    name = parsed.path.lstrip("/")
+    with psycopg.connect(urlunsplit(parsed._replace(path="/postgres")), autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
 def server_env(data_dir: Path, extra_env: dict[str, str]) -> dict[str, str]:
     """A production-like environment (DEBUG off) on a throwaway DATA_DIR, plus the caller's settings."""
     env = {key: os.environ[key] for key in PASSTHROUGH if key in os.environ}
+    if (live_url := live_database_url()) is not None:
+        env["DATABASE_URL"] = live_url
     env.update(
         DATA_DIR=str(data_dir),
         DEBUG="False",
