@@ -279,11 +279,19 @@ class MessageSearchEntry(models.Model):
     created_at = models.DateTimeField(_("created at"))
     # PostgreSQL: the lexemes' positions counted (BM25's document length); 0 on SQLite.
     token_count = models.PositiveIntegerField(_("tokens"), default=0)
+    # Unit-length float32 vector of the message's text, stored by a background task when an embeddings
+    # provider is configured (chats/search/embeddings.py). An entry is made anew when its text changes, so a
+    # vector always belongs to the text the entry indexes.
+    embedding = models.BinaryField(_("embedding"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message search entry")
         verbose_name_plural = _("message search entries")
-        indexes = [models.Index(fields=["owner", "created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "created_at"]),
+            # The entries still waiting for their vector, oldest first.
+            models.Index(fields=["id"], condition=models.Q(embedding__isnull=True), name="message_search_unembedded"),
+        ]
 
     def __str__(self) -> str:
         return str(self.message_id)

@@ -350,6 +350,10 @@ EMBEDDINGS_BATCH = env.int("EMBEDDINGS_BATCH", default=64)
 EMBEDDINGS_DIMENSIONS = env.int("EMBEDDINGS_DIMENSIONS", default=1536)
 # Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
 KNOWLEDGE_RRF_K = env.int("KNOWLEDGE_RRF_K", default=60)
+# Message search with embeddings (docs/search.md): new messages are embedded by a background task queued at
+# most once per DELAY seconds; a hit found by meaning alone must be at least this similar (cosine) to the query.
+CHAT_SEARCH_EMBEDDING_DELAY_SECONDS = env.float("CHAT_SEARCH_EMBEDDING_DELAY_SECONDS", default=5.0)
+CHAT_SEARCH_MIN_SIMILARITY = env.float("CHAT_SEARCH_MIN_SIMILARITY", default=0.3)
 KNOWLEDGE_PASSAGES_IN_CONTEXT = env.int("KNOWLEDGE_PASSAGES_IN_CONTEXT", default=4)
 
 # Model providers. Every remote provider is an OpenAI-compatible base URL reached with the openai SDK.

@@ -6,40 +6,30 @@ knowledge/postgres_bm25.py); on SQLite, FTS5's bm25() over the owner's own index
 (knowledge/sqlite_fts.py).
 With an embeddings provider, the query's vector is computed on another thread while the lexical
 search runs, then searched by pgvector's HNSW index where the database has one, else by exact
-cosine over the scope's vectors in bounded batches (numpy), and fused with the lexical ranking by
-reciprocal rank fusion. If the provider fails at query time, lexical results alone are served.
+cosine over the scope's vectors in bounded batches (knowledge/vector_search.py), and fused with the
+lexical ranking by reciprocal rank fusion. If the provider fails at query time, lexical results alone are served.
 Every passage carries its citation.
 """
 
 from __future__ import annotations
 
-import contextvars
-import logging
 import re
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
-from bots.llm.embeddings import embeddings_enabled
-from bots.llm.errors import ProviderError
 from core import metrics, tracing
 from knowledge import postgres_bm25, sqlite_fts
 from knowledge.models import Chunk, KnowledgeBase
-from knowledge.vectors import embed_query, nearest, pgvector_dimensions, vector_literal
-
-logger = logging.getLogger(__name__)
-# The query's embedding is an HTTP call to the provider; it runs here, beside the lexical search.
-_embedding_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="query-embedding")
+from knowledge.vector_search import dense_ranked, query_embedding_start, query_vector
 
 MAX_QUERY_TERMS = 64
-VECTOR_BATCH = 2000  # rows per fetch when vectors are compared in Python
-HNSW_MAX_EF_SEARCH = 1000  # pgvector's upper limit
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -96,45 +86,11 @@ def _lexical_ranked(
     return sqlite_fts.ranked(owner_id=owner_id, terms=terms, scope=scope[0], params=scope[1], limit=limit)
 
 
-def _start_query_embedding(query: str) -> Future | None:
-    """The query's vector, computed on another thread while the lexical search runs."""
-    if not embeddings_enabled():
-        return None
-    return _embedding_pool.submit(contextvars.copy_context().run, embed_query, query)
-
-
-def _dense_ranked(embedding: Future | None, scope: tuple[str, list[Any]], limit: int) -> list[tuple[int, float]]:
-    if embedding is None:
-        return []
-    try:
-        vector = embedding.result()
-    except ProviderError:
-        logger.warning("query embedding failed; serving lexical results only")
-        return []
+def _dense_ranked(vector: np.ndarray | None, scope: tuple[str, list[Any]], limit: int) -> list[tuple[int, float]]:
     if vector is None:
         return []
     where, params = scope
-    if pgvector_dimensions(connection) == vector.shape[0]:
-        return _pgvector_ranked(vector, where, params, limit)
-    sql = f"SELECT c.id, c.embedding FROM knowledge_chunk c WHERE {where} AND c.embedding IS NOT NULL"  # noqa: S608
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        return nearest(vector, iter(lambda: cursor.fetchmany(VECTOR_BATCH), []), limit)
-
-
-def _pgvector_ranked(vector, scope: str, params: list[Any], limit: int) -> list[tuple[int, float]]:
-    """HNSW search in pgvector; iterative scans keep filling the result when the owner filter drops rows."""
-    literal = vector_literal(vector)
-    sql = (
-        "SELECT c.id, 1 - (c.embedding_vec <=> %s::vector) FROM knowledge_chunk c "  # noqa: S608
-        f"WHERE {scope} AND c.embedding_vec IS NOT NULL ORDER BY c.embedding_vec <=> %s::vector LIMIT %s"
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        # The candidate list at least as long as the ranking asked for (pgvector's default is 40).
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {min(HNSW_MAX_EF_SEARCH, max(40, int(limit)))}")
-        cursor.execute(sql, [literal, *params, literal, limit])
-        return [(row[0], float(row[1])) for row in cursor.fetchall()]
+    return dense_ranked(vector, table="knowledge_chunk", alias="c", where=where, params=params, limit=limit)
 
 
 def fuse(rankings: list[list[tuple[int, float]]], limit: int) -> list[tuple[int, float]]:
@@ -164,7 +120,7 @@ def search(
     with tracing.span(
         "retrieval", attributes={"gen_ai.operation.name": "retrieval", "gen_ai.retrieval.top_k": limit}
     ) as span:
-        embedding = _start_query_embedding(query)
+        embedding = query_embedding_start(query)
         # Fused, each ranking contributes enough candidates for the fusion; alone, the lexical
         # ranking is asked for no more than is wanted (a higher bar prunes more, knowledge/bm25.py).
         depth = max(limit, 100) if embedding is not None else limit
@@ -174,7 +130,7 @@ def search(
         lexical = _lexical_ranked(owner_id, terms, base_ids, scope, depth)
         lexical_done = clock()
         metrics.retrieval_duration.labels("lexical").observe(lexical_done - started)
-        dense = _dense_ranked(embedding, scope, depth)
+        dense = _dense_ranked(query_vector(embedding), scope, depth)
         if dense:
             metrics.retrieval_duration.labels("vector").observe(clock() - lexical_done)
         ranked = fuse([lexical, dense], limit) if dense else lexical[:limit]

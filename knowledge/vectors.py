@@ -51,21 +51,22 @@ def nearest(query: np.ndarray, batches: Iterable[list[tuple[int, bytes]]], limit
     return [(int(best_ids[index]), float(best_scores[index])) for index in order[:limit]]
 
 
-def pgvector_dimensions(connection) -> int | None:
-    """The size of the pgvector column if this database has one (see migration 0004), else None."""
+def pgvector_dimensions(connection, table: str = "knowledge_chunk") -> int | None:
+    """The size of `table`'s pgvector column `embedding_vec` if it has one, else None (knowledge migration
+    0004, chats migration 0010: only where the server has the extension)."""
     if connection.vendor != "postgresql":
         return None
-    cached = getattr(connection, "_bytchat_pgvector", "unknown")
-    if cached != "unknown":
-        return cached
+    cached: dict[str, int | None] = connection.__dict__.setdefault("_bytchat_pgvector", {})
+    if table in cached:
+        return cached[table]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'knowledge_chunk'::regclass "
-            "AND attname = 'embedding_vec' AND NOT attisdropped"
+            "SELECT atttypmod FROM pg_attribute WHERE attrelid = %s::regclass "
+            "AND attname = 'embedding_vec' AND NOT attisdropped",
+            [table],
         )
         row = cursor.fetchone()
-    dimensions = row[0] if row else None
-    connection._bytchat_pgvector = dimensions
+    cached[table] = dimensions = row[0] if row else None
     return dimensions
 
 

@@ -39,6 +39,7 @@ def server(postgres_with_pgvector, fake_openai_server, tmp_path_factory):
             "EMBEDDINGS_PROVIDER": "custom",
             "EMBEDDINGS_MODEL": "fake-embed",
             "EMBEDDINGS_DIMENSIONS": "64",
+            "CHAT_SEARCH_EMBEDDING_DELAY_SECONDS": "0",
         },
         with_worker=True,
     ).start()
@@ -76,3 +77,30 @@ def test_semantic_search_runs_on_the_pgvector_hnsw_index(server, postgres_with_p
             ["[" + ",".join(["0.1"] * 64) + "]"],
         ).fetchall()
         assert "knowledge_chunk_embedding_hnsw" in " ".join(row[0] for row in plan)
+
+
+def test_chat_search_finds_a_message_by_meaning_through_the_pgvector_index(server, postgres_with_pgvector):
+    _url, socket_dir, database = postgres_with_pgvector
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        auth = new_user_auth(http)
+        bot = http.post("/bots/", json={"name": "pets"}, headers=auth).json()
+        turn = http.post(f"/chat/{bot['id']}", params={"query": "My cat sleeps on the warm sofa."}, headers=auth)
+        assert turn.status_code == 200
+        # The worker stores the turn's vectors after it ended; "kitten" shares no word with the question.
+        deadline, hits = time.monotonic() + 30, []
+        while time.monotonic() < deadline and not hits:
+            response = http.get("/search/chats", params={"q": "kitten", "role": "user"}, headers=auth)
+            assert response.status_code == 200
+            hits = response.json()["results"]
+            time.sleep(0.2)
+        assert [hit["chat_id"] for hit in hits] == [turn.headers["X-Chat-Id"]]
+        assert hits[0]["snippet"] == "My cat sleeps on the warm sofa."
+    with psycopg.connect(host=socket_dir, dbname=database, user="postgres") as db:
+        stored = db.execute("SELECT count(*) FROM chats_messagesearchentry WHERE embedding_vec IS NOT NULL")
+        assert stored.fetchone()[0] == 2  # the question and the answer
+        db.execute("SET enable_seqscan = off")
+        plan = db.execute(
+            "EXPLAIN SELECT id FROM chats_messagesearchentry ORDER BY embedding_vec <=> %s::vector LIMIT 5",
+            ["[" + ",".join(["0.1"] * 64) + "]"],
+        ).fetchall()
+        assert "chats_messagesearchentry_embedding_hnsw" in " ".join(row[0] for row in plan)

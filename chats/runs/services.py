@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from accounts.services import CallRecord, model_calls_record
 from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus
 from chats.runs.process import process_id
+from chats.search.embeddings import message_embeddings_schedule
 from core.tracing import current_traceparent
 from tools.approvals import approvals_close
 from tools.models import ToolCall, ToolCallStatus
@@ -137,6 +138,7 @@ def run_finish(
         if ended and end.used_tools:
             approvals_close(run_id=run.pk)
         if ended:
+            transaction.on_commit(message_embeddings_schedule)
             return RunFate.STORED
         return RunFate.TAKEN if Run.objects.filter(pk=run.pk).exists() else RunFate.GONE
 
