@@ -2,6 +2,7 @@
 from SciFact sentences), then SciFact's claims searched with GET /search/chats's selector.
 
     .venv/bin/python -m bench.chat_search --messages 100000                  # throwaway SQLite
+    DATABASE_URL=sqlite:////tmp/search.db .venv/bin/python -m bench.chat_search --reuse  # a kept SQLite
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_search \\
         .venv/bin/python -m bench.chat_search --messages 1000000 --reuse       # PostgreSQL
 
@@ -13,7 +14,9 @@ the load is timed. --strangers N adds N messages of another user (they must neve
 
 Queries: SciFact's claims (--queries, after 20 untimed), each timed around chats.search.selectors.
 message_search(limit=20): the ranking, the hits' rows and the snippets. Printed: p50, p95, p99 and mean,
-how many found nothing, and the same with the `role=assistant` filter.
+how many found nothing, and the same with the `role=assistant` filter; then the reference, a search that
+scores every message holding any of the words (one pass), and how much of its top 20 the two-pass search
+returns (recall@20).
 
 The PostgreSQL database named by DATABASE_URL is created if missing and migrated; --reuse keeps what an
 earlier run loaded and adds only what is missing.
@@ -93,18 +96,34 @@ def load(owner, sentences: list[str], wanted: int, batch: int, seed: str) -> tup
     return wanted - have, time.perf_counter() - started
 
 
-def timed(owner, queries: list[str], filters) -> tuple[list[float], int]:
+def timed(owner, queries: list[str], filters, *, one_pass: bool = False) -> tuple[list[float], int, list[set]]:
+    """Each query's time, how many found nothing, and each query's hits. `one_pass` scores every message
+    holding any of the words (the budget of the rare words' pass lifted): the reference."""
     from chats.search.selectors import message_search
+    from knowledge import bm25
 
-    for query in queries[:WARMUP]:
-        message_search(user=owner, query=query, filters=filters, limit=20)
-    timings, empty = [], 0
-    for query in queries[WARMUP:]:
-        started = time.perf_counter()
-        hits = message_search(user=owner, query=query, filters=filters, limit=20)
-        timings.append((time.perf_counter() - started) * 1000)
-        empty += not hits
-    return timings, empty
+    budget = bm25.CANDIDATE_BUDGET
+    if one_pass:
+        bm25.CANDIDATE_BUDGET = 10**9
+    try:
+        for query in queries[:WARMUP]:
+            message_search(user=owner, query=query, filters=filters, limit=20)
+        timings, empty, found = [], 0, []
+        for query in queries[WARMUP:]:
+            started = time.perf_counter()
+            hits = message_search(user=owner, query=query, filters=filters, limit=20)
+            timings.append((time.perf_counter() - started) * 1000)
+            empty += not hits
+            found.append({hit.message_id for hit in hits})
+    finally:
+        bm25.CANDIDATE_BUDGET = budget
+    return timings, empty, found
+
+
+def recall(found: list[set], reference: list[set]) -> tuple[float, float]:
+    """Mean and worst share of the one-pass top 20 that the two-pass search returned."""
+    shares = [len(hits & best) / len(best) for hits, best in zip(found, reference, strict=True) if best]
+    return statistics.fmean(shares), min(shares)
 
 
 def report(label: str, timings: list[float], empty: int) -> None:
@@ -122,6 +141,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--seed", default="bench-search")
+    parser.add_argument("--no-reference", action="store_true", help="skip timing the one-pass reference")
     parser.add_argument("--scifact", type=Path, default=ROOT.parent / "shared" / "bench" / "scifact")
     args = parser.parse_args()
     if not (args.scifact / "corpus.jsonl").is_file():
@@ -129,7 +149,7 @@ def main() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
         ensure_postgres_database(url)
-    elif args.reuse:
+    elif args.reuse and not url:
         parser.error("--reuse needs DATABASE_URL (a throwaway SQLite database is new every run)")
     django_setup(temp_prefix="bench-search-")
     from django.core.management import call_command
@@ -163,8 +183,14 @@ def main() -> None:
         + (f", {args.strangers:,} of another" if args.strangers else "")
         + f"; {len(queries) - WARMUP} SciFact claims, limit 20"
     )
-    report("search", *timed(owner, queries, SearchFilters()))
-    report("search, answers only", *timed(owner, queries, SearchFilters(role=Role.ASSISTANT)))
+    timings, empty, found = timed(owner, queries, SearchFilters())
+    report("search", timings, empty)
+    report("search, answers only", *timed(owner, queries, SearchFilters(role=Role.ASSISTANT))[:2])
+    if not args.no_reference:
+        timings, empty, reference = timed(owner, queries, SearchFilters(), one_pass=True)
+        report("reference: one pass, every match scored", timings, empty)
+        mean, worst = recall(found, reference)
+        print(f"recall@20 against the one-pass top: mean {mean:.3f}, worst query {worst:.2f}")
 
 
 if __name__ == "__main__":

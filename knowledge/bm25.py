@@ -88,11 +88,31 @@ def top(
     *,
     any_of: Callable[[list[str]], Ranking],
     groups: Callable[[list[list[str]], list[str]], Ranking],
+    budget: int = SECOND_PASS_BUDGET,
 ) -> Ranking:
     """The best `limit` chunks, best first. `any_of(lexemes)` scores the chunks holding any of them;
     `groups(groups, excluded)` scores those holding all lexemes of some group and none of `excluded`."""
     if not terms:
         return []
+    rare, rest = rare_and_rest(terms, limit)
+    rare_lexemes = [term.lexeme for term in rare]
+    found = any_of(rare_lexemes)
+    if not rest:
+        return found
+    bar = found[-1][1] if len(found) >= limit else 0.0
+    combinations = combinations_above(rest, bar)
+    if combinations == []:
+        return found
+    wanted = combinations if combinations is not None else [[term.lexeme] for term in rest]
+    wanted = within_budget(wanted, {term.lexeme: term for term in rest}, budget)
+    if not wanted:
+        return found
+    return sorted(found + groups(wanted, rare_lexemes), key=lambda pair: (-pair[1], pair[0]))[:limit]
+
+
+def rare_and_rest(terms: Sequence[Term], limit: int) -> tuple[list[Term], list[Term]]:
+    """The rarest terms, together held by at most CANDIDATE_BUDGET chunks (or by at least `limit`), and
+    the others, rarest first."""
     rare_first = sorted(terms, key=lambda term: (term.document_frequency, term.lexeme))
     rare: list[Term] = []
     held = 0
@@ -104,32 +124,22 @@ def top(
             break
         rare.append(term)
         held += term.document_frequency
-    rest = rare_first[len(rare) :]
-    rare_lexemes = [term.lexeme for term in rare]
-    found = any_of(rare_lexemes)
-    if not rest:
-        return found
-    bar = found[-1][1] if len(found) >= limit else 0.0
-    combinations = combinations_above(rest, bar)
-    if combinations == []:
-        return found
-    wanted = combinations if combinations is not None else [[term.lexeme] for term in rest]
-    wanted = within_budget(wanted, {term.lexeme: term for term in rest})
-    if not wanted:
-        return found
-    return sorted(found + groups(wanted, rare_lexemes), key=lambda pair: (-pair[1], pair[0]))[:limit]
+    return rare, rare_first[len(rare) :]
 
 
-def within_budget(wanted: list[list[str]], by_lexeme: dict[str, Term]) -> list[list[str]]:
-    """The combinations to ask for, the most promising first, while the chunks they may read (each
-    at most its rarest lexeme's frequency) stay within SECOND_PASS_BUDGET."""
+def within_budget(
+    wanted: list[list[str]], by_lexeme: dict[str, Term], budget: int = SECOND_PASS_BUDGET
+) -> list[list[str]]:
+    """The combinations to ask for, the most promising first, as long as the chunks they may read (each
+    at most its rarest lexeme's frequency) stay within `budget`: the most promising one always, and after
+    it any that still fits (a costly combination of common words must not crowd out a rare word)."""
     ranked = sorted(wanted, key=lambda group: -sum(by_lexeme[lexeme].bound for lexeme in group))
     kept: list[list[str]] = []
     reads = 0
     for group in ranked:
         cost = min(by_lexeme[lexeme].document_frequency for lexeme in group)
-        if reads + cost > SECOND_PASS_BUDGET:
-            break
+        if kept and reads + cost > budget:
+            continue  # a cheaper, less promising combination may still fit
         kept.append(group)
         reads += cost
     return kept

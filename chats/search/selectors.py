@@ -9,7 +9,6 @@ ranked; if the provider fails, the words' ranking alone is served.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import User
-from chats.models import Message, MessageSearchEntry
+from chats.models import MessageSearchEntry
 from chats.search import postgres, sqlite
 from chats.search.filters import entry_condition
 from chats.search.snippets import snippet
@@ -36,70 +35,60 @@ def message_search(*, user: User, query: str, filters: SearchFilters, limit: int
         return []
     started = time.perf_counter()
     embedding = query_embedding_start(query)
-    condition, params = entry_condition(user.pk, filters)
     depth = offset + limit
     candidates = max(depth, FUSION_DEPTH) if embedding is not None else depth
     if connection.vendor == "postgresql":
-        ranking, message_ids = postgres.ranked(
+        condition, params = entry_condition(user.pk, filters, alias="m")
+        ranking = postgres.ranked(
             owner_id=user.pk, query=" ".join(terms), condition=condition, params=params, limit=candidates
         )
     else:
-        ranking, message_ids = sqlite.ranked(
-            owner_id=user.pk, terms=terms, condition=condition, params=params, limit=candidates
-        )
-    dense = _nearest(query_vector(embedding), condition, params, candidates)
-    if dense:
+        condition, params = entry_condition(user.pk, filters)
+        ranking = sqlite.ranked(owner_id=user.pk, terms=terms, condition=condition, params=params, limit=candidates)
+    vector = query_vector(embedding)
+    if vector is not None and (dense := _nearest(vector, *entry_condition(user.pk, filters), limit=candidates)):
         ranking = fuse([ranking, dense], depth)
-        message_ids.update(_message_ids([entry_id for entry_id, _score in ranking if entry_id not in message_ids]))
-    page = [(uuid.UUID(str(message_ids[entry_id])), score) for entry_id, score in ranking[offset:depth]]
-    messages = (
-        Message.objects.select_related("chat")
+    page = ranking[offset:depth]
+    entries = (
+        MessageSearchEntry.objects.select_related("message", "chat")
         .only(
             "id",
-            "content",
-            "role",
-            "created_at",
+            "message__id",
+            "message__content",
+            "message__role",
+            "message__created_at",
             "chat__id",
             "chat__title",
             "chat__bot_id",
             "chat__surface",
             "chat__visitor_id",
         )
-        .in_bulk([message_id for message_id, _score in page])
+        .in_bulk([entry_id for entry_id, _score in page])
     )
     hits = [
         SearchHit(
-            message_id=message.pk,
-            chat_id=message.chat.pk,
-            chat_title=message.chat.title,
-            bot_id=message.chat.bot_id,
-            surface=message.chat.surface,
-            role=message.role,
-            visitor=message.chat.visitor_id is not None,
-            snippet=snippet(message.content, terms),
-            created_at=message.created_at,
+            message_id=entry.message.pk,
+            chat_id=entry.chat.pk,
+            chat_title=entry.chat.title,
+            bot_id=entry.chat.bot_id,
+            surface=entry.chat.surface,
+            role=entry.message.role,
+            visitor=entry.chat.visitor_id is not None,
+            snippet=snippet(entry.message.content, terms),
+            created_at=entry.message.created_at,
             score=score,
         )
-        for message_id, score in page
-        if (message := messages.get(message_id)) is not None
+        for entry_id, score in page
+        if (entry := entries.get(entry_id)) is not None
     ]
     metrics.chat_search_duration.observe(time.perf_counter() - started)
     return hits
 
 
-def _nearest(vector: np.ndarray | None, condition: str, params: list[Any], limit: int) -> Ranking:
+def _nearest(vector: np.ndarray, condition: str, params: list[Any], *, limit: int) -> Ranking:
     """The entries nearest in meaning, similar enough to count as a match."""
-    if vector is None:
-        return []
     ranking = dense_ranked(
         vector, table="chats_messagesearchentry", alias="s", where=condition, params=params, limit=limit
     )
-    return [
-        (entry_id, similarity) for entry_id, similarity in ranking if similarity >= settings.CHAT_SEARCH_MIN_SIMILARITY
-    ]
-
-
-def _message_ids(entry_ids: list[int]) -> dict[int, uuid.UUID]:
-    if not entry_ids:
-        return {}
-    return dict(MessageSearchEntry.objects.filter(pk__in=entry_ids).values_list("id", "message_id"))
+    minimum = settings.CHAT_SEARCH_MIN_SIMILARITY
+    return [(entry_id, similarity) for entry_id, similarity in ranking if similarity >= minimum]

@@ -2,6 +2,8 @@
 databases (docs/search.md); another user's messages never appear (docs/reliability.md B1)."""
 
 import datetime
+import itertools
+import random
 import uuid
 
 import pytest
@@ -237,3 +239,36 @@ def test_search_needs_credentials(anon):
 def test_a_query_with_no_words_finds_nothing(api, user, chat):
     say(chat, "punctuation only")
     assert search(api, "?!… --") == []
+
+
+def test_reading_only_messages_that_can_rank_gives_the_one_pass_top(api, user, other_user, make_chat, monkeypatch):
+    """Both databases rank in two passes (knowledge/bm25.py); with budgets that hold, the hits and their
+    scores are the one-pass ranking's, which scores every message holding any of the words."""
+    from knowledge import bm25
+    from knowledge.tests.test_ranking_scope import WORDS
+
+    rng = random.Random(11)
+    mine, theirs = make_chat(owner=user), make_chat(owner=other_user)
+    Message.objects.bulk_create(
+        [
+            Message(chat=mine, role=Role.USER, content=" ".join(rng.choices(WORDS, k=rng.randint(3, 30))))
+            for _ in range(300)
+        ]
+        + [Message(chat=mine, role=Role.ASSISTANT, content="zygote " * n + "cell gene") for n in (1, 2, 3)]
+        + [Message(chat=theirs, role=Role.USER, content=" ".join(rng.choices(WORDS, k=12))) for _ in range(100)]
+    )
+    queries = ["zygote insulin cell", "cell protein gene", "zygote kidney brain memory cortex synapse", "dose"]
+    for query, limit in itertools.product(queries, [1, 5, 40]):
+        monkeypatch.setattr(bm25, "CANDIDATE_BUDGET", 10**9)  # one pass over every match: the reference
+        every_match = search(api, query, limit=limit)
+        assert every_match
+        for budget, combinations in [(1, 64), (30, 64), (30, 0)]:
+            monkeypatch.setattr(bm25, "CANDIDATE_BUDGET", budget)
+            monkeypatch.setattr(bm25, "MAX_COMBINATIONS", combinations)
+            pruned = search(api, query, limit=limit)
+            assert [hit["message_id"] for hit in pruned] == [hit["message_id"] for hit in every_match], (
+                query,
+                limit,
+                budget,
+            )
+            assert [round(hit["score"], 9) for hit in pruned] == [round(hit["score"], 9) for hit in every_match]

@@ -243,3 +243,19 @@ def test_a_chunks_counted_text_cannot_be_edited_in_place_but_its_vector_can(user
         Chunk.objects.filter(pk=chunk.pk).update(text="Something else entirely.")
     Chunk.objects.filter(pk=chunk.pk).update(embedding=b"\0" * 16)  # no statistics involved: allowed
     assert kept() == recounted()
+
+
+def test_a_costly_combination_does_not_crowd_out_cheaper_ones_within_the_budget():
+    terms = {
+        "c": bm25.Term("c", 6000, 8.0),
+        "two": bm25.Term("two", 19000, 6.0),
+        "e": bm25.Term("e", 15000, 5.5),
+        "bcl": bm25.Term("bcl", 800, 10.6),
+        "myc": bm25.Term("myc", 900, 10.4),
+    }
+    wanted = [["bcl"], ["myc"], ["c", "e"], ["c", "two"]]  # the most promising last: the order is the function's
+    # A second common combination past the budget is skipped; the rare words after it still fit.
+    assert bm25.within_budget(wanted, terms, budget=7000) == [["c", "two"], ["bcl"]]
+    # The most promising combination is always asked for, whatever it costs.
+    assert bm25.within_budget(wanted, terms, budget=100) == [["c", "two"]]
+    assert bm25.within_budget(wanted, terms, budget=20_000) == [["c", "two"], ["c", "e"], ["bcl"], ["myc"]]
