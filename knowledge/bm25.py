@@ -16,9 +16,11 @@ counts them at query time and never counts anyone else's chunks. The top is then
 The result is the exact BM25 top `limit` (ties at the bar aside) at the cost of the chunks that
 could rank, rather than of every chunk sharing a word with the question, as long as the second
 search stays within SECOND_PASS_BUDGET chunks. Past it (common words whose combinations could
-still beat the bar, in a large base), only the most promising combinations are asked for: the
-latency stays bounded and the top may miss a chunk that holds only common words. The index supplies the two
-searches (knowledge/postgres_bm25.py; SQLite's FTS5 ranks in its own way, knowledge/sqlite_fts.py).
+still beat the bar, in a large base), only the most promising combinations that fit are asked for
+(or, when none fits, the cheapest, up to LAST_RESORT_BUDGETS budgets): the latency stays bounded and
+the top may miss a chunk that holds only common words. The index supplies the two searches
+(knowledge/postgres_bm25.py for knowledge bases and messages on PostgreSQL, chats/search/sqlite.py for
+messages on SQLite; knowledge bases on SQLite rank every match, knowledge/sqlite_fts.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ MAX_COMBINATIONS = 64  # beyond this many, the second search asks for any of the
 # lexeme); past it, only the combinations that could score highest are asked for, and the top is
 # no longer guaranteed exact (docs/benchmarks.md, retrieval at scale).
 SECOND_PASS_BUDGET = 2000
+LAST_RESORT_BUDGETS = 4
 
 Ranking = list[tuple[int, float]]
 
@@ -131,15 +134,24 @@ def within_budget(
     wanted: list[list[str]], by_lexeme: dict[str, Term], budget: int = SECOND_PASS_BUDGET
 ) -> list[list[str]]:
     """The combinations to ask for, the most promising first, as long as the chunks they may read (each
-    at most its rarest lexeme's frequency) stay within `budget`: the most promising one always, and after
-    it any that still fits (a costly combination of common words must not crowd out a rare word)."""
+    at most its rarest lexeme's frequency) stay within `budget`: one that does not fit is skipped, not the
+    end, so a costly combination of common words does not crowd out a rare word. When none fits, the
+    cheapest one if it reads at most LAST_RESORT_BUDGETS budgets: without a second pass, a top of the
+    rarest word's chunks alone can miss every chunk that a pair of less rare words puts first."""
+
+    def cost(group: list[str]) -> int:
+        return min(by_lexeme[lexeme].document_frequency for lexeme in group)
+
     ranked = sorted(wanted, key=lambda group: -sum(by_lexeme[lexeme].bound for lexeme in group))
     kept: list[list[str]] = []
     reads = 0
     for group in ranked:
-        cost = min(by_lexeme[lexeme].document_frequency for lexeme in group)
-        if kept and reads + cost > budget:
-            continue  # a cheaper, less promising combination may still fit
+        if reads + cost(group) > budget:
+            continue
         kept.append(group)
-        reads += cost
+        reads += cost(group)
+    if not kept and ranked:
+        cheapest = min(ranked, key=cost)
+        if cost(cheapest) <= LAST_RESORT_BUDGETS * budget:
+            kept.append(cheapest)
     return kept

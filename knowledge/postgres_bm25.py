@@ -23,7 +23,12 @@ def _any_of(lexemes: Sequence[str]) -> str:
 
 
 def top(
-    terms: Sequence[bm25.Term], limit: int, *, scored: Callable[[str], bm25.Ranking], required: str = ""
+    terms: Sequence[bm25.Term],
+    limit: int,
+    *,
+    scored: Callable[[str], bm25.Ranking],
+    required: str = "",
+    budget: int = bm25.SECOND_PASS_BUDGET,
 ) -> bm25.Ranking:
     """knowledge/bm25.py's two searches as tsqueries for `scored(tsquery)`; `required`, when given, is a
     tsquery every match must also satisfy (message search's owner lexeme)."""
@@ -36,7 +41,7 @@ def top(
         combinations = " | ".join("(" + " & ".join(quoted(lexeme) for lexeme in group) + ")" for group in wanted)
         return scored(f"{prefix}({combinations}) & !({_any_of(excluded)})")
 
-    return bm25.top(terms, limit, any_of=any_of, groups=groups)
+    return bm25.top(terms, limit, any_of=any_of, groups=groups, budget=budget)
 
 
 def scored_rows(

@@ -53,4 +53,5 @@ def ranked(*, owner_id: int, query: str, condition: str, params: list[Any], limi
             limit=limit,
         )
 
-    return postgres_bm25.top(terms, limit, scored=scored, required=postgres_bm25.quoted(f"owner {int(owner_id)}"))
+    owner = postgres_bm25.quoted(f"owner {int(owner_id)}")
+    return postgres_bm25.top(terms, limit, scored=scored, required=owner)

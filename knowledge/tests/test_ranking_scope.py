@@ -256,6 +256,8 @@ def test_a_costly_combination_does_not_crowd_out_cheaper_ones_within_the_budget(
     wanted = [["bcl"], ["myc"], ["c", "e"], ["c", "two"]]  # the most promising last: the order is the function's
     # A second common combination past the budget is skipped; the rare words after it still fit.
     assert bm25.within_budget(wanted, terms, budget=7000) == [["c", "two"], ["bcl"]]
-    # The most promising combination is always asked for, whatever it costs.
-    assert bm25.within_budget(wanted, terms, budget=100) == [["c", "two"]]
+    assert bm25.within_budget(wanted, terms, budget=1000) == [["bcl"]]
+    # None fits: the cheapest, within LAST_RESORT_BUDGETS budgets, so that a second pass still happens.
+    assert bm25.within_budget(wanted, terms, budget=500) == [["bcl"]]
+    assert bm25.within_budget([["c", "two"], ["c", "e"]], terms, budget=1000) == []
     assert bm25.within_budget(wanted, terms, budget=20_000) == [["c", "two"], ["c", "e"], ["bcl"], ["myc"]]
