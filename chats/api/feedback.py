@@ -15,9 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpResponse
 from django.urls import re_path
-from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -36,6 +34,7 @@ from chats.feedback.services import feedback_delete, feedback_set
 from chats.models import Feedback, FeedbackTag, Message, Rating
 from chats.visitors import Visitor, visitor_from_token
 from core.api.serializers import StrictSerializer, validated
+from core.cors import AnyOriginCors
 from core.paths import UUID
 
 
@@ -97,7 +96,7 @@ class FeedbackSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FeedbackView(APIView):
+class FeedbackView(AnyOriginCors, APIView):
     authentication_classes = [
         *APIView.authentication_classes,
         VisitorAuthentication,
@@ -105,26 +104,6 @@ class FeedbackView(APIView):
     permission_classes = [UserOrVisitor]
     parser_classes = [JSONParser]
     cors_methods = "GET, OPTIONS"
-
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
-        """CORS preflight: the request that follows is checked in full."""
-        return HttpResponse(status=204)
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if request.method == "OPTIONS":  # a preflight carries no credentials
-            return
-        super().initial(request, *args, **kwargs)
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        origin = request.headers.get("Origin")
-        if origin:
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Allow-Methods"] = self.cors_methods
-            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Accept-Language"
-            response["Access-Control-Max-Age"] = "600"
-            patch_vary_headers(response, ["Origin"])
-        return response
 
 
 class MessageFeedbackView(FeedbackView):

@@ -16,7 +16,6 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import re_path
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import authenticate_bearer_or_query
@@ -30,6 +29,7 @@ from chats.runs.selectors import RunNotFound, run_fresh, run_get
 from chats.streaming import released
 from chats.visitors import visitor_from_token, visitor_run_event
 from core.api.async_views import async_api_view, json_body
+from core.cors import cors_allow
 from core.paths import UUID
 from tools.approvals import approval_decide, approval_decision_parse
 from tools.models import Decision, ToolCall
@@ -135,15 +135,8 @@ def _visitor_cors(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[...,
 
     @functools.wraps(view)
     async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        origin = request.headers.get("Origin")
         response = HttpResponse(status=204) if request.method == "OPTIONS" else await view(request, *args, **kwargs)
-        if origin:
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            response["Access-Control-Max-Age"] = "600"
-            patch_vary_headers(response, ["Origin"])
-        return response
+        return cors_allow(response, request.headers.get("Origin"), "POST, OPTIONS")
 
     return csrf_exempt(wrapper)
 

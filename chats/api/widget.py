@@ -15,9 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
 from django.urls import re_path
-from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -35,6 +33,7 @@ from chats.services import widget_session_start
 from chats.visitors import Visitor, is_own_page, visitor_citations, visitor_token_issue
 from chats.ws.urls import websocket_url
 from core.api.serializers import StrictSerializer, validated
+from core.cors import AnyOriginCors
 from core.paths import UUID
 
 
@@ -88,27 +87,12 @@ def _websocket_url(request: Request, chat: Chat, visitor: Visitor, page: str) ->
     )
 
 
-class WidgetView(APIView):
+class WidgetView(AnyOriginCors, APIView):
     # a page the bot does not allow
     error_statuses = {403}
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
-
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:
-        """CORS preflight: the request that follows is checked in full."""
-        return HttpResponse(status=204)
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        origin = request.headers.get("Origin")
-        if origin:
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            response["Access-Control-Max-Age"] = "600"
-            patch_vary_headers(response, ["Origin"])
-        return response
 
 
 class WidgetSessionCreateView(WidgetView):
