@@ -144,3 +144,13 @@ def test_parse_frame_counts_bytes_not_characters():
             max_chars=100_000,
         )
     assert refused.value.code == "frame_too_large"
+
+
+def test_the_unknown_type_error_names_every_frame_a_client_may_send():
+    from chats.ws.frames import FIELDS
+
+    with pytest.raises(FrameError) as caught:
+        parse_frame(text='{"type": "dance"}', data=None, max_bytes=10_000, max_chars=10_000)
+    assert caught.value.code == "unknown_type"
+    for kind in FIELDS:
+        assert f'"type": "{kind}"' in str(caught.value.message)

@@ -75,8 +75,9 @@ def parse_frame(*, text: str | None, data: bytes | None, max_bytes: int, max_cha
         raise FrameError(
             _(
                 'Unknown frame type; send {"type": "message", "content": ...}, {"type": "stop"}, '
-                '{"type": "resume", "run_id": ..., "after": ...} '
-                'or {"type": "approval", "approval_id": ..., "decision": "approve" or "reject"}.'
+                '{"type": "resume", "run_id": ..., "after": ...}, '
+                '{"type": "approval", "approval_id": ..., "decision": "approve" or "reject"} '
+                'or {"type": "feedback", "message_id": ..., "rating": "up" or "down"}.'
             ),
             code="unknown_type",
         )
