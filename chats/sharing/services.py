@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -97,23 +98,27 @@ def share_link_create(
     snapshot = _snapshot(path, include_citations=include_citations)
     if not snapshot:
         raise DomainError(_("There is no question or answer to share up to this message."), code="nothing_to_share")
-    live = ShareLink.objects.filter(owner=user, revoked_at__isnull=True).exclude(expires_at__lte=timezone.now())
-    if live.count() >= SHARE_MAX_LIVE_LINKS:
-        raise DomainError(
-            _("You have %(n)d live share links; revoke some first.") % {"n": SHARE_MAX_LIVE_LINKS},
-            code="too_many_share_links",
-            status_code=403,
+    with transaction.atomic():
+        # The owner's row is locked while the links are counted (SQLite's write transactions are serialised
+        # anyway), so two links made at once cannot both be the last one allowed.
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).first()
+        live = ShareLink.objects.filter(owner=user, revoked_at__isnull=True).exclude(expires_at__lte=timezone.now())
+        if live.count() >= SHARE_MAX_LIVE_LINKS:
+            raise DomainError(
+                _("You have %(n)d live share links; revoke some first.") % {"n": SHARE_MAX_LIVE_LINKS},
+                code="too_many_share_links",
+                status_code=403,
+            )
+        share = ShareLink.objects.create(
+            token=secrets.token_urlsafe(32),
+            owner=user,
+            chat=chat,
+            message_id=leaf_id,
+            title=(chat.title if title is None else title)[:200],
+            snapshot=snapshot,
+            include_citations=include_citations,
+            expires_at=expires_at,
         )
-    share = ShareLink.objects.create(
-        token=secrets.token_urlsafe(32),
-        owner=user,
-        chat=chat,
-        message_id=leaf_id,
-        title=(chat.title if title is None else title)[:200],
-        snapshot=snapshot,
-        include_citations=include_citations,
-        expires_at=expires_at,
-    )
     share.message_count = len(snapshot)
     return share
 

@@ -363,3 +363,42 @@ def test_live_links_are_limited_per_user_and_a_revoked_one_frees_its_place(api, 
     assert response.json()["code"] == "too_many_share_links"
     assert api.delete(f"/shares/{first['id']}").status_code == 204
     share(api, chat)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_links_made_at_once_cannot_both_take_the_last_place(user, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection
+
+    from core.errors import DomainError
+
+    monkeypatch.setattr(sharing_services, "SHARE_MAX_LIVE_LINKS", 1)
+    chat = a_chat(user)
+    create = ShareLink.objects.create
+
+    def slow_create(**fields):
+        time.sleep(0.3)  # both requests have counted the live links by now, unless one waits for the other
+        return create(**fields)
+
+    monkeypatch.setattr(ShareLink.objects, "create", slow_create)
+    start, outcomes = threading.Barrier(2), []
+
+    def make_link() -> None:
+        start.wait()
+        try:
+            sharing_services.share_link_create(user=user, chat=Chat.objects.get(pk=chat.pk))
+            outcomes.append("made")
+        except DomainError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=make_link) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["made", "too_many_share_links"]
+    assert ShareLink.objects.filter(owner=user).count() == 1
