@@ -168,3 +168,21 @@ async def test_a_visitor_rates_the_answers_of_their_session_on_its_socket(user, 
         user.pk,
         bot.pk,
     )
+
+
+async def test_a_rating_on_one_socket_reaches_the_sessions_other_sockets(user):
+    chat = await Chat.objects.acreate(owner=user, surface=Surface.SESSIONS)
+    message = await answered(chat)
+    path = await sync_to_async(ws_session_path)(chat, user)
+    async with ws_session(path) as first, ws_session(await sync_to_async(ws_session_path)(chat, user)) as second:
+        await first.send_json_to(rate(message.pk, "up", tags=["helpful"]))
+        expected = {
+            "type": "feedback",
+            "message_id": str(message.pk),
+            "rating": "up",
+            "tags": ["helpful"],
+            "comment": "",
+        }
+        assert await first.receive_json_from(timeout=10) == expected
+        assert await second.receive_json_from(timeout=10) == expected
+        assert await first.receive_nothing(timeout=0.3)  # the sender gets its frame once

@@ -388,8 +388,17 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
         }
 
     async def _feedback(self, frame: ClientFrame) -> None:
-        """Feedback on an answer of this session (docs/feedback.md), answered with a `feedback` frame."""
-        await self._send_json(await database_sync_to_async(self._rate, thread_sensitive=False)(frame))
+        """Feedback on an answer of this session (docs/feedback.md), answered with a `feedback` frame, which
+        the session's other sockets (another tab) get too."""
+        stored = await database_sync_to_async(self._rate, thread_sensitive=False)(frame)
+        await self._send_json(stored)
+        try:
+            await self.channel_layer.group_send(
+                session_group(self.session_id),
+                {"type": "session.feedback", "frame": stored, "sender": self.channel_name},
+            )
+        except Exception:
+            logger.warning("chat session %s: could not tell its other sockets of a rating", self.session_id)
 
     async def _resume(self, frame: ClientFrame) -> None:
         run = await database_sync_to_async(self._session_run, thread_sensitive=False)(frame.run_id)
@@ -423,6 +432,11 @@ class ChatSessionConsumer(AsyncWebsocketConsumer):
             return
         if run is not None and str(run.pk) not in self.followed:
             self._follow(run, after=0)
+
+    async def session_feedback(self, event: dict[str, Any]) -> None:
+        """Another socket of this session rated an answer: the same `feedback` frame here."""
+        if event.get("sender") != self.channel_name and not self.closing:
+            await self._send_json(event["frame"])
 
     async def session_deleted(self, event: dict[str, Any]) -> None:
         if event.get("session_id") not in (None, str(self.session_id)):
