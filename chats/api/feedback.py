@@ -71,6 +71,10 @@ class VisitorScheme(OpenApiAuthenticationExtension):
 
 
 class UserOrVisitor(BasePermission):
+    """A signed-in user or a widget visitor; anyone else gets a 401."""
+
+    only_authenticates = True
+
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.is_authenticated) or isinstance(request.auth, Visitor)
 

@@ -104,7 +104,11 @@ class AutoSchema(SpectacularAutoSchema):
         if view.get_authenticators():
             # A bad token is refused even where none is needed: DRF authenticates every request.
             statuses.add(401)
-        if any(type(p) not in (AllowAny, IsAuthenticated) for p in view.get_permissions()):
+        # A permission that only asks who is calling (`only_authenticates`) refuses with a 401, never a 403.
+        if any(
+            type(p) not in (AllowAny, IsAuthenticated) and not getattr(p, "only_authenticates", False)
+            for p in view.get_permissions()
+        ):
             statuses.add(403)
         if view.get_throttles():
             statuses |= {429, 503}
