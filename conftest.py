@@ -76,6 +76,15 @@ def upstream(fake_openai_server, settings):
 
 
 @pytest.fixture
+def embeddings(upstream, settings):
+    """The fake server as the embeddings provider (model `fake-embed`: words to 64 buckets, a few synonyms
+    in the same bucket; `fake-embed-fail`: a 500)."""
+    settings.EMBEDDINGS_PROVIDER = "custom"
+    settings.EMBEDDINGS_MODEL = "fake-embed"
+    return upstream
+
+
+@pytest.fixture
 def make_user(db, django_user_model):
     def make(email: str | None = None, **extra):
         email = email or f"user{next(_emails)}@example.com"

@@ -17,13 +17,6 @@ from chats.tasks import embed_messages
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def embeddings(upstream, settings):
-    settings.EMBEDDINGS_PROVIDER = "custom"
-    settings.EMBEDDINGS_MODEL = "fake-embed"
-    return upstream
-
-
 def say(chat: Chat, content: str, role: str = Role.USER) -> Message:
     return Message.objects.create(chat=chat, role=role, content=content)
 

@@ -11,13 +11,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def embeddings(upstream, settings):
-    settings.EMBEDDINGS_PROVIDER = "custom"
-    settings.EMBEDDINGS_MODEL = "fake-embed"
-    return upstream
-
-
-@pytest.fixture
 def pets(user):
     base = knowledge_base_get_or_create(owner=user, name="pets")
     cat = document_ingest_text(knowledge_base=base, filename="cat.txt", text="The cat sleeps on the warm sofa.")
