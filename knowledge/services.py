@@ -37,7 +37,7 @@ from knowledge.extraction import (
     extract_pages_bounded,
 )
 from knowledge.models import Chunk, Document, DocumentStatus, KnowledgeBase
-from knowledge.vectors import embed_for_storage, pgvector_dimensions, vector_literal
+from knowledge.vectors import embed_for_storage, pgvector_store
 
 logger = logging.getLogger(__name__)
 
@@ -444,16 +444,8 @@ def _store_chunks(document: Document, chunks: list[TextChunk], embeddings: list[
 
 def _store_pgvectors(document: Document) -> None:
     """Copy the chunks' vectors into the pgvector column, where this database has one of their size."""
-    dimensions = pgvector_dimensions(connection)
-    if dimensions is None:
-        return
-    rows = [
-        (vector_literal(blob), chunk_id)
-        for chunk_id, blob in Chunk.objects.filter(document=document).values_list("id", "embedding")
-        if blob is not None and len(blob) == dimensions * 4
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany("UPDATE knowledge_chunk SET embedding_vec = %s::vector WHERE id = %s", rows)
+    rows = list(Chunk.objects.filter(document=document).values_list("id", "embedding"))
+    pgvector_store(connection, "knowledge_chunk", rows)
 
 
 def document_ingest_text(*, knowledge_base: KnowledgeBase, filename: str, text: str) -> Document:

@@ -73,3 +73,16 @@ def pgvector_dimensions(connection, table: str = "knowledge_chunk") -> int | Non
 def vector_literal(blob: bytes | np.ndarray) -> str:
     array = blob if isinstance(blob, np.ndarray) else np.frombuffer(bytes(blob), dtype=np.float32)
     return "[" + ",".join(f"{value:.7g}" for value in array.tolist()) + "]"
+
+
+def pgvector_store(connection, table: str, rows: list[tuple[int, bytes | None]]) -> None:
+    """Copy (row id, vector blob) into `table`'s pgvector column, where it has one of the vectors' size."""
+    dimensions = pgvector_dimensions(connection, table)
+    if dimensions is None:
+        return
+    literals = [
+        (vector_literal(blob), row_id) for row_id, blob in rows if blob is not None and len(blob) == dimensions * 4
+    ]
+    with connection.cursor() as cursor:
+        # Only the table name is interpolated, and it is the caller's constant.
+        cursor.executemany(f"UPDATE {table} SET embedding_vec = %s::vector WHERE id = %s", literals)  # noqa: S608

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from bots.llm.embeddings import embeddings_enabled
 from chats.models import MessageSearchEntry
-from knowledge.vectors import embed_for_storage, pgvector_dimensions, vector_literal
+from knowledge.vectors import embed_for_storage, pgvector_store
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +68,14 @@ def message_embeddings_store(*, limit: int) -> int:
     blobs = embed_for_storage([content[:EMBEDDED_CHARS] for _id, content in entries])
     if blobs is None:
         return 0
-    rows = [(blob, entry_id) for (entry_id, _content), blob in zip(entries, blobs, strict=True)]
-    with transaction.atomic(), connection.cursor() as cursor:
+    rows = [(entry_id, blob) for (entry_id, _content), blob in zip(entries, blobs, strict=True)]
+    with transaction.atomic():
         # Entries are never changed in place by the triggers, only made and dropped: a vector reaches
         # only the entry (and so the text) it was computed for.
-        cursor.executemany("UPDATE chats_messagesearchentry SET embedding = %s WHERE id = %s", rows)
-        dimensions = pgvector_dimensions(connection, "chats_messagesearchentry")
-        if dimensions is not None and len(rows[0][0]) == dimensions * 4:
+        with connection.cursor() as cursor:
             cursor.executemany(
-                "UPDATE chats_messagesearchentry SET embedding_vec = %s::vector WHERE id = %s",
-                [(vector_literal(blob), entry_id) for blob, entry_id in rows],
+                "UPDATE chats_messagesearchentry SET embedding = %s WHERE id = %s",
+                [(blob, entry_id) for entry_id, blob in rows],
             )
+        pgvector_store(connection, "chats_messagesearchentry", rows)
     return len(entries)
