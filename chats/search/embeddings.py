@@ -14,6 +14,7 @@ is gone (a new entry with the new text waits for its own vector).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from bots.llm.embeddings import embeddings_enabled
+from bots.llm.errors import ProviderError
 from chats.models import MessageSearchEntry
 from knowledge.vectors import embed_for_storage, pgvector_store
 
@@ -49,6 +51,27 @@ def message_embeddings_schedule() -> None:
         task.enqueue()
     except Exception:
         logger.warning("could not schedule message embeddings; the next run's end tries again", exc_info=True)
+
+
+def message_embeddings_drain(
+    *, max_batches: int | None = None, progress: Callable[[int], None] | None = None
+) -> tuple[int, ProviderError | None]:
+    """Embeds the entries without a vector, EMBEDDINGS_BATCH at a time, until none is left or `max_batches`
+    were read: how many were stored, and the provider's failure if one stopped it (what was stored stays)."""
+    stored = batches = 0
+    batch = settings.EMBEDDINGS_BATCH
+    while max_batches is None or batches < max_batches:
+        try:
+            read = message_embeddings_store(limit=batch)
+        except ProviderError as exc:
+            return stored, exc
+        stored += read
+        batches += 1
+        if read and progress is not None:
+            progress(stored)
+        if read < batch:
+            break
+    return stored, None
 
 
 def message_embeddings_pending() -> int:

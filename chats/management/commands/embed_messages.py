@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
 from bots.llm.embeddings import embeddings_enabled
-from bots.llm.errors import ProviderError
-from chats.search.embeddings import message_embeddings_pending, message_embeddings_store
+from chats.search.embeddings import message_embeddings_drain, message_embeddings_pending
 
 
 class Command(BaseCommand):
@@ -21,15 +19,9 @@ class Command(BaseCommand):
         if not embeddings_enabled():
             raise CommandError(_("No embeddings provider is configured (EMBEDDINGS_PROVIDER)."))
         pending = message_embeddings_pending()
-        stored = 0
-        while True:
-            try:
-                read = message_embeddings_store(limit=settings.EMBEDDINGS_BATCH)
-            except ProviderError as exc:
-                raise CommandError(f"{exc} ({stored} of {pending} stored)") from exc
-            stored += read
-            if read:
-                self.stdout.write(f"{stored} / {pending}", ending="\r")
-            if read < settings.EMBEDDINGS_BATCH:
-                break
+        stored, failure = message_embeddings_drain(
+            progress=lambda count: self.stdout.write(f"{count} / {pending}", ending="\r")
+        )
+        if failure is not None:
+            raise CommandError(f"{failure} ({stored} of {pending} stored)")
         self.stdout.write(f"{stored} message vectors stored")
