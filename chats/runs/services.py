@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.services import CallRecord, model_calls_record
+from bots.llm.embeddings import embeddings_enabled
 from chats.models import Chat, Message, MessageStatus, Role, Run, RunStatus
 from chats.runs.process import process_id
 from chats.search.embeddings import message_embeddings_schedule
@@ -138,7 +139,8 @@ def run_finish(
         if ended and end.used_tools:
             approvals_close(run_id=run.pk)
         if ended:
-            transaction.on_commit(message_embeddings_schedule)
+            if embeddings_enabled():  # without a provider a turn registers nothing
+                transaction.on_commit(message_embeddings_schedule)
             return RunFate.STORED
         return RunFate.TAKEN if Run.objects.filter(pk=run.pk).exists() else RunFate.GONE
 
