@@ -80,9 +80,14 @@ def drop_index(*, owner_id: int) -> None:
             cursor.execute(f"DROP TABLE IF EXISTS {index_table(owner_id)}")
 
 
+def phrase(word: str) -> str:
+    """A word as an FTS5 string, so that it is never read as FTS5 syntax."""
+    return '"' + word.replace('"', '""') + '"'
+
+
 def match_expression(terms: Sequence[str]) -> str:
-    """Any of the words but stop words, each a quoted string so that no word is read as FTS5 syntax."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms if term not in STOP_WORDS)
+    """Any of the words but stop words, each a quoted string."""
+    return " OR ".join(phrase(term) for term in terms if term not in STOP_WORDS)
 
 
 def ranked(*, owner_id: int, terms: Sequence[str], scope: str, params: list, limit: int) -> list[tuple[int, float]]:

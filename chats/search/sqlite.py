@@ -31,18 +31,14 @@ from django.db import connection
 
 from chats.search.types import Ranking
 from knowledge import bm25
-from knowledge.sqlite_fts import STOP_WORDS
+from knowledge.sqlite_fts import STOP_WORDS, phrase
 
 # Rows the second pass may read: FTS5 scores a row for a fraction of what PostgreSQL's tsvector scoring costs.
 SECOND_PASS_BUDGET = 10_000
 
 
-def _phrase(word: str) -> str:
-    return '"' + word.replace('"', '""') + '"'
-
-
 def _any_of(words: Sequence[str]) -> str:
-    return " OR ".join(_phrase(word) for word in words)
+    return " OR ".join(phrase(word) for word in words)
 
 
 def _terms(cursor, words: list[str]) -> list[bm25.Term]:
@@ -50,7 +46,7 @@ def _terms(cursor, words: list[str]) -> list[bm25.Term]:
     counts = ", ".join("(SELECT count(*) FROM chats_message_fts WHERE chats_message_fts MATCH %s)" for _ in words)
     cursor.execute(
         f"SELECT (SELECT coalesce(max(id), 0) FROM chats_messagesearchentry), {counts}",  # noqa: S608
-        [f"content : {_phrase(word)}" for word in words],
+        [f"content : {phrase(word)}" for word in words],
     )
     total, *frequencies = cursor.fetchone()
     return [bm25.term(word, df, float(total)) for word, df in zip(words, frequencies, strict=True) if df]
@@ -82,7 +78,7 @@ def ranked(*, owner_id: int, terms: Sequence[str], condition: str, params: list[
             return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
         def groups(wanted: list[list[str]], excluded: list[str]) -> Ranking:
-            combinations = " OR ".join("(" + " AND ".join(_phrase(word) for word in group) + ")" for group in wanted)
+            combinations = " OR ".join("(" + " AND ".join(phrase(word) for word in group) + ")" for group in wanted)
             held_by_groups = f"{owner} AND content : ({combinations}) NOT content : ({_any_of(excluded)})"
             in_groups = "AND +f.rowid IN (SELECT rowid FROM chats_message_fts WHERE chats_message_fts MATCH %s) "
             words_in_groups = sorted({word for group in wanted for word in group})
